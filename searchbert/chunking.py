@@ -1,0 +1,158 @@
+"""Document text -> Chunks that fit the model, cut where the text itself breaks.
+
+Pure functions over a `TokenSpans` callable (the model's own tokenizer: text -> char span of every word piece),
+so chunking is tested without a model and never drifts from what the encoder will see.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import InvalidArgument
+from .records import Chunk
+
+TokenSpans = Callable[[str], list[tuple[int, int]]]
+
+#: BERT's position limit is 512 tokens; two are [CLS] and [SEP]
+BERT_MAX_BODY_TOKENS = 510
+_SENTENCE_END = re.compile(r"[.!?:;][\"')\]]*$")
+_HEADING_START = re.compile(r"\s*(#{1,6}\s|[=\-~^*]{3,}\s*$)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """How documents are cut: `chunk` (windows of `max_tokens` with `overlap`) or `truncate` (one per document)."""
+
+    max_tokens: int
+    overlap: int
+    strategy: str = "chunk"
+    title_prefix: bool = False
+
+    def __post_init__(self) -> None:
+        if self.strategy not in {"chunk", "truncate"}:
+            raise InvalidArgument(f"unknown chunk strategy {self.strategy!r}: use 'chunk' or 'truncate'")
+        if not 16 <= self.max_tokens <= BERT_MAX_BODY_TOKENS:
+            raise InvalidArgument(f"chunk size must be between 16 and {BERT_MAX_BODY_TOKENS} tokens")
+        if not 0 <= self.overlap <= self.max_tokens // 2:
+            raise InvalidArgument("overlap must be between 0 and half the chunk size")
+
+    @classmethod
+    def for_model(
+        cls, model_max_tokens: int, max_tokens: int | None = None, overlap: int | None = None, **kwargs: object
+    ) -> ChunkSettings:
+        """Defaults from the model's limit: the whole limit, and ~15% of it as overlap."""
+        size = min(max_tokens or model_max_tokens, model_max_tokens, BERT_MAX_BODY_TOKENS)
+        if max_tokens and max_tokens > model_max_tokens:
+            raise InvalidArgument(f"chunk size {max_tokens} exceeds the model's limit of {model_max_tokens} tokens")
+        return cls(max_tokens=size, overlap=round(size * 0.15) if overlap is None else overlap, **kwargs)  # type: ignore[arg-type]
+
+
+def _gap_score(text: str, prev_end: int, next_start: int) -> float:
+    """How good a cut is between two tokens: heading > paragraph > sentence > line > word > inside a word."""
+    gap = text[prev_end:next_start]
+    if "\n\n" in gap or "\n\r\n" in gap:
+        line_end = text.find("\n", next_start)
+        next_line = text[next_start : line_end if line_end != -1 else len(text)]
+        return (
+            5.0 if _HEADING_START.match(next_line) or _HEADING_START.match(text[line_end + 1 : line_end + 80]) else 4.0
+        )
+    if _SENTENCE_END.search(text[max(0, prev_end - 3) : prev_end]) and gap:
+        return 3.0 if "\n" not in gap else 3.5
+    if "\n" in gap:
+        return 2.0
+    return 1.0 if gap else 0.0
+
+
+def _best_cut(text: str, spans: list[tuple[int, int]], lo: int, hi: int, prefer_late: bool) -> int:
+    """The token index in [lo, hi] where a cut falls best (a cut at i starts the next piece at token i)."""
+    best, best_score = hi if prefer_late else lo, -1.0
+    positions = range(hi, lo - 1, -1) if prefer_late else range(lo, hi + 1)
+    for i in positions:
+        score = _gap_score(text, spans[i - 1][1], spans[i][0])
+        if score > best_score:
+            best, best_score = i, score
+    return best
+
+
+class _Lines:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.newlines = [i for i, ch in enumerate(text) if ch == "\n"]
+
+    def line_of(self, pos: int) -> int:
+        return bisect.bisect_left(self.newlines, pos) + 1
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """1-based first and last line of text[start:end], ignoring whitespace at its edges."""
+        piece = self.text[start:end]
+        lead = len(piece) - len(piece.lstrip())
+        trail = len(piece.rstrip())
+        if trail <= lead:  # all whitespace
+            return self.line_of(start), self.line_of(start)
+        return self.line_of(start + lead), self.line_of(start + trail - 1)
+
+
+def _make(text: str, lines: _Lines, ordinal: int, start: int, end: int) -> Chunk:
+    first, last = lines.span(start, end)
+    return Chunk(ordinal, text[start:end], start, end, first, last)
+
+
+def chunk_text(text: str, token_spans: TokenSpans, max_tokens: int, overlap: int) -> list[Chunk]:
+    """Cut text into chunks of at most max_tokens word pieces that together cover every character.
+
+    A chunk's span runs from its first token (the document start for the first chunk) to the next chunk's first
+    body token (the document end for the last), so no text between tokens is ever dropped. Overlapping chunks
+    start `overlap` tokens or fewer before the previous cut, at the best boundary found there.
+    """
+    spans = token_spans(text)
+    if not spans:
+        return []
+    lines = _Lines(text)
+    n = len(spans)
+    chunks: list[Chunk] = []
+    start_tok = 0
+    while True:
+        start_char = 0 if start_tok == 0 else spans[start_tok][0]
+        limit = start_tok + max_tokens
+        if limit >= n:
+            chunks.append(_make(text, lines, len(chunks), start_char, len(text)))
+            return chunks
+        cut = _best_cut(text, spans, start_tok + max(1, max_tokens // 2), limit, prefer_late=True)
+        # the tokenizer may split a re-read piece differently from the whole (rare, at odd cuts): check and shrink
+        while cut > start_tok + 1 and len(token_spans(text[start_char : spans[cut][0]])) > max_tokens:
+            cut -= 1
+        chunks.append(_make(text, lines, len(chunks), start_char, spans[cut][0]))
+        if overlap:
+            lo = max(start_tok + 1, cut - overlap)
+            start_tok = _best_cut(text, spans, lo, cut, prefer_late=False) if lo < cut else cut
+        else:
+            start_tok = cut
+
+
+#: a title prefix never takes more than this many word pieces of a chunk's budget
+PREFIX_MAX_TOKENS = 32
+
+
+def document_prefix(title: str, token_spans: TokenSpans, settings: ChunkSettings) -> str:
+    """The context line put before each chunk of a document when embedding ("" unless title_prefix is on)."""
+    title = " ".join(title.split())
+    if not (settings.title_prefix and title):
+        return ""
+    spans = token_spans(title)
+    if len(spans) > PREFIX_MAX_TOKENS:
+        title = title[: spans[PREFIX_MAX_TOKENS - 1][1]]
+    return title + "\n"
+
+
+def chunk_document(text: str, token_spans: TokenSpans, settings: ChunkSettings, prefix: str = "") -> list[Chunk]:
+    """Chunks of one document under the settings; the prefix's tokens come out of each chunk's budget."""
+    if not text.strip():
+        return []
+    if settings.strategy == "truncate":
+        lines = _Lines(text)
+        return [_make(text, lines, 0, 0, len(text))]
+    budget = settings.max_tokens - (len(token_spans(prefix)) if prefix else 0)
+    return chunk_text(text, token_spans, budget, min(settings.overlap, budget // 2))

@@ -1,0 +1,172 @@
+"""The `searchbert` command: each subcommand parses its options, calls one library function and prints."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .errors import SearchbertError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reports_errors(func: F) -> F:
+    """Turn searchbert's errors into a clear message and exit code (2 usage, 1 failure), never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SearchbertError as exc:
+            if exc.exit_code == 2:
+                raise click.UsageError(str(exc)) from exc
+            raise click.ClickException(str(exc)) from exc
+        except KeyboardInterrupt:
+            click.echo("interrupted: everything committed before now is kept in the index", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+index_option = click.option(
+    "--index",
+    "index_path",
+    metavar="PATH",
+    help="Index folder. Default: $SEARCHBERT_INDEX, else indexes/default in this folder or the nearest one above.",
+)
+
+
+def display_path(path: str) -> str:
+    """A path relative to the current folder when it lies below it, as a person would type it."""
+    try:
+        return os.path.relpath(path) if Path(path).is_absolute() and path.startswith(os.getcwd() + os.sep) else path
+    except ValueError:
+        return path
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="searchbert")
+@click.option("-v", "--verbose", is_flag=True, help="Say more about what is going on.")
+def main(verbose: bool) -> None:
+    """searchbert: semantic search over your own documents, offline.
+
+    \b
+    Index a folder, then ask it questions in plain words:
+      searchbert index ./docs
+      searchbert query "how do I rotate the signing keys"
+    """
+    logging.basicConfig(format="searchbert: %(message)s", level=logging.INFO if verbose else logging.WARNING)
+
+
+@main.command("index")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@index_option
+@click.option("--model", help="Bi-encoder: a local folder or a cached hub id. Default: all-MiniLM-L6-v2 (bundled).")
+@click.option("--include", multiple=True, metavar="GLOB", help="Index only files matching GLOB (repeatable).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
+@click.option("--chunk-size", type=click.IntRange(16, 510), help="Word pieces per chunk. Default: the model's limit.")
+@click.option("--overlap", type=click.IntRange(0), help="Word pieces shared by neighbouring chunks. Default: 15%.")
+@click.option("--title-prefix/--no-title-prefix", default=None, help="Embed each chunk with its document's title.")
+@click.option("--rebuild", is_flag=True, help="Start the index over (needed to change model or chunk settings).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@reports_errors
+def index_cmd(
+    paths: tuple[Path, ...],
+    index_path: str | None,
+    model: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    chunk_size: int | None,
+    overlap: int | None,
+    title_prefix: bool | None,
+    rebuild: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Index files and folders (text, Markdown, reST, HTML, PDF, source code).
+
+    Re-running it embeds only new and changed files and drops deleted ones.
+    """
+    from .index import index_paths, locate_index
+
+    target = locate_index(index_path)
+    report = index_paths(
+        target,
+        paths,
+        model=model,
+        include=include,
+        exclude=exclude,
+        chunk_size=chunk_size,
+        overlap=overlap,
+        title_prefix=title_prefix,
+        rebuild=rebuild,
+        progress=not quiet,
+    )
+    if as_json:
+        click.echo(json.dumps({"index": str(target), **report.to_dict()}, indent=2))
+        return
+    click.echo(
+        f"Indexed {report.indexed} documents ({report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.removed} removed; {report.chunks_embedded} chunks embedded) "
+        f"in {report.seconds:.1f} s into {display_path(str(target))}"
+    )
+    if report.skipped:
+        reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items(), key=lambda x: -x[1]))
+        click.echo(f"Skipped {sum(report.skipped.values())} files: {reasons}")
+    for path, error in report.errors[:10]:
+        click.echo(f"  could not read {display_path(path)}: {error}", err=True)
+
+
+def _snippet(text: str, width: int = 100, lines: int = 3) -> list[str]:
+    flat = " ".join(text.split())
+    wrapped = textwrap.wrap(flat, width=width)
+    return (
+        [*wrapped[: lines - 1], textwrap.shorten(" ".join(wrapped[lines - 1 :]), width, placeholder=" …")]
+        if len(wrapped) > lines
+        else wrapped
+    )
+
+
+@main.command("query")
+@click.argument("text")
+@index_option
+@click.option("-k", "--top", "k", default=10, show_default=True, type=int, help="How many results.")
+@click.option("--chunks", is_flag=True, help="Rank chunks instead of documents (a document may appear twice).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
+@click.option("--jsonl", "as_jsonl", is_flag=True, help="Print one JSON object per hit, a line each.")
+@reports_errors
+def query_cmd(text: str, index_path: str | None, k: int, chunks: bool, as_json: bool, as_jsonl: bool) -> None:
+    """Search the index for TEXT and show the best documents with the passage that matched."""
+    from .errors import InvalidArgument
+    from .index import Index, locate_index
+
+    if not text.strip():
+        raise InvalidArgument("the query is empty: say what to search for")
+    if k <= 0:
+        raise InvalidArgument(f"-k must be a positive number, got {k}")
+    with Index.open(locate_index(index_path)) as index:
+        hits = index.search(text, k=k, chunks=chunks)
+    if as_json:
+        click.echo(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False))
+    elif as_jsonl:
+        for h in hits:
+            click.echo(json.dumps(h.to_dict(), ensure_ascii=False))
+    elif not hits:
+        click.echo("No results: the index is empty.")
+    else:
+        for h in hits:
+            click.secho(f"{h.rank:>2}. {display_path(h.path)}:{h.start_line}-{h.end_line}", bold=True, nl=False)
+            click.echo(f"  score {h.score:.3f}  {h.title[:80]}")
+            for line in _snippet(h.text):
+                click.echo(f"    {line}")

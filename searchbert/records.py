@@ -1,0 +1,83 @@
+"""The frozen records that travel through the pipeline: Document -> Chunk -> Hit."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Document:
+    """A readable document: its identity (`path`), its text and what is known of its file."""
+
+    path: str
+    text: str
+    title: str = ""
+    root: str = ""
+    size: int = 0
+    mtime: float = 0.0
+    format: str = "text"
+
+    @property
+    def relpath(self) -> str:
+        """The path relative to the folder it was indexed from (the path itself if none)."""
+        if self.root and self.path.startswith(self.root.rstrip("/") + "/"):
+            return self.path[len(self.root.rstrip("/")) + 1 :]
+        return self.path
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a document that fits the model; spans are 0-based chars and 1-based lines."""
+
+    ordinal: int
+    text: str
+    start_char: int
+    end_char: int
+    start_line: int
+    end_line: int
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: the best chunk of a document (or one chunk, in chunk mode)."""
+
+    rank: int
+    score: float
+    path: str
+    title: str
+    text: str
+    start_line: int
+    end_line: int
+    chunk_id: int
+    start_char: int = 0
+    end_char: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The hit as plain JSON-ready data."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What one `add` did: counts of documents by fate, and why files were skipped."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks_embedded: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    errors: tuple[tuple[str, str], ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def indexed(self) -> int:
+        """Documents now in the index from this run (new, changed or unchanged)."""
+        return self.added + self.updated + self.unchanged
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-ready data."""
+        data = asdict(self)
+        data["errors"] = [{"path": p, "error": e} for p, e in self.errors]
+        return data

@@ -1,0 +1,246 @@
+"""SQLite through sqlite-utils: documents, chunks (with their vectors) and a small key/value table.
+
+SQLite is the index's source of truth. Vectors are kept here as float32 blobs so the FAISS file is only a cache that
+can always be rebuilt without embedding anything again; each committed write bumps `generation`, and the FAISS file
+records the generation it was saved at.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .records import Chunk, Document
+
+if TYPE_CHECKING:
+    import numpy as np
+    import sqlite_utils
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL UNIQUE,
+    root TEXT NOT NULL,
+    title TEXT NOT NULL,
+    format TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    sha256 TEXT NOT NULL,
+    chunk_count INTEGER NOT NULL,
+    indexed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    start_char INTEGER NOT NULL,
+    end_char INTEGER NOT NULL,
+    start_line INTEGER NOT NULL,
+    end_line INTEGER NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """A document row as the store keeps it (no text: that lives in its chunks)."""
+
+    id: int
+    path: str
+    root: str
+    title: str
+    size: int
+    mtime: float
+    sha256: str
+    chunk_count: int
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """A chunk joined with its document's path and title, as search needs it."""
+
+    id: int
+    path: str
+    title: str
+    ordinal: int
+    text: str
+    start_char: int
+    end_char: int
+    start_line: int
+    end_line: int
+
+
+class Store:
+    """The SQLite file of one index."""
+
+    def __init__(self, path: Path) -> None:
+        import sqlite_utils
+
+        conn = sqlite3.connect(str(path), timeout=60, isolation_level=None, check_same_thread=False)
+        self.db: sqlite_utils.Database = sqlite_utils.Database(conn)
+        # WAL: readers keep reading the last committed state while a writer works
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.path = path
+
+    def create_schema(self) -> None:
+        self.db.conn.executescript(_SCHEMA)
+        with self.transaction():
+            self.db["meta"].upsert_all(
+                [{"key": "schema_version", "value": str(SCHEMA_VERSION)}, {"key": "generation", "value": "0"}],
+                pk="key",
+            )
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic write: everything inside lands together or not at all."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def get_meta(self, key: str, default: str = "") -> str:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", [key, value])
+
+    @property
+    def generation(self) -> int:
+        return int(self.get_meta("generation", "0"))
+
+    def bump_generation(self) -> int:
+        """Call inside a transaction that changed chunks."""
+        gen = self.generation + 1
+        self.set_meta("generation", str(gen))
+        return gen
+
+    def document(self, path: str) -> StoredDocument | None:
+        row = self.db.execute(
+            "SELECT id, path, root, title, size, mtime, sha256, chunk_count FROM documents WHERE path = ?", [path]
+        ).fetchone()
+        return StoredDocument(*row) if row else None
+
+    def documents_under(self, root: str) -> list[StoredDocument]:
+        """Documents whose path is `root` or lies below it."""
+        prefix = root.rstrip("/") + "/"
+        rows = self.db.execute(
+            "SELECT id, path, root, title, size, mtime, sha256, chunk_count FROM documents"
+            " WHERE path = ? OR substr(path, 1, ?) = ?",
+            [root, len(prefix), prefix],
+        ).fetchall()
+        return [StoredDocument(*row) for row in rows]
+
+    def touch(self, doc_id: int, size: int, mtime: float) -> None:
+        self.db.execute("UPDATE documents SET size = ?, mtime = ? WHERE id = ?", [size, mtime, doc_id])
+
+    def chunk_ids(self, doc_ids: Sequence[int]) -> list[int]:
+        ids: list[int] = []
+        for part in _batches(doc_ids, 500):
+            marks = ",".join("?" * len(part))
+            ids += [r[0] for r in self.db.execute(f"SELECT id FROM chunks WHERE document_id IN ({marks})", part)]
+        return ids
+
+    def delete_documents(self, doc_ids: Sequence[int]) -> None:
+        for part in _batches(doc_ids, 500):
+            marks = ",".join("?" * len(part))
+            self.db.execute(f"DELETE FROM chunks WHERE document_id IN ({marks})", part)
+            self.db.execute(f"DELETE FROM documents WHERE id IN ({marks})", part)
+
+    def insert_document(
+        self, doc: Document, sha256: str, chunks: Sequence[Chunk], vectors: np.ndarray, now: str
+    ) -> list[int]:
+        """Insert one document with its chunks and their vectors; returns the new chunk ids."""
+        cur = self.db.execute(
+            "INSERT INTO documents(path, root, title, format, size, mtime, sha256, chunk_count, indexed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [doc.path, doc.root, doc.title, doc.format, doc.size, doc.mtime, sha256, len(chunks), now],
+        )
+        doc_id = cur.lastrowid
+        ids = []
+        for chunk, vector in zip(chunks, vectors, strict=True):
+            cur = self.db.execute(
+                "INSERT INTO chunks(document_id, ordinal, text, start_char, end_char, start_line, end_line, vector)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    doc_id,
+                    chunk.ordinal,
+                    chunk.text,
+                    chunk.start_char,
+                    chunk.end_char,
+                    chunk.start_line,
+                    chunk.end_line,
+                    vector.tobytes(),
+                ],
+            )
+            ids.append(cur.lastrowid)
+        return ids
+
+    def document_ids(self, chunk_ids: Iterable[int]) -> dict[int, int]:
+        """chunk id -> document id."""
+        out: dict[int, int] = {}
+        for part in _batches(list(chunk_ids), 900):
+            marks = ",".join("?" * len(part))
+            out.update(self.db.execute(f"SELECT id, document_id FROM chunks WHERE id IN ({marks})", part).fetchall())
+        return out
+
+    def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRow]:
+        """Chunk rows by id, with their document's path and title."""
+        out: dict[int, ChunkRow] = {}
+        for part in _batches(list(ids), 500):
+            marks = ",".join("?" * len(part))
+            rows = self.db.execute(
+                "SELECT c.id, d.path, d.title, c.ordinal, c.text, c.start_char, c.end_char, c.start_line, c.end_line"
+                f" FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})",
+                part,
+            )
+            out.update((row[0], ChunkRow(*row)) for row in rows)
+        return out
+
+    def all_vectors(self, dimension: int, batch: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every (ids, vectors) in the store, a batch at a time, to rebuild the vector index."""
+        import numpy as np
+
+        last = -1
+        while True:
+            rows = self.db.execute(
+                "SELECT id, vector FROM chunks WHERE id > ? ORDER BY id LIMIT ?", [last, batch]
+            ).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
+            yield ids, vectors
+            last = int(ids[-1])
+
+    def counts(self) -> dict[str, int]:
+        docs = self.db.execute("SELECT count(*) FROM documents").fetchone()[0]
+        chunks = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return {"documents": docs, "chunks": chunks}
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.counts(), "generation": self.generation}
+
+
+def _batches(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    items = list(items)
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,169 @@
+"""The vector index seam: ids + float32 vectors in, (scores, ids) by inner product out.
+
+FaissFlatIndex is what searchbert uses; NumpyIndex is the exact oracle the contract test compares it with.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+class VectorIndex(Protocol):
+    """Inner-product search over vectors that carry int64 ids."""
+
+    dimension: int
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
+
+    def remove(self, ids: np.ndarray) -> int: ...
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def ids(self) -> np.ndarray: ...
+
+    def __len__(self) -> int: ...
+
+    def save(self, path: Path) -> None: ...
+
+
+def atomic_write(path: Path, write: object) -> None:
+    """Write through a temp file, fsync, then rename over `path`: readers see the old file or the new, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)  # type: ignore[operator]
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _as_ids(ids: object) -> np.ndarray:
+    import numpy as np
+
+    return np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+
+
+def _as_vectors(vectors: object, dimension: int) -> np.ndarray:
+    import numpy as np
+
+    array = np.ascontiguousarray(vectors, dtype=np.float32)
+    if array.ndim != 2 or array.shape[1] != dimension:
+        raise ValueError(f"expected vectors of shape (n, {dimension}), got {array.shape}")
+    return array
+
+
+class FaissFlatIndex:
+    """Exact inner-product search with FAISS (IndexFlatIP behind an IndexIDMap2 that keeps our chunk ids)."""
+
+    def __init__(self, dimension: int, index: object | None = None) -> None:
+        import faiss
+
+        self.dimension = dimension
+        self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        ids = _as_ids(ids)
+        if len(ids):
+            self._index.add_with_ids(_as_vectors(vectors, self.dimension), ids)
+
+    def remove(self, ids: np.ndarray) -> int:
+        import faiss
+
+        ids = _as_ids(ids)
+        return int(self._index.remove_ids(faiss.IDSelectorBatch(ids))) if len(ids) else 0
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = _as_vectors(queries, self.dimension)
+        return self._index.search(queries, min(k, max(len(self), 1)))
+
+    def ids(self) -> np.ndarray:
+        import faiss
+
+        return faiss.vector_to_array(self._index.id_map).astype("int64")
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def save(self, path: Path) -> None:
+        import faiss
+
+        atomic_write(path, lambda tmp: faiss.write_index(self._index, str(tmp)))
+
+    @classmethod
+    def load(cls, path: Path, dimension: int) -> FaissFlatIndex:
+        import faiss
+
+        index = faiss.read_index(str(path))
+        if index.d != dimension:
+            raise ValueError(f"{path} holds {index.d}-d vectors, expected {dimension}")
+        return cls(dimension, index)
+
+
+class NumpyIndex:
+    """Brute-force exact search in numpy: slow, obviously right, the oracle for tests."""
+
+    def __init__(self, dimension: int) -> None:
+        import numpy as np
+
+        self.dimension = dimension
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._vectors = np.zeros((0, dimension), dtype=np.float32)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        import numpy as np
+
+        self._ids = np.concatenate([self._ids, _as_ids(ids)])
+        self._vectors = np.vstack([self._vectors, _as_vectors(vectors, self.dimension)])
+
+    def remove(self, ids: np.ndarray) -> int:
+        import numpy as np
+
+        keep = ~np.isin(self._ids, _as_ids(ids))
+        removed = int((~keep).sum())
+        self._ids, self._vectors = self._ids[keep], self._vectors[keep]
+        return removed
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        import numpy as np
+
+        scores = _as_vectors(queries, self.dimension) @ self._vectors.T
+        k = min(k, max(len(self), 1))
+        if not len(self):
+            return np.full((len(scores), k), -np.inf, dtype=np.float32), np.full((len(scores), k), -1, dtype=np.int64)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, order, axis=1), self._ids[order]
+
+    def ids(self) -> np.ndarray:
+        return self._ids.copy()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def save(self, path: Path) -> None:
+        import numpy as np
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, ids=self._ids, vectors=self._vectors)
+
+        atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path: Path, dimension: int) -> NumpyIndex:
+        import numpy as np
+
+        data = np.load(path)
+        index = cls(dimension)
+        index.add(data["ids"], data["vectors"])
+        return index

@@ -1,0 +1,98 @@
+"""Shared fixtures: a deterministic fake encoder that records what it embeds, and small corpora on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+class FakeEncoder:
+    """Bag-of-words hashing encoder: texts sharing words get similar vectors; every call is recorded."""
+
+    def __init__(self, dimension: int = 64, max_tokens: int = 40, model_id: str = "fake/hashing") -> None:
+        self.model_id = model_id
+        self.dimension = dimension
+        self.max_tokens = max_tokens
+        self.calls: list[list[str]] = []
+
+    @property
+    def embedded(self) -> list[str]:
+        return [t for call in self.calls for t in call]
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "id": self.model_id,
+            "dimension": self.dimension,
+            "pooling": "sum",
+            "normalized": True,
+            "max_tokens": self.max_tokens,
+        }
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in _TOKEN.finditer(text)]
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        self.calls.append(list(texts))
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+                out[row, h % self.dimension] += 1.0 if (h >> 32) & 1 else -1.0
+            norm = np.linalg.norm(out[row])
+            out[row] = out[row] / norm if norm else out[row]
+        return out
+
+
+@pytest.fixture
+def fake_encoder() -> FakeEncoder:
+    return FakeEncoder()
+
+
+DOCS = {
+    "cooking/pasta.md": "# Cooking pasta\n\nBoil salted water. Add the pasta and stir. Drain after nine minutes.\n",
+    "cooking/bread.md": "# Baking bread\n\nMix flour, water, yeast and salt. Knead the dough, let it rise, bake.\n",
+    "ops/keys.md": "# Rotating signing keys\n\nGenerate a new signing key, publish it, then retire the old key.\n",
+    "ops/backup.txt": "Backups run nightly. Restore a backup with the restore command and check the checksum.\n",
+    "notes/café.md": "# Café notes\n\nThe café serves crème brûlée and smørrebrød. Ünïcödé everywhere.\n",
+}
+
+
+def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def docs_dir(tmp_path: Path) -> Path:
+    return write_tree(tmp_path / "docs", DOCS)
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The real bundled all-MiniLM-L6-v2 encoder, loaded once per test session."""
+    from searchbert.encoders import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder()
+
+
+@pytest.fixture(scope="session")
+def minilm_tokenizer_spans():
+    """The real MiniLM tokenizer's span function, without loading torch."""
+    from searchbert.encoders import load_tokenizer, resolve_model
+
+    tok = load_tokenizer(resolve_model(None)[1])
+    return lambda text: tok.encode(text, add_special_tokens=False).offsets

@@ -1,0 +1,78 @@
+"""Contract test for the vector index seam: every implementation equals exact numpy search on random vectors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from searchbert.vectors import FaissFlatIndex, NumpyIndex
+
+IMPLEMENTATIONS = [FaissFlatIndex, NumpyIndex]
+DIM = 48
+
+
+def _random(n: int, seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _exact(ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    scores = queries @ vectors.T
+    order = np.argsort(-scores, axis=1)[:, :k]
+    return np.take_along_axis(scores, order, axis=1), ids[order]
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("n,k", [(1, 1), (7, 3), (500, 10), (1000, 1000), (333, 50)])
+def test_search_equals_exact(impl, n: int, k: int) -> None:
+    ids = np.arange(n, dtype=np.int64) * 3 + 11  # ids are not positions
+    vectors, queries = _random(n, 1), _random(5, 2)
+    index = impl(DIM)
+    for part in range(0, n, 128):  # awkward batch sizes
+        index.add(ids[part : part + 128], vectors[part : part + 128])
+    scores, found = index.search(queries, k)
+    want_scores, want_ids = _exact(ids, vectors, queries, min(k, n))
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(found, want_ids)
+    assert len(index) == n and sorted(index.ids()) == sorted(ids)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=lambda c: c.__name__)
+def test_remove_then_search(impl) -> None:
+    ids, vectors = np.arange(200, dtype=np.int64), _random(200, 3)
+    index = impl(DIM)
+    index.add(ids, vectors)
+    gone = ids[::2]
+    assert index.remove(gone) == 100
+    assert index.remove(np.array([10_000])) == 0
+    _scores, found = index.search(_random(4, 4), 20)
+    keep = ids[1::2]
+    _want_scores, want_ids = _exact(keep, vectors[1::2], _random(4, 4), 20)
+    np.testing.assert_array_equal(found, want_ids)
+    assert not set(found.ravel()) & set(gone)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=lambda c: c.__name__)
+def test_save_and_load_round_trip(impl, tmp_path: Path) -> None:
+    ids, vectors = np.arange(50, dtype=np.int64) + 100, _random(50, 5)
+    index = impl(DIM)
+    index.add(ids, vectors)
+    index.save(tmp_path / "v.idx")
+    again = impl.load(tmp_path / "v.idx", DIM)
+    q = _random(3, 6)
+    np.testing.assert_array_equal(index.search(q, 5)[1], again.search(q, 5)[1])
+    assert not list(tmp_path.glob(".*tmp")), "no temp file is left behind"
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=lambda c: c.__name__)
+def test_wrong_dimension_is_refused(impl) -> None:
+    with pytest.raises(ValueError):
+        impl(DIM).add(np.arange(2), np.zeros((2, DIM + 1), dtype=np.float32))
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=lambda c: c.__name__)
+def test_empty_index_returns_no_ids(impl) -> None:
+    _, found = impl(DIM).search(_random(2, 1), 5)
+    assert (found < 0).all()
