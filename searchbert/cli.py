@@ -65,7 +65,12 @@ def main(verbose: bool) -> None:
       searchbert index ./docs
       searchbert query "how do I rotate the signing keys"
     """
-    logging.basicConfig(format="searchbert: %(message)s", level=logging.INFO if verbose else logging.WARNING)
+    log = logging.getLogger("searchbert")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("searchbert: %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 @main.command("index")
@@ -170,3 +175,47 @@ def query_cmd(text: str, index_path: str | None, k: int, chunks: bool, as_json: 
             click.echo(f"  score {h.score:.3f}  {h.title[:80]}")
             for line in _snippet(h.text):
                 click.echo(f"    {line}")
+
+
+@main.command("eval")
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--split", default="test", show_default=True, help="Which qrels/SPLIT.tsv to score.")
+@click.option("--mode", type=click.Choice(["dense", "bm25"]), default="dense", show_default=True,
+              help="dense: the bi-encoder through searchbert's index; bm25: the lexical baseline (bm25s).")
+@click.option("--protocol", type=click.Choice(["standard", "chunked"]), default="standard", show_default=True,
+              help="standard: title + text embedded whole, truncated (MTEB); chunked: searchbert's chunking.")
+@click.option("--model", help="Bi-encoder: a local folder or a cached hub id. Default: all-MiniLM-L6-v2.")
+@click.option("--chunk-size", type=click.IntRange(16, 510), help="Word pieces per chunk (chunked protocol).")
+@click.option("--overlap", type=click.IntRange(0), help="Overlap in word pieces (chunked protocol).")
+@click.option("--title-prefix", is_flag=True, help="Embed each chunk with its document's title (chunked protocol).")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the collection's index is cached. Default: indexes/eval.")
+@click.option("--run-file", type=click.Path(dir_okay=False, path_type=Path), help="Write the run in TREC format.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+@reports_errors
+def eval_cmd(
+    dataset: Path, split: str, mode: str, protocol: str, model: str | None, chunk_size: int | None,
+    overlap: int | None, title_prefix: bool, cache_dir: Path | None, run_file: Path | None, quiet: bool, as_json: bool,
+) -> None:
+    """Score retrieval on a BEIR-format collection (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv).
+
+    Reports nDCG@10, Recall@100, MRR@10 and MAP. The collection's index is cached, so a second run with the same
+    model and settings embeds nothing.
+    """
+    from .evaluation import evaluate, write_trec_run
+
+    options = {"chunk_size": chunk_size, "overlap": overlap, "title_prefix": title_prefix}
+    result = evaluate(
+        dataset, split=split, mode=mode, protocol=protocol, model=model, cache_dir=cache_dir, progress=not quiet,
+        **{k: v for k, v in options.items() if v},
+    )
+    if run_file:
+        write_trec_run(result, run_file)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(f"{result.dataset} ({result.split}, {result.queries} queries)  mode={result.mode}  "
+               f"protocol={result.protocol}  model={result.model}")
+    click.echo("  ".join(f"{name} {value * 100:6.2f}" for name, value in result.metrics.items())
+               + f"   ({result.seconds:.0f} s)")

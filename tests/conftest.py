@@ -39,7 +39,7 @@ class FakeEncoder:
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         return [m.span() for m in _TOKEN.finditer(text)]
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
         self.calls.append(list(texts))
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):

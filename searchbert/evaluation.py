@@ -1,0 +1,228 @@
+"""`searchbert eval`: run a BEIR-format test collection through the normal index and search code and score it.
+
+Metrics come from ir-measures (pytrec_eval underneath): nDCG@10, R@100, MRR@10 (RR@10) and MAP (over the top 100).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import DatasetError, InvalidArgument
+from .records import Document
+
+if TYPE_CHECKING:
+    from .encoders import Encoder
+
+DEPTH = 100  # documents retrieved per query: enough for R@100
+MODES = ("dense", "bm25")
+PROTOCOLS = {
+    # MTEB/BEIR: title + " " + text embedded whole, truncated at the model's limit
+    "standard": {"strategy": "truncate"},
+    # searchbert's own: chunked, a document scores as its best chunk
+    "chunked": {"strategy": "chunk"},
+}
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A BEIR collection: corpus id -> (title, text), query id -> text, query id -> {doc id: grade}."""
+
+    name: str
+    corpus: dict[str, tuple[str, str]]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Scores of one run over one collection."""
+
+    dataset: str
+    mode: str
+    protocol: str
+    model: str
+    split: str
+    queries: int
+    metrics: dict[str, float]
+    seconds: float
+    run: dict[str, dict[str, float]] = field(repr=False, default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "run"}
+        return data
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    if not path.is_file():
+        raise DatasetError(f"missing file: {path}")
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DatasetError(f"{path}:{number}: malformed JSON ({exc.msg})") from None
+            if not isinstance(row, dict) or "_id" not in row:
+                raise DatasetError(f"{path}:{number}: expected an object with an '_id'")
+            yield number, row
+
+
+def _qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
+    if not path.is_file():
+        raise DatasetError(f"missing file: {path}")
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            parts = line.rstrip("\n").split("\t")
+            if number == 1 and parts[0] == "query-id" or not line.strip():
+                continue
+            try:
+                qid, did, grade = parts
+                yield number, qid, did, int(grade)
+            except ValueError:
+                raise DatasetError(f"{path}:{number}: expected 'query-id<TAB>corpus-id<TAB>score'") from None
+
+
+def load_collection(folder: str | Path, split: str = "test") -> Collection:
+    """Read and check a BEIR collection; errors name the file and line."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"no such collection folder: {folder}")
+    corpus: dict[str, tuple[str, str]] = {}
+    for number, row in _jsonl(folder / "corpus.jsonl"):
+        if not isinstance(row.get("text"), str):
+            raise DatasetError(f"{folder / 'corpus.jsonl'}:{number}: document has no 'text'")
+        corpus[str(row["_id"])] = (str(row.get("title") or ""), row["text"])
+    queries = {str(row["_id"]): str(row.get("text", "")) for _, row in _jsonl(folder / "queries.jsonl")}
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    if not qrels_path.exists():
+        splits = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
+        raise DatasetError(f"missing file: {qrels_path} (splits here: {', '.join(splits) or 'none'})")
+    qrels: dict[str, dict[str, int]] = {}
+    for number, qid, did, grade in _qrels(qrels_path):
+        if qid not in queries:
+            raise DatasetError(f"{qrels_path}:{number}: query id {qid!r} is not in queries.jsonl")
+        if did not in corpus:
+            raise DatasetError(f"{qrels_path}:{number}: corpus id {did!r} is not in corpus.jsonl")
+        qrels.setdefault(qid, {})[did] = grade
+    if not corpus:
+        raise DatasetError(f"{folder / 'corpus.jsonl'} holds no documents")
+    if not qrels:
+        raise DatasetError(f"{qrels_path} judges no queries: nothing to evaluate")
+    empty = [q for q in qrels if not queries[q].strip()]
+    if empty:
+        raise DatasetError(f"{folder / 'queries.jsonl'}: query {empty[0]!r} has no text")
+    return Collection(folder.name, corpus, {q: queries[q] for q in qrels}, qrels)
+
+
+def measure(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> dict[str, float]:
+    """nDCG@10, R@100, MRR@10 and MAP (over the top 100) of a run, averaged over every judged query (unanswered ones score 0)."""
+    import ir_measures
+    from ir_measures import AP, RR, R, nDCG
+
+    names = {nDCG @ 10: "nDCG@10", R @ 100: "R@100", RR @ 10: "MRR@10", AP @ DEPTH: "MAP"}
+    per_query: dict[str, dict[str, float]] = {q: dict.fromkeys(names.values(), 0.0) for q in qrels}
+    for m in ir_measures.iter_calc(list(names), qrels, {q: r for q, r in run.items() if r}):
+        per_query[m.query_id][names[m.measure]] = m.value
+    return {name: sum(q[name] for q in per_query.values()) / len(per_query) for name in names.values()}
+
+
+def _documents(collection: Collection, protocol: str) -> Iterator[Document]:
+    sep = " " if protocol == "standard" else "\n\n"
+    for doc_id, (title, text) in collection.corpus.items():
+        yield Document(path=doc_id, text=(title + sep + text).strip() if title else text, title=title)
+
+
+def cache_key(collection: Collection, folder: Path, protocol: str, model_id: str, extra: dict[str, Any]) -> str:
+    corpus = folder.resolve() / "corpus.jsonl"
+    stat = corpus.stat()
+    raw = json.dumps([str(corpus), stat.st_size, stat.st_mtime, protocol, model_id, extra], sort_keys=True)
+    return f"{collection.name}-{protocol}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
+
+
+def _dense_run(
+    collection: Collection, folder: Path, protocol: str, encoder: Encoder, cache_dir: Path, progress: bool,
+    **chunk_options: Any,
+) -> tuple[dict[str, dict[str, float]], str]:
+    from .index import MANIFEST, Index
+
+    key = cache_key(collection, folder, protocol, encoder.model_id, chunk_options)
+    path = cache_dir / key
+    if (path / MANIFEST).exists():
+        index = Index.open(path, encoder=encoder)
+    else:
+        index = Index.create(path, encoder=encoder, strategy=PROTOCOLS[protocol]["strategy"], **chunk_options)
+    with index:
+        # the normal incremental path: a cached index re-embeds nothing (every text hashes the same)
+        index.add_documents(_documents(collection, protocol), progress=progress, total=len(collection.corpus))
+        qids = list(collection.queries)
+        hits = index.search_many([collection.queries[q] for q in qids], k=DEPTH)
+    return {q: {h.path: h.score for h in hs} for q, hs in zip(qids, hits)}, encoder.model_id
+
+
+def _bm25_run(collection: Collection) -> dict[str, dict[str, float]]:
+    from .bm25 import BM25Retriever
+
+    ids = list(collection.corpus)
+    retriever = BM25Retriever(ids, [f"{t} {x}".strip() for t, x in (collection.corpus[i] for i in ids)])
+    qids = list(collection.queries)
+    results = retriever.search_many([collection.queries[q] for q in qids], DEPTH)
+    return {q: dict(r) for q, r in zip(qids, results)}
+
+
+def evaluate(
+    folder: str | Path,
+    *,
+    split: str = "test",
+    mode: str = "dense",
+    protocol: str = "standard",
+    model: str | None = None,
+    encoder: Encoder | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+    **chunk_options: Any,
+) -> EvalResult:
+    """Index a collection (cached), run its queries, and score the run."""
+    if mode not in MODES:
+        raise InvalidArgument(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    if protocol not in PROTOCOLS:
+        raise InvalidArgument(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+    folder = Path(folder)
+    started = time.monotonic()
+    collection = load_collection(folder, split)
+    if mode == "bm25":
+        run, model_id, protocol = _bm25_run(collection), "bm25", "-"
+    else:
+        cache = Path(cache_dir) if cache_dir else default_cache_dir()
+        if encoder is None:
+            from .encoders import SentenceTransformerEncoder
+
+            encoder = SentenceTransformerEncoder(model)
+        run, model_id = _dense_run(collection, folder, protocol, encoder, cache, progress, **chunk_options)
+    return EvalResult(
+        dataset=collection.name, mode=mode, protocol=protocol, model=model_id, split=split,
+        queries=len(collection.qrels), metrics=measure(collection.qrels, run), seconds=time.monotonic() - started,
+        run=run,
+    )
+
+
+def default_cache_dir() -> Path:
+    """indexes/eval beside the default index (found upward from here, as `searchbert index` finds it)."""
+    from .index import locate_index
+
+    return locate_index().parent / "eval"
+
+
+def write_trec_run(result: EvalResult, path: str | Path, tag: str = "searchbert") -> None:
+    """The run in TREC format (qid Q0 docid rank score tag), to compare runs with trec_eval or ranx."""
+    lines = []
+    for qid, docs in result.run.items():
+        ranked = sorted(docs.items(), key=lambda x: -x[1])
+        lines += [f"{qid} Q0 {did} {rank} {score:.6f} {tag}" for rank, (did, score) in enumerate(ranked, start=1)]
+    Path(path).write_text("\n".join(lines) + "\n")
