@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATASETS, REPO  # noqa: E402
+from common import DATASETS, REPO
 
 RUNS = {
     "dense-standard": {"mode": "dense", "protocol": "standard"},

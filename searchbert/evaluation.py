@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .encoders import Encoder
 
 DEPTH = 100  # documents retrieved per query: enough for R@100
-MODES = ("dense", "bm25")
+MODES = ("dense", "bm25", "hybrid")
 PROTOCOLS = {
     # MTEB/BEIR: title + " " + text embedded whole, truncated at the model's limit
     "standard": {"strategy": "truncate"},
@@ -80,7 +80,7 @@ def _qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
     with path.open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             parts = line.rstrip("\n").split("\t")
-            if number == 1 and parts[0] == "query-id" or not line.strip():
+            if (number == 1 and parts[0] == "query-id") or not line.strip():
                 continue
             try:
                 qid, did, grade = parts
@@ -122,7 +122,7 @@ def load_collection(folder: str | Path, split: str = "test") -> Collection:
 
 
 def measure(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> dict[str, float]:
-    """nDCG@10, R@100, MRR@10 and MAP (over the top 100) of a run, averaged over every judged query (unanswered ones score 0)."""
+    """nDCG@10, R@100, MRR@10 and MAP (top 100) of a run, averaged over every judged query (unanswered: 0)."""
     import ir_measures
     from ir_measures import AP, RR, R, nDCG
 
@@ -146,8 +146,14 @@ def cache_key(collection: Collection, folder: Path, protocol: str, model_id: str
     return f"{collection.name}-{protocol}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
 
 
-def _dense_run(
-    collection: Collection, folder: Path, protocol: str, encoder: Encoder, cache_dir: Path, progress: bool,
+def _index_run(
+    collection: Collection,
+    folder: Path,
+    protocol: str,
+    encoder: Encoder,
+    cache_dir: Path,
+    progress: bool,
+    search_options: dict[str, Any],
     **chunk_options: Any,
 ) -> tuple[dict[str, dict[str, float]], str]:
     from .index import MANIFEST, Index
@@ -162,7 +168,7 @@ def _dense_run(
         # the normal incremental path: a cached index re-embeds nothing (every text hashes the same)
         index.add_documents(_documents(collection, protocol), progress=progress, total=len(collection.corpus))
         qids = list(collection.queries)
-        hits = index.search_many([collection.queries[q] for q in qids], k=DEPTH)
+        hits = index.search_many([collection.queries[q] for q in qids], k=DEPTH, **search_options)
     return {q: {h.path: h.score for h in hs} for q, hs in zip(qids, hits)}, encoder.model_id
 
 
@@ -186,6 +192,8 @@ def evaluate(
     encoder: Encoder | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = False,
+    rerank: Any = None,
+    candidates: int = DEPTH,
     **chunk_options: Any,
 ) -> EvalResult:
     """Index a collection (cached), run its queries, and score the run."""
@@ -204,10 +212,19 @@ def evaluate(
             from .encoders import SentenceTransformerEncoder
 
             encoder = SentenceTransformerEncoder(model)
-        run, model_id = _dense_run(collection, folder, protocol, encoder, cache, progress, **chunk_options)
+        search_options = {"mode": mode, "rerank": rerank, "candidates": candidates}
+        run, model_id = _index_run(
+            collection, folder, protocol, encoder, cache, progress, search_options, **chunk_options
+        )
     return EvalResult(
-        dataset=collection.name, mode=mode, protocol=protocol, model=model_id, split=split,
-        queries=len(collection.qrels), metrics=measure(collection.qrels, run), seconds=time.monotonic() - started,
+        dataset=collection.name,
+        mode=mode,
+        protocol=protocol,
+        model=model_id,
+        split=split,
+        queries=len(collection.qrels),
+        metrics=measure(collection.qrels, run),
+        seconds=time.monotonic() - started,
         run=run,
     )
 

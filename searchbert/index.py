@@ -13,18 +13,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .bm25 import BM25Retriever
 from .chunking import ChunkSettings
 from .encoders import Encoder, SentenceTransformerEncoder, resolve_model
 from .errors import IncompatibleIndex, IndexExists, IndexLocked, IndexNotFound, InvalidArgument, NoDocuments
-from .indexing import Writer, add_documents, add_files
+from .indexing import COMMIT_CHUNKS, Writer, add_documents, add_files
 from .loaders import discover
 from .manifest import Manifest, check_compatible, now_iso
-from .records import Document, Hit, IndexReport
+from .records import Document, Filters, Hit, IndexReport
 from .store import Store
 from .vectors import FaissFlatIndex, atomic_write
 
 if TYPE_CHECKING:
-    pass
+    from .rerank import Reranker
 
 log = logging.getLogger("searchbert")
 
@@ -35,6 +36,7 @@ MANIFEST, DATABASE, VECTORS, VECTORS_STATE, LOCK = (
     "vectors.json",
     "write.lock",
 )
+LEXICAL = "bm25"
 _OWN_FILES = (MANIFEST, DATABASE, DATABASE + "-wal", DATABASE + "-shm", VECTORS, VECTORS_STATE, LOCK)
 DEFAULT_INDEX = Path("indexes") / "default"
 #: seconds a writer waits for another writer before giving up
@@ -64,6 +66,7 @@ class Index:
         self.store = Store(path / DATABASE)
         self._encoder = encoder
         self._vectors: FaissFlatIndex | None = None
+        self._lexical: BM25Retriever[int] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
 
@@ -166,13 +169,39 @@ class Index:
         state = json.dumps({"generation": self.store.generation, "count": len(vectors)})
         atomic_write(self.path / VECTORS_STATE, lambda tmp: tmp.write_text(state))
 
+    @property
+    def lexical(self) -> BM25Retriever[int]:
+        """The BM25 index over the chunks: the saved one if it is as new as SQLite, else rebuilt from SQLite."""
+        if self._lexical is None:
+            try:
+                retriever, state = BM25Retriever.load(self.path / LEXICAL)
+                if state.get("generation") != self.store.generation:
+                    raise ValueError("stale")
+                self._lexical = retriever
+            except (OSError, ValueError):
+                self._lexical = self._build_lexical()
+        return self._lexical
+
+    def _build_lexical(self) -> BM25Retriever[int]:
+        prefix = self.manifest.chunking.title_prefix
+        rows = self.store.db.execute(
+            "SELECT c.id, d.title, c.text FROM chunks c JOIN documents d ON d.id = c.document_id ORDER BY c.id"
+        ).fetchall()
+        return BM25Retriever([r[0] for r in rows], [f"{r[1]}\n{r[2]}" if prefix else r[2] for r in rows])
+
+    def save_lexical(self) -> None:
+        """Rebuild the BM25 index from SQLite and save it with the generation it holds."""
+        self._lexical = self._build_lexical()
+        self._lexical.save(self.path / LEXICAL, {"generation": self.store.generation})
+
     # -- writing ---------------------------------------------------------------------------------------------------
 
     @contextmanager
-    def writing(self, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    def writing(self, timeout: float | None = None) -> Iterator[None]:
         """Hold the index's write lock: one writer at a time; readers are never blocked."""
         from filelock import FileLock, Timeout
 
+        timeout = LOCK_TIMEOUT_S if timeout is None else timeout
         lock = FileLock(str(self.path / LOCK))
         try:
             lock.acquire(timeout=0)
@@ -187,11 +216,16 @@ class Index:
                     f"another process is still writing to {self.path} after {timeout:.0f} s; try again when it is done"
                 ) from None
         try:
+            for stale in self.path.glob(f".{VECTORS}.*.tmp"):  # left by a writer that was killed mid-save
+                stale.unlink(missing_ok=True)
             self._vectors = self._load_vectors()  # what the last writer committed
+            generation = self.store.generation
             yield
-            self.save_vectors()
-            self.manifest = replace(self.manifest, updated=now_iso())
-            self.manifest.save(self.path / MANIFEST)
+            if self.store.generation != generation or not (self.path / VECTORS).exists():
+                self.save_vectors()
+                self.save_lexical()  # bm25s cannot update in place; rebuilding from SQLite takes seconds
+                self.manifest = replace(self.manifest, updated=now_iso())
+                self.manifest.save(self.path / MANIFEST)
         finally:
             lock.release()
 
@@ -202,16 +236,21 @@ class Index:
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
         progress: bool = False,
+        commit_chunks: int = COMMIT_CHUNKS,
+        lock_timeout: float | None = None,
     ) -> IndexReport:
-        """Index files and folders: new and changed files are embedded, unchanged ones skipped, deleted ones dropped."""
+        """Index files and folders: new and changed files are embedded, unchanged ones skipped, deleted ones dropped.
+
+        Work is committed every `commit_chunks` chunks: a crash or kill loses at most the batch in flight.
+        """
         roots = [Path(p) for p in paths]
         missing = [str(p) for p in roots if not p.exists()]
         if missing:
             raise InvalidArgument(f"no such file or folder: {', '.join(missing)}")
         found = discover(roots, include, exclude)
         started = time.monotonic()
-        with self.writing(), _progress(len(found.files), progress) as bar:
-            writer = Writer(self, progress=bar)
+        with self.writing(lock_timeout), _progress(len(found.files), progress) as bar:
+            writer = Writer(self, progress=bar, commit_chunks=commit_chunks)
             add_files(writer, found, roots)
         return writer.report(started)
 
@@ -241,13 +280,49 @@ class Index:
         """Documents and chunks in the index."""
         return self.store.counts()
 
-    def search(self, query: str, k: int = 10, *, chunks: bool = False) -> list[Hit]:
-        """The k best documents for query (their best chunk each), or the k best chunks with chunks=True."""
-        return self.search_many([query], k, chunks=chunks)[0]
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        chunks: bool = False,
+        mode: str = "dense",
+        rerank: Reranker | str | bool | None = None,
+        candidates: int = 50,
+        filters: Filters | None = None,
+        min_score: float | None = None,
+    ) -> list[Hit]:
+        """The k best documents for query (their best chunk each), or the k best chunks with chunks=True.
 
-    def search_many(self, queries: Sequence[str], k: int = 10, *, chunks: bool = False) -> list[list[Hit]]:
+        mode: "dense" (the bi-encoder), "bm25" or "hybrid" (both, reciprocal rank fusion). rerank: a Reranker, a
+        cross-encoder id or path, or True for the default one; it rescores the best `candidates` chunks.
+        filters narrow the search to part of the index; min_score drops hits scoring below it.
+        """
+        return self.search_many(
+            [query],
+            k,
+            chunks=chunks,
+            mode=mode,
+            rerank=rerank,
+            candidates=candidates,
+            filters=filters,
+            min_score=min_score,
+        )[0]
+
+    def search_many(
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        *,
+        chunks: bool = False,
+        mode: str = "dense",
+        rerank: Reranker | str | bool | None = None,
+        candidates: int = 50,
+        filters: Filters | None = None,
+        min_score: float | None = None,
+    ) -> list[list[Hit]]:
         """search() for many queries at once (embedded in one batch)."""
-        from .search import rank
+        from .search import search
 
         if isinstance(queries, str):
             raise InvalidArgument("search_many takes a list of queries")
@@ -257,17 +332,41 @@ class Index:
             raise InvalidArgument("the query is empty: say what to search for")
         if not queries:
             return []
-        query_vectors = self.encoder.encode(list(queries))
-        return rank(self.store, self.vectors, query_vectors, k, chunks=chunks)
+        return search(
+            self,
+            list(queries),
+            k,
+            mode=mode,
+            chunks=chunks,
+            reranker=_reranker(rerank),
+            candidates=candidates,
+            filters=filters,
+            min_score=min_score,
+        )
 
     def __repr__(self) -> str:
         return f"Index({str(self.path)!r}, model={self.manifest.model_id!r})"
 
 
+def _reranker(rerank: Reranker | str | bool | None) -> Reranker | None:
+    if rerank is None or rerank is False:
+        return None
+    from .rerank import CrossEncoderReranker
+
+    if rerank is True:
+        return CrossEncoderReranker()
+    if isinstance(rerank, str):
+        return CrossEncoderReranker(rerank)
+    return rerank
+
+
 def wipe(path: Path) -> None:
     """Delete an index's own files (and nothing else a user may have put in the folder)."""
+    import shutil
+
     for name in _OWN_FILES:
         (path / name).unlink(missing_ok=True)
+    shutil.rmtree(path / LEXICAL, ignore_errors=True)
 
 
 @contextmanager
@@ -294,6 +393,8 @@ def index_paths(
     title_prefix: bool | None = None,
     rebuild: bool = False,
     progress: bool = False,
+    commit_chunks: int = COMMIT_CHUNKS,
+    lock_timeout: float | None = None,
 ) -> IndexReport:
     """Create the index if needed (or refuse to mix models and settings) and add paths to it."""
     index_path = Path(index_path)
@@ -330,7 +431,14 @@ def index_paths(
             rebuild=rebuild,
         )
     with index:
-        report = index.add(roots, include=include, exclude=exclude, progress=progress)
+        report = index.add(
+            roots,
+            include=include,
+            exclude=exclude,
+            progress=progress,
+            commit_chunks=commit_chunks,
+            lock_timeout=lock_timeout,
+        )
     if report.indexed == 0 and report.removed == 0:
         raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
     return report

@@ -29,7 +29,9 @@ log = logging.getLogger("searchbert")
 
 #: chunks embedded and committed together: large enough to batch well, small enough to lose little on a crash
 COMMIT_CHUNKS = 512
-#: how often (seconds) a long run refreshes the FAISS file on disk between batches
+#: a FAISS file smaller than this is refreshed after every batch (cheap, and a kill then costs no rebuild) ...
+SAVE_ALWAYS_BYTES = 32 * 1024 * 1024
+#: ... a larger one at most this often (seconds); it can always be rebuilt from SQLite anyway
 SAVE_EVERY_S = 60.0
 
 
@@ -48,6 +50,7 @@ class Writer:
 
     index: Index
     progress: object = None
+    commit_chunks: int = COMMIT_CHUNKS
     pending: list[_Pending] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
@@ -65,7 +68,7 @@ class Writer:
                 self.remove([replaces])
             return
         self.pending.append(_Pending(doc, sha256, chunks, prefix, replaces))
-        if sum(len(p.chunks) for p in self.pending) >= COMMIT_CHUNKS:
+        if sum(len(p.chunks) for p in self.pending) >= self.commit_chunks:
             self.flush()
 
     def flush(self) -> None:
@@ -95,7 +98,8 @@ class Writer:
         self.counts["chunks"] += len(texts)
         if self.progress is not None:
             self.progress.update(len(batch))  # type: ignore[attr-defined]
-        if time.monotonic() - self.last_save > SAVE_EVERY_S:
+        size = len(vectors_index) * vectors_index.dimension * 4
+        if size < SAVE_ALWAYS_BYTES or time.monotonic() - self.last_save > SAVE_EVERY_S:
             self.index.save_vectors()
             self.last_save = time.monotonic()
 

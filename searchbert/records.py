@@ -52,10 +52,51 @@ class Hit:
     chunk_id: int
     start_char: int = 0
     end_char: int = 0
+    #: the score the hit had before reranking (equal to `score` without a reranker)
+    retrieval_score: float | None = None
+    rerank_score: float | None = None
+    # how each retriever saw the hit (for --explain); None where a retriever did not find it or did not run
+    dense_score: float | None = None
+    dense_rank: int | None = None
+    bm25_score: float | None = None
+    bm25_rank: int | None = None
+    fused_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The hit as plain JSON-ready data."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict a search to part of the index. Empty filters match everything.
+
+    `paths`: shell globs matched against a document's path relative to the folder it was indexed from (`*` crosses
+    folders, as in fnmatch); `exts`: file extensions without the dot; `since`: modified at or after this Unix time.
+    """
+
+    paths: tuple[str, ...] = ()
+    exts: tuple[str, ...] = ()
+    since: float | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.paths or self.exts or self.since is not None)
+
+    def matches(self, path: str, root: str, mtime: float) -> bool:
+        """Whether a document passes every filter given."""
+        import fnmatch
+        import os
+
+        if self.exts and os.path.splitext(path)[1].lower().lstrip(".") not in {
+            e.lower().lstrip(".") for e in self.exts
+        }:
+            return False
+        if self.since is not None and mtime < self.since:
+            return False
+        if self.paths:
+            rel = Document(path=path, text="", root=root).relpath
+            return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(path, p) for p in self.paths)
+        return True
 
 
 @dataclass(frozen=True)

@@ -1,77 +1,190 @@
-"""Query vectors -> ranked Hits: nearest chunks from the vector index, grouped to their best chunk per document."""
+"""Queries -> ranked Hits: dense (FAISS), lexical (BM25) or both fused, optionally reranked, grouped to documents.
+
+Filters are applied inside each retriever (a FAISS id selector, a BM25 weight mask), and the fetch depth grows until
+k results are found or the matching chunks are spent, so a narrow filter never starves a query.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from .records import Hit
-from .store import Store
+from .errors import InvalidArgument
+from .records import Filters, Hit
+from .vectors import nearest
 
 if TYPE_CHECKING:
-    import numpy as np
+    from .index import Index
+    from .rerank import Reranker
 
-    from .vectors import VectorIndex
-
-#: chunks fetched per wanted document at first; the fetch grows until k documents are found or the index is spent
+MODES = ("dense", "bm25", "hybrid")
+#: chunks fetched per wanted document at first
 OVERFETCH = 4
+#: reciprocal rank fusion constant (Cormack et al., 2009): damps the weight of the very top ranks
+RRF_K = 60
 
 
-def _best_per_document(store: Store, ids: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
-    """The first (best) chunk of each document, in score order, at most k."""
-    valid = [(int(i), float(s)) for i, s in zip(ids, scores, strict=False) if i >= 0]
-    doc_of = store.document_ids(i for i, _ in valid)
-    seen: set[int] = set()
-    best: list[tuple[int, float]] = []
-    for chunk_id, score in valid:
-        doc = doc_of.get(chunk_id)
-        if doc is None or doc in seen:  # None: the chunk was deleted after the vector index was read
-            continue
-        seen.add(doc)
-        best.append((chunk_id, score))
-        if len(best) == k:
-            break
-    return best
+@dataclass(frozen=True)
+class _Scored:
+    chunk_id: int
+    score: float
+    dense_score: float | None = None
+    dense_rank: int | None = None
+    bm25_score: float | None = None
+    bm25_rank: int | None = None
+    fused_score: float | None = None
+    rerank_score: float | None = None
+    retrieval_score: float | None = None
 
 
-def rank(store: Store, vectors: VectorIndex, queries: np.ndarray, k: int, *, chunks: bool = False) -> list[list[Hit]]:
-    """The k best hits for each query vector: documents (best chunk each), or chunks."""
-    total = len(vectors)
-    if total == 0:
-        return [[] for _ in range(len(queries))]
-    results: list[list[tuple[int, float]]] = [[] for _ in range(len(queries))]
-    todo = list(range(len(queries)))
-    fetch = k if chunks else k * OVERFETCH
-    while todo:
-        fetch = min(fetch, total)
-        scores, ids = vectors.search(queries[todo], fetch)
-        still: list[int] = []
-        for row, q in enumerate(todo):
-            if chunks:
-                doc_of = store.document_ids(int(i) for i in ids[row] if i >= 0)
-                results[q] = [
-                    (int(i), float(s)) for i, s in zip(ids[row], scores[row], strict=False) if int(i) in doc_of
-                ][:k]
-            else:
-                results[q] = _best_per_document(store, ids[row], scores[row], k)
-            if len(results[q]) < k and fetch < total:
-                still.append(q)
-        todo, fetch = still, fetch * 4
-    rows = store.chunks({cid for res in results for cid, _ in res})
-    return [
-        [
-            Hit(
-                rank=r,
-                score=score,
-                path=rows[cid].path,
-                title=rows[cid].title,
-                text=rows[cid].text,
-                start_line=rows[cid].start_line,
-                end_line=rows[cid].end_line,
-                chunk_id=cid,
-                start_char=rows[cid].start_char,
-                end_char=rows[cid].end_char,
+def allowed_chunks(index: Index, filters: Filters) -> set[int]:
+    """Ids of the chunks of the documents that pass the filters."""
+    rows = index.store.db.execute("SELECT id, path, root, mtime FROM documents").fetchall()
+    docs = [doc_id for doc_id, path, root, mtime in rows if filters.matches(path, root, mtime)]
+    return set(index.store.chunk_ids(docs))
+
+
+def _rank_lists(
+    dense: list[tuple[int, float]], bm25: list[tuple[int, float]], doc_of: dict[int, int], by_document: bool
+) -> tuple[dict[object, _Scored], list[object], list[object]]:
+    """Per key (a document, or a chunk): how each retriever scored and ranked it, and each retriever's order."""
+    seen: dict[object, _Scored] = {}
+    orders: list[list[object]] = [[], []]
+    for which, hits in enumerate((dense, bm25)):
+        for chunk_id, score in hits:
+            if chunk_id not in doc_of:  # deleted after the retriever's index was read
+                continue
+            key = doc_of[chunk_id] if by_document else chunk_id
+            entry = seen.get(key)
+            if entry is not None and (entry.dense_rank if which == 0 else entry.bm25_rank) is not None:
+                continue  # a document's later chunks: its best one is already counted
+            orders[which].append(key)
+            rank = len(orders[which])
+            if entry is None:
+                entry = _Scored(chunk_id, score)
+            entry = (
+                replace(entry, dense_score=score, dense_rank=rank)
+                if which == 0
+                else replace(entry, bm25_score=score, bm25_rank=rank)
             )
-            for r, (cid, score) in enumerate((x for x in res if x[0] in rows), start=1)
-        ]
-        for res in results
-    ]
+            seen[key] = entry
+    return seen, orders[0], orders[1]
+
+
+def _combine(
+    mode: str, dense: list[tuple[int, float]], bm25: list[tuple[int, float]], doc_of: dict[int, int], by_document: bool
+) -> list[_Scored]:
+    """One ranking out of the retrievers' lists: as is for one retriever, reciprocal rank fusion for both."""
+    seen, dense_order, bm25_order = _rank_lists(dense, bm25, doc_of, by_document)
+    if mode != "hybrid":
+        return [replace(seen[key], retrieval_score=seen[key].score) for key in (dense_order or bm25_order)]
+    fused = []
+    for entry in seen.values():
+        score = sum(1.0 / (RRF_K + r) for r in (entry.dense_rank, entry.bm25_rank) if r is not None)
+        # the passage shown is the one the retriever that ranked the document higher found
+        chunk = entry.chunk_id
+        if entry.dense_rank is None or (entry.bm25_rank is not None and entry.bm25_rank < entry.dense_rank):
+            chunk = next(c for c, _ in bm25 if doc_of.get(c) == doc_of[entry.chunk_id]) if by_document else chunk
+        fused.append(replace(entry, chunk_id=chunk, score=score, fused_score=score, retrieval_score=score))
+    return sorted(fused, key=lambda e: -e.score)
+
+
+def _rerank(reranker: Reranker, query: str, ranked: list[_Scored], texts: dict[int, str]) -> list[_Scored]:
+    scores = reranker.score(query, [texts[e.chunk_id] for e in ranked])
+    out = [replace(e, score=float(s), rerank_score=float(s)) for e, s in zip(ranked, scores)]
+    return sorted(out, key=lambda e: -e.score)
+
+
+def _best_per_document(ranked: list[_Scored], doc_of: dict[int, int]) -> list[_Scored]:
+    seen: set[int] = set()
+    out = []
+    for e in ranked:
+        if doc_of[e.chunk_id] not in seen:
+            seen.add(doc_of[e.chunk_id])
+            out.append(e)
+    return out
+
+
+def search(
+    index: Index,
+    queries: Sequence[str],
+    k: int,
+    *,
+    mode: str = "dense",
+    chunks: bool = False,
+    reranker: Reranker | None = None,
+    candidates: int = 50,
+    filters: Filters | None = None,
+    min_score: float | None = None,
+) -> list[list[Hit]]:
+    """The k best hits per query (documents by their best chunk, or chunks)."""
+    if mode not in MODES:
+        raise InvalidArgument(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    if candidates <= 0:
+        raise InvalidArgument(f"candidates must be a positive number, got {candidates}")
+    store = index.store
+    allowed = allowed_chunks(index, filters) if filters else None
+    total = len(allowed) if allowed is not None else len(index.vectors)
+    if total == 0:
+        return [[] for _ in queries]
+    query_vectors = index.encoder.encode(list(queries)) if mode != "bm25" else None
+    depth = max(k * (1 if chunks else OVERFETCH), candidates if reranker else 0)
+    ranked: list[list[_Scored]] = [[] for _ in queries]
+    doc_of: dict[int, int] = {}
+    todo = list(range(len(queries)))
+    while todo:
+        depth = min(depth, total)
+        dense = nearest(index.vectors, query_vectors[todo], depth, allowed) if query_vectors is not None else None
+        bm25 = index.lexical.search_many([queries[q] for q in todo], depth, allowed) if mode != "dense" else None
+        lists = [(dense[i] if dense else [], bm25[i] if bm25 else []) for i in range(len(todo))]
+        doc_of.update(store.document_ids({c for pair in lists for hits in pair for c, _ in hits}))
+        still = []
+        for q, (d, b) in zip(todo, lists):
+            ranked[q] = _combine(mode, d, b, doc_of, by_document=not chunks and reranker is None)
+            if len(ranked[q]) < k and depth < total:
+                still.append(q)
+        todo, depth = still, depth * 4
+    if reranker is not None:
+        texts = {
+            cid: row.text for cid, row in store.chunks({e.chunk_id for r in ranked for e in r[:candidates]}).items()
+        }
+        for q, query in enumerate(queries):
+            ranked[q] = _rerank(reranker, query, [e for e in ranked[q][:candidates] if e.chunk_id in texts], texts)
+            if not chunks:
+                ranked[q] = _best_per_document(ranked[q], doc_of)
+    return _hits(index, [[e for e in r if min_score is None or e.score >= min_score][:k] for r in ranked])
+
+
+def _hits(index: Index, ranked: list[list[_Scored]]) -> list[list[Hit]]:
+    rows = index.store.chunks({e.chunk_id for r in ranked for e in r})
+    out = []
+    for r in ranked:
+        hits = []
+        for e in r:
+            row = rows.get(e.chunk_id)
+            if row is None:
+                continue
+            hits.append(
+                Hit(
+                    rank=len(hits) + 1,
+                    score=e.score,
+                    path=row.path,
+                    title=row.title,
+                    text=row.text,
+                    start_line=row.start_line,
+                    end_line=row.end_line,
+                    chunk_id=e.chunk_id,
+                    start_char=row.start_char,
+                    end_char=row.end_char,
+                    retrieval_score=e.retrieval_score,
+                    rerank_score=e.rerank_score,
+                    dense_score=e.dense_score,
+                    dense_rank=e.dense_rank,
+                    bm25_score=e.bm25_score,
+                    bm25_rank=e.bm25_rank,
+                    fused_score=e.fused_score,
+                )
+            )
+        out.append(hits)
+    return out

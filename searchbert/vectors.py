@@ -22,7 +22,9 @@ class VectorIndex(Protocol):
 
     def remove(self, ids: np.ndarray) -> int: ...
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def search(self, queries: np.ndarray, k: int, allowed: set[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of the k nearest per query, among `allowed` ids if given; id -1 pads a short row."""
+        ...
 
     def ids(self) -> np.ndarray: ...
 
@@ -46,6 +48,14 @@ def atomic_write(path: Path, write: object) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def nearest(
+    index: VectorIndex, queries: np.ndarray, k: int, allowed: set[int] | None = None
+) -> list[list[tuple[int, float]]]:
+    """search() as lists of (id, score) per query, padding dropped."""
+    scores, ids = index.search(queries, k, allowed)
+    return [[(int(i), float(s)) for i, s in zip(id_row, score_row) if i >= 0] for id_row, score_row in zip(ids, scores)]
 
 
 def _as_ids(ids: object) -> np.ndarray:
@@ -83,9 +93,16 @@ class FaissFlatIndex:
         ids = _as_ids(ids)
         return int(self._index.remove_ids(faiss.IDSelectorBatch(ids))) if len(ids) else 0
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allowed: set[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        import faiss
+
         queries = _as_vectors(queries, self.dimension)
-        return self._index.search(queries, min(k, max(len(self), 1)))
+        k = min(k, max(len(self), 1))
+        if allowed is None:
+            return self._index.search(queries, k)
+        # the selector filters inside the scan: k matching results whenever k matching vectors exist
+        selector = faiss.IDSelectorBatch(_as_ids(sorted(allowed)))
+        return self._index.search(queries, k, params=faiss.SearchParameters(sel=selector))
 
     def ids(self) -> np.ndarray:
         import faiss
@@ -134,15 +151,18 @@ class NumpyIndex:
         self._ids, self._vectors = self._ids[keep], self._vectors[keep]
         return removed
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allowed: set[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         import numpy as np
 
         scores = _as_vectors(queries, self.dimension) @ self._vectors.T
+        if allowed is not None:
+            scores[:, ~np.isin(self._ids, _as_ids(sorted(allowed)))] = -np.inf
         k = min(k, max(len(self), 1))
         if not len(self):
             return np.full((len(scores), k), -np.inf, dtype=np.float32), np.full((len(scores), k), -1, dtype=np.int64)
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(scores, order, axis=1), self._ids[order]
+        top, ids = np.take_along_axis(scores, order, axis=1), self._ids[order]
+        return top, np.where(np.isfinite(top), ids, -1)
 
     def ids(self) -> np.ndarray:
         return self._ids.copy()

@@ -1,0 +1,177 @@
+"""Incremental indexing with the counting fake encoder: what is (not) embedded again, removal, refusal to mix."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from searchbert import Index, health
+from searchbert.errors import IncompatibleIndex, IndexLocked
+from searchbert.index import LOCK, VECTORS, VECTORS_STATE, index_paths
+
+from .conftest import DOCS, FakeEncoder, write_tree
+
+
+@pytest.fixture
+def setup(tmp_path: Path, docs_dir: Path) -> tuple[Index, FakeEncoder, Path]:
+    enc = FakeEncoder()
+    ix = Index.create(tmp_path / "ix", encoder=enc)
+    ix.add([docs_dir])
+    enc.calls.clear()
+    return ix, enc, docs_dir
+
+
+def _consistent(ix: Index) -> None:
+    stored = sorted(r[0] for r in ix.store.db.execute("SELECT id FROM chunks"))
+    assert sorted(ix.vectors.ids().tolist()) == stored
+
+
+def test_no_op_rerun_embeds_nothing(setup) -> None:
+    ix, enc, docs = setup
+    report = ix.add([docs])
+    assert enc.embedded == []
+    assert (report.added, report.updated, report.unchanged, report.removed) == (0, 0, len(DOCS), 0)
+
+
+def test_one_changed_file_embeds_only_its_chunks(setup) -> None:
+    ix, enc, docs = setup
+    (docs / "ops/keys.md").write_text("# Rotating signing keys\n\nNew procedure: use the hardware token.\n")
+    report = ix.add([docs])
+    assert report.updated == 1 and report.unchanged == len(DOCS) - 1
+    assert enc.embedded == ["# Rotating signing keys\n\nNew procedure: use the hardware token.\n"]
+    assert ix.search("hardware token", k=1)[0].path.endswith("ops/keys.md")
+    assert "retire the old key" not in " ".join(h.text for h in ix.search("retire old key", k=10))
+    _consistent(ix)
+
+
+def test_touched_but_identical_file_is_not_embedded(setup) -> None:
+    ix, enc, docs = setup
+    os.utime(docs / "cooking/pasta.md", (1e9, 1e9))
+    assert ix.add([docs]).unchanged == len(DOCS) and enc.embedded == []
+    assert ix.store.document(str(docs / "cooking/pasta.md")).mtime == 1e9  # the fast path holds next time
+
+
+def test_new_and_deleted_files(setup) -> None:
+    ix, enc, docs = setup
+    (docs / "ops/backup.txt").unlink()
+    (docs / "new.md").write_text("Fresh document about lighthouses.")
+    report = ix.add([docs])
+    assert (report.added, report.removed) == (1, 1)
+    assert enc.embedded == ["Fresh document about lighthouses."]
+    assert all(not h.path.endswith("backup.txt") for h in ix.search("backup restore", k=10))
+    _consistent(ix)
+
+
+def test_several_roots_and_remove(tmp_path: Path, setup) -> None:
+    ix, _enc, docs = setup
+    other = write_tree(tmp_path / "other", {"x.md": "Lighthouse keepers", "sub/y.md": "Lighthouse lamps"})
+    ix.add([other])
+    assert ix.count()["documents"] == len(DOCS) + 2
+    ix.add([docs])  # re-indexing one root leaves the other alone
+    assert ix.count()["documents"] == len(DOCS) + 2
+    assert ix.remove([other / "sub"]) == 1
+    assert ix.remove([docs / "cooking" / "pasta.md"]) == 1
+    assert ix.count()["documents"] == len(DOCS)
+    _consistent(ix)
+
+
+def test_identical_text_in_two_files_is_stored_for_both(tmp_path: Path) -> None:
+    enc = FakeEncoder()
+    root = write_tree(tmp_path / "d", {"a.md": "same words here", "b/a.md": "same words here"})
+    ix = Index.create(tmp_path / "ix", encoder=enc)
+    assert ix.add([root]).added == 2
+    assert {Path(h.path).relative_to(root).as_posix() for h in ix.search("same words", k=5)} == {"a.md", "b/a.md"}
+
+
+def test_another_model_or_chunking_is_refused_and_rebuild_starts_over(setup) -> None:
+    ix, _, docs = setup
+    ix.close()
+    with pytest.raises(IncompatibleIndex, match="--rebuild"):
+        index_paths(ix.path, [docs], encoder=FakeEncoder(dimension=32, model_id="fake/other"))
+    with pytest.raises(IncompatibleIndex, match="--rebuild"):
+        index_paths(ix.path, [docs], encoder=FakeEncoder(), overlap=3)
+    other = FakeEncoder(dimension=32, model_id="fake/other")
+    report = index_paths(ix.path, [docs], encoder=other, rebuild=True)
+    assert report.added == len(DOCS)
+    assert Index.open(ix.path, encoder=other).manifest.model_id == "fake/other"
+
+
+class Boom(RuntimeError):
+    pass
+
+
+def test_a_crash_mid_run_keeps_committed_batches_and_resume_embeds_the_rest(tmp_path: Path) -> None:
+    files = {f"doc{i:03}.md": f"document number {i} about topic {i % 7}" for i in range(60)}
+    root = write_tree(tmp_path / "d", files)
+    enc = FakeEncoder()
+    ix = Index.create(tmp_path / "ix", encoder=enc)
+    real_encode, calls = enc.encode, []
+
+    def failing(texts, **kw):
+        calls.append(len(texts))
+        if len(calls) == 3:
+            raise Boom("killed")
+        return real_encode(texts, **kw)
+
+    enc.encode = failing  # type: ignore[method-assign]
+    with pytest.raises(Boom):
+        ix.add([root], commit_chunks=10)
+    committed = ix.count()["documents"]
+    assert committed == 20  # two batches of ten landed, the third did not
+    ix.close()
+
+    enc2 = FakeEncoder()
+    again = Index.open(ix.path, encoder=enc2)
+    _consistent(again)
+    assert len(again.search("topic 3", k=5)) == 5
+    enc2.calls.clear()
+    report = again.add([root])
+    assert report.added == 40 and report.unchanged == 20 and len(enc2.embedded) == 40
+    _consistent(again)
+
+
+def test_status_reports_and_repair_rewrites_the_vector_file(setup) -> None:
+    ix, _, _ = setup
+    ix.close()
+    info = health.status(str(ix.path))
+    assert info.consistent and info.documents == len(DOCS) and info.vectors == info.chunks
+    assert info.vector_file == "current" and info.bytes_on_disk > 0
+    (ix.path / VECTORS).write_bytes(b"garbage")
+    assert health.status(str(ix.path)).vector_file.startswith("missing or unreadable")
+    assert health.status(str(ix.path)).consistent  # searches still see every vector, rebuilt from SQLite
+    with Index.open(ix.path) as raw:
+        raw.store.db.execute("DELETE FROM chunks WHERE id = (SELECT min(id) FROM chunks)")
+    broken = health.status(str(ix.path))
+    assert not broken.consistent and "do not have the chunks" in broken.problems[0]
+    fixed = health.repair(str(ix.path))
+    assert fixed.consistent and fixed.vector_file == "current" and fixed.documents == len(DOCS) - 1
+
+
+def test_stale_vector_file_is_rebuilt_not_trusted(setup) -> None:
+    ix, enc, docs = setup
+    before = (ix.path / VECTORS).read_bytes(), (ix.path / VECTORS_STATE).read_text()
+    (docs / "new.md").write_text("zebra crossing")
+    ix.add([docs])
+    (ix.path / VECTORS).write_bytes(before[0])  # as if killed between the SQLite commit and the FAISS save
+    (ix.path / VECTORS_STATE).write_text(before[1])
+    fresh = Index.open(ix.path, encoder=enc)
+    assert fresh.search("zebra crossing", k=1)[0].path.endswith("new.md")
+    _consistent(fresh)
+
+
+def test_second_writer_times_out_with_a_clear_error(setup) -> None:
+    from filelock import FileLock
+
+    ix, _, docs = setup
+    with FileLock(str(ix.path / LOCK)), pytest.raises(IndexLocked, match="another process"):
+        ix.add([docs], lock_timeout=0.2)
+    assert ix.add([docs]).unchanged == len(DOCS)
+
+
+def test_vectors_round_trip_through_sqlite(setup) -> None:
+    ix, _, _ = setup
+    rebuilt = np.concatenate([v for _, v in ix.store.all_vectors(ix.manifest.dimension, batch=2)])
+    assert rebuilt.shape == (ix.count()["chunks"], ix.manifest.dimension)

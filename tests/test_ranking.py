@@ -1,0 +1,160 @@
+"""Search modes (dense, BM25, hybrid), filters inside the search, thresholds and --explain, with the fake encoder."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from searchbert import Index
+from searchbert.errors import InvalidArgument
+from searchbert.records import Filters
+from searchbert.search import RRF_K
+
+from .conftest import FakeEncoder, write_tree
+
+WORDS = [
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+]
+
+
+@pytest.fixture
+def big(tmp_path: Path) -> Index:
+    """300 documents, a handful of chunks each; 3 of them (1%) live under guides/ and are .txt files."""
+    files = {}
+    for i in range(300):
+        words = " ".join(WORDS[(i + j) % len(WORDS)] for j in range(30))
+        body = "\n\n".join(f"Section {s} of note {i}: {words}." for s in range(3))
+        files[f"notes/n{i:03}.md"] = f"# Note {i}\n\n{body}\n"
+    for i in range(3):
+        files[f"guides/install-{i}.txt"] = f"Installation guide {i}: unpack, configure, run alpha. Zeta omega {i}."
+    ix = Index.create(tmp_path / "ix", encoder=FakeEncoder(max_tokens=24))
+    ix.add([write_tree(tmp_path / "docs", files)])
+    return ix
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_a_filter_matching_1_percent_still_returns_k(big: Index, mode: str) -> None:
+    # the query matches the other 99% better: only filtering inside the search can return the guides
+    query = "alpha bravo charlie delta"
+    assert not any("/guides/" in h.path for h in big.search(query, k=20, mode=mode))
+    hits = big.search(query, k=3, mode=mode, filters=Filters(paths=("guides/*",)))
+    assert len(hits) == 3 and all("/guides/" in h.path for h in hits)
+    chunks = big.search(query, k=3, mode=mode, chunks=True, filters=Filters(exts=("txt",)))
+    assert len(chunks) == 3 and all(h.path.endswith(".txt") for h in chunks)
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_modes_rank_documents_once_and_in_order(big: Index, mode: str) -> None:
+    hits = big.search("installation guide unpack configure alpha", k=10, mode=mode)
+    assert hits[0].path.endswith(".txt")
+    assert len({h.path for h in hits}) == len(hits) == 10
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_hybrid_is_reciprocal_rank_fusion_of_both(big: Index) -> None:
+    for h in big.search("zeta omega installation", k=8, mode="hybrid"):
+        want = sum(1 / (RRF_K + r) for r in (h.dense_rank, h.bm25_rank) if r is not None)
+        assert h.fused_score == pytest.approx(want) == pytest.approx(h.score)
+        assert h.dense_rank is not None or h.bm25_rank is not None
+
+
+def test_bm25_finds_exact_tokens(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "d", {"err.md": "Failure code ERR_4711 means the disk is full.", "x.md": "Disks."})
+    ix = Index.create(tmp_path / "ix", encoder=FakeEncoder())
+    ix.add([root])
+    [hit] = ix.search("ERR_4711", k=1, mode="bm25")
+    assert hit.path.endswith("err.md") and hit.bm25_rank == 1 and hit.dense_score is None
+
+
+def test_path_globs_cross_folders_and_match_names(tmp_path: Path) -> None:
+    f = Filters(paths=("guides/*",))
+    assert f.matches("/r/guides/a/b.md", "/r", 0) and not f.matches("/r/api/guides.md", "/r", 0)
+    g = Filters(paths=("*install*",))
+    assert g.matches("/r/docs/deep/install-linux.md", "/r", 0) and not g.matches("/r/docs/usage.md", "/r", 0)
+    assert Filters(exts=("md", ".TXT")).matches("/r/a.txt", "/r", 0)
+    assert not Filters(since=100.0).matches("/r/a.txt", "/r", 99.0)
+    assert not Filters()
+
+
+def test_since_filter_and_min_score(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "d", {"old.md": "apples and pears", "new.md": "apples and plums"})
+    os.utime(root / "old.md", (1_000_000, 1_000_000))
+    ix = Index.create(tmp_path / "ix", encoder=FakeEncoder())
+    ix.add([root])
+    hits = ix.search("apples", k=5, filters=Filters(since=time.time() - 3600))
+    assert [Path(h.path).name for h in hits] == ["new.md"]
+    assert ix.search("apples pears", k=5, min_score=2.0) == []  # cosine never exceeds 1: "nothing relevant"
+    top = ix.search("apples pears", k=5)
+    assert ix.search("apples pears", k=5, min_score=top[0].score) == top[:1]
+
+
+def test_filters_matching_nothing_and_bad_options(big: Index) -> None:
+    assert big.search("alpha", k=5, filters=Filters(paths=("nowhere/*",))) == []
+    with pytest.raises(InvalidArgument):
+        big.search("alpha", mode="sparse")
+    with pytest.raises(InvalidArgument):
+        big.search("alpha", rerank=None, candidates=0)
+
+
+def test_index_keeps_bm25_current_through_incremental_runs(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "d", {"a.md": "kiwi fruit", "b.md": "mango fruit"})
+    ix = Index.create(tmp_path / "ix", encoder=FakeEncoder())
+    ix.add([root])
+    (root / "b.md").write_text("papaya fruit")
+    (root / "c.md").write_text("guava fruit")
+    (root / "a.md").unlink()
+    ix.add([root])
+    ix.close()
+    again = Index.open(ix.path, encoder=FakeEncoder())
+    assert again.search("mango", k=5, mode="bm25") == [] and again.search("kiwi", k=5, mode="bm25") == []
+    assert [Path(h.path).name for h in again.search("papaya guava", k=5, mode="bm25")] == ["b.md", "c.md"] or [
+        Path(h.path).name for h in again.search("papaya guava", k=5, mode="bm25")
+    ] == ["c.md", "b.md"]
+
+
+def test_cli_query_modes_filters_and_explain(big: Index, monkeypatch: pytest.MonkeyPatch) -> None:
+    from searchbert import cli
+
+    monkeypatch.setattr(cli, "_open_index", lambda path: Index.open(big.path, encoder=FakeEncoder(max_tokens=24)))
+    run = CliRunner().invoke
+    out = run(
+        cli.main,
+        [
+            "query",
+            "alpha bravo",
+            "--index",
+            str(big.path),
+            "--mode",
+            "hybrid",
+            "--explain",
+            "--path",
+            "guides/*",
+            "-k",
+            "2",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert out.output.count("guides/install-") == 2 and "fused" in out.output and "dense" in out.output
+    out = run(cli.main, ["query", "alpha", "--index", str(big.path), "--ext", "rst"])
+    assert "No results" in out.output
+    out = run(cli.main, ["query", "alpha", "--index", str(big.path), "--since", "not-a-date"])
+    assert out.exit_code == 2
