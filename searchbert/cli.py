@@ -141,6 +141,8 @@ def index_cmd(
         title_prefix=title_prefix,
         rebuild=rebuild,
         progress=not quiet,
+        commit_chunks=batch_size,
+        lock_timeout=lock_timeout,
     )
     if as_json:
         click.echo(json.dumps({"index": str(target), **report.to_dict()}, indent=2))
