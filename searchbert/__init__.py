@@ -12,7 +12,7 @@ from .records import Chunk, Document, Hit, IndexReport
 if TYPE_CHECKING:
     from .index import Index
 
-__all__ = ["Chunk", "Document", "Hit", "Index", "IndexReport", "SearchbertError", "__version__"]
+__all__ = ["Chunk", "Document", "Filters", "Hit", "Index", "IndexReport", "SearchbertError", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

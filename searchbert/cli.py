@@ -91,6 +91,11 @@ def main(verbose: bool) -> None:
 @click.option("--title-prefix/--no-title-prefix", default=None, help="Embed each chunk with its document's title.")
 @click.option("--rebuild", is_flag=True, help="Start the index over (needed to change model or chunk settings).")
 @click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnx", "onnx-int8"]),
+    help="What runs the model: torch (default), onnx (same vectors, no torch) or onnx-int8 (quantized).",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(1),
     default=512,
@@ -117,6 +122,7 @@ def index_cmd(
     overlap: int | None,
     title_prefix: bool | None,
     rebuild: bool,
+    backend: str | None,
     batch_size: int,
     lock_timeout: float,
     quiet: bool,
@@ -143,6 +149,7 @@ def index_cmd(
         progress=not quiet,
         commit_chunks=batch_size,
         lock_timeout=lock_timeout,
+        backend=backend,
     )
     if as_json:
         click.echo(json.dumps({"index": str(target), **report.to_dict()}, indent=2))
@@ -355,6 +362,13 @@ def _explain(h: Any) -> str:
     help="standard: title + text embedded whole, truncated (MTEB); chunked: searchbert's chunking.",
 )
 @click.option("--model", help="Bi-encoder: a local folder or a cached hub id. Default: all-MiniLM-L6-v2.")
+@click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnx", "onnx-int8"]),
+    default="torch",
+    show_default=True,
+    help="What runs the bi-encoder.",
+)
 @click.option("--chunk-size", type=click.IntRange(16, 510), help="Word pieces per chunk (chunked protocol).")
 @click.option("--overlap", type=click.IntRange(0), help="Overlap in word pieces (chunked protocol).")
 @click.option("--title-prefix", is_flag=True, help="Embed each chunk with its document's title (chunked protocol).")
@@ -375,6 +389,7 @@ def eval_cmd(
     candidates: int,
     protocol: str,
     model: str | None,
+    backend: str,
     chunk_size: int | None,
     overlap: int | None,
     title_prefix: bool,
@@ -401,6 +416,7 @@ def eval_cmd(
         progress=not quiet,
         rerank=rerank_model,
         candidates=candidates,
+        backend=backend,
         **{k: v for k, v in options.items() if v},
     )
     if run_file:

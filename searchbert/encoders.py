@@ -98,14 +98,11 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
-class SentenceTransformerEncoder:
-    """A Sentence-BERT bi-encoder (mean pooling, normalized) run by sentence-transformers on the CPU."""
+class LocalBiEncoder:
+    """What every runner of a local Sentence-BERT model folder shares: identity, tokenizer, limits, pooling."""
 
-    def __init__(self, model: str | None = None, *, device: str = "cpu") -> None:
+    def __init__(self, model: str | None = None) -> None:
         self.model_id, self.folder = resolve_model(model)
-        self.device = device
-        # measured on 2 CPU cores: batches of 8 ran 15-20% faster than 32 and 64 (cache-friendlier matrices)
-        self.batch_size = 8 if device == "cpu" else 64
         self.tokenizer = load_tokenizer(self.folder)
         self._specials = len(self.tokenizer.encode("", add_special_tokens=True).ids)
         seq = _read_json(self.folder / "sentence_bert_config.json").get("max_seq_length")
@@ -120,6 +117,36 @@ class SentenceTransformerEncoder:
             if k.startswith("pooling_mode_") and v is True
         ]
         self.pooling = "+".join(modes) or "mean"
+
+    @property
+    def dimension(self) -> int:
+        raise NotImplementedError
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What makes two encoders' vectors comparable (the same model, whatever runs it)."""
+        return {
+            "id": self.model_id,
+            "dimension": self.dimension,
+            "pooling": self.pooling,
+            "normalized": True,
+            "max_tokens": self.max_tokens,
+        }
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Char span of every word piece of text, special tokens excluded."""
+        return self.tokenizer.encode(text, add_special_tokens=False).offsets
+
+
+class SentenceTransformerEncoder(LocalBiEncoder):
+    """A Sentence-BERT bi-encoder (mean pooling, normalized) run by sentence-transformers (torch) on the CPU."""
+
+    backend = "torch"
+
+    def __init__(self, model: str | None = None, *, device: str = "cpu") -> None:
+        super().__init__(model)
+        self.device = device
+        # measured on 2 CPU cores: batches of 8 ran 15-20% faster than 32 and 64 (cache-friendlier matrices)
+        self.batch_size = 8 if device == "cpu" else 64
 
     @cached_property
     def model(self) -> Any:
@@ -137,23 +164,9 @@ class SentenceTransformerEncoder:
         return model
 
     @cached_property
-    def dimension(self) -> int:
+    def dimension(self) -> int:  # type: ignore[override]
         dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else None
         return int(dim or self.model.get_sentence_embedding_dimension())
-
-    def fingerprint(self) -> dict[str, Any]:
-        """What makes two encoders' vectors comparable."""
-        return {
-            "id": self.model_id,
-            "dimension": self.dimension,
-            "pooling": self.pooling,
-            "normalized": True,
-            "max_tokens": self.max_tokens,
-        }
-
-    def token_spans(self, text: str) -> list[tuple[int, int]]:
-        """Char span of every word piece of text, special tokens excluded."""
-        return self.tokenizer.encode(text, add_special_tokens=False).offsets
 
     def encode(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
         """Embed texts (sentence-transformers sorts them by length to minimise padding)."""

@@ -51,6 +51,8 @@ class EvalResult:
     queries: int
     metrics: dict[str, float]
     seconds: float
+    #: chunks embedded by this run (0 when the collection's index was cached)
+    chunks_embedded: int = 0
     run: dict[str, dict[str, float]] = field(repr=False, default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,10 +157,12 @@ def _index_run(
     progress: bool,
     search_options: dict[str, Any],
     **chunk_options: Any,
-) -> tuple[dict[str, dict[str, float]], str]:
+) -> tuple[dict[str, dict[str, float]], str, int]:
     from .index import MANIFEST, Index
 
-    key = cache_key(collection, folder, protocol, encoder.model_id, chunk_options)
+    # torch and ONNX fp32 give the same vectors and share a cache; int8 vectors get their own
+    ident = encoder.model_id + ("|int8" if encoder.fingerprint().get("quantization") else "")
+    key = cache_key(collection, folder, protocol, ident, chunk_options)
     path = cache_dir / key
     if (path / MANIFEST).exists():
         index = Index.open(path, encoder=encoder)
@@ -166,10 +170,10 @@ def _index_run(
         index = Index.create(path, encoder=encoder, strategy=PROTOCOLS[protocol]["strategy"], **chunk_options)
     with index:
         # the normal incremental path: a cached index re-embeds nothing (every text hashes the same)
-        index.add_documents(_documents(collection, protocol), progress=progress, total=len(collection.corpus))
+        report = index.add_documents(_documents(collection, protocol), progress=progress, total=len(collection.corpus))
         qids = list(collection.queries)
         hits = index.search_many([collection.queries[q] for q in qids], k=DEPTH, **search_options)
-    return {q: {h.path: h.score for h in hs} for q, hs in zip(qids, hits)}, encoder.model_id
+    return {q: {h.path: h.score for h in hs} for q, hs in zip(qids, hits)}, encoder.model_id, report.chunks_embedded
 
 
 def _bm25_run(collection: Collection) -> dict[str, dict[str, float]]:
@@ -194,6 +198,7 @@ def evaluate(
     progress: bool = False,
     rerank: Any = None,
     candidates: int = DEPTH,
+    backend: str = "torch",
     **chunk_options: Any,
 ) -> EvalResult:
     """Index a collection (cached), run its queries, and score the run."""
@@ -204,16 +209,17 @@ def evaluate(
     folder = Path(folder)
     started = time.monotonic()
     collection = load_collection(folder, split)
+    embedded = 0
     if mode == "bm25":
         run, model_id, protocol = _bm25_run(collection), "bm25", "-"
     else:
         cache = Path(cache_dir) if cache_dir else default_cache_dir()
         if encoder is None:
-            from .encoders import SentenceTransformerEncoder
+            from .onnx_encoder import make_encoder
 
-            encoder = SentenceTransformerEncoder(model)
+            encoder = make_encoder(model, backend)
         search_options = {"mode": mode, "rerank": rerank, "candidates": candidates}
-        run, model_id = _index_run(
+        run, model_id, embedded = _index_run(
             collection, folder, protocol, encoder, cache, progress, search_options, **chunk_options
         )
     return EvalResult(
@@ -225,6 +231,7 @@ def evaluate(
         queries=len(collection.qrels),
         metrics=measure(collection.qrels, run),
         seconds=time.monotonic() - started,
+        chunks_embedded=embedded,
         run=run,
     )
 

@@ -40,16 +40,16 @@ class IndexStatus:
 def _check(index: Index) -> tuple[list[str], str]:
     """Disagreements inside the index (SQLite is the truth), and the state of the FAISS file on disk."""
     store, problems = index.store, []
-    orphans = store.db.execute(
+    orphans = store.execute(
         "SELECT count(*) FROM chunks WHERE document_id NOT IN (SELECT id FROM documents)"
     ).fetchone()[0]
     if orphans:
         problems.append(f"{orphans} chunks belong to no document")
-    miscounted = len(store.db.execute(_HALF_STORED).fetchall())
+    miscounted = len(store.execute(_HALF_STORED).fetchall())
     if miscounted:
         problems.append(f"{miscounted} documents do not have the chunks they should")
     # what searches use: the vector file when it is current, else vectors rebuilt from SQLite
-    stored_ids = {r[0] for r in store.db.execute("SELECT id FROM chunks")}
+    stored_ids = {r[0] for r in store.execute("SELECT id FROM chunks")}
     vector_ids = index.vectors.ids().tolist()
     if len(set(vector_ids)) != len(vector_ids):
         problems.append("the vector index holds duplicate ids")
@@ -94,9 +94,9 @@ def repair(index_path: str | None = None) -> IndexStatus:
     with Index.open(locate_index(index_path)) as index, index.writing():
         store = index.store
         with store.transaction():
-            broken = [r[0] for r in store.db.execute(_HALF_STORED)]
+            broken = [r[0] for r in store.execute(_HALF_STORED)]
             store.delete_documents(broken)  # the next `index` run embeds them again
-            store.db.execute("DELETE FROM chunks WHERE document_id NOT IN (SELECT id FROM documents)")
+            store.execute("DELETE FROM chunks WHERE document_id NOT IN (SELECT id FROM documents)")
             store.bump_generation()  # so the vector file is rebuilt from SQLite and rewritten
         index._vectors = index._load_vectors()
     return status(str(index.path))

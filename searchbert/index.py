@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .bm25 import BM25Retriever
 from .chunking import ChunkSettings
-from .encoders import Encoder, SentenceTransformerEncoder, resolve_model
+from .encoders import Encoder, resolve_model
 from .errors import IncompatibleIndex, IndexExists, IndexLocked, IndexNotFound, InvalidArgument, NoDocuments
 from .indexing import COMMIT_CHUNKS, Writer, add_documents, add_files
 from .loaders import discover
@@ -82,14 +82,23 @@ class Index:
         strategy: str = "chunk",
         title_prefix: bool = False,
         rebuild: bool = False,
+        backend: str = "torch",
     ) -> Index:
-        """Make a new, empty index at path (rebuild=True replaces one that is there)."""
+        """Make a new, empty index at path (rebuild=True replaces one that is there).
+
+        backend runs the model: torch (sentence-transformers), onnx (the same vectors, no torch) or onnx-int8
+        (quantized: faster, slightly different vectors, recorded in the index so queries use it too).
+        """
         path = Path(path)
         if (path / MANIFEST).exists():
             if not rebuild:
                 raise IndexExists(f"an index already exists at {path}: open it, or pass --rebuild to start it over")
             wipe(path)
-        enc = encoder or SentenceTransformerEncoder(model)
+        if encoder is None:
+            from .onnx_encoder import make_encoder
+
+            encoder = make_encoder(model, backend)
+        enc = encoder
         chunking = ChunkSettings.for_model(
             enc.max_tokens, chunk_size, overlap, strategy=strategy, title_prefix=title_prefix
         )
@@ -132,7 +141,9 @@ class Index:
     def encoder(self) -> Encoder:
         """The index's own model, loaded on first use."""
         if self._encoder is None:
-            enc = SentenceTransformerEncoder(self.manifest.model_id)
+            from .onnx_encoder import encoder_for
+
+            enc = encoder_for(self.manifest.model)
             if enc.max_tokens != self.manifest.model.get("max_tokens"):
                 raise IncompatibleIndex(f"model {self.manifest.model_id} no longer matches the index: pass --rebuild")
             self._encoder = enc
@@ -184,7 +195,7 @@ class Index:
 
     def _build_lexical(self) -> BM25Retriever[int]:
         prefix = self.manifest.chunking.title_prefix
-        rows = self.store.db.execute(
+        rows = self.store.execute(
             "SELECT c.id, d.title, c.text FROM chunks c JOIN documents d ON d.id = c.document_id ORDER BY c.id"
         ).fetchall()
         return BM25Retriever([r[0] for r in rows], [f"{r[1]}\n{r[2]}" if prefix else r[2] for r in rows])
@@ -395,6 +406,7 @@ def index_paths(
     progress: bool = False,
     commit_chunks: int = COMMIT_CHUNKS,
     lock_timeout: float | None = None,
+    backend: str | None = None,
 ) -> IndexReport:
     """Create the index if needed (or refuse to mix models and settings) and add paths to it."""
     index_path = Path(index_path)
@@ -411,6 +423,12 @@ def index_paths(
             raise IncompatibleIndex(
                 f"{index_path} was built with model {index.manifest.model_id}, not {model}: "
                 "leave out --model, or pass --rebuild to start the index over with the new model"
+            )
+        built_int8 = index.manifest.model.get("quantization") == "int8"
+        if backend is not None and (backend == "onnx-int8") != built_int8:
+            raise IncompatibleIndex(
+                f"{index_path} holds {'int8' if built_int8 else 'full-precision'} vectors, not {backend} ones: "
+                "leave out --backend, or pass --rebuild to start the index over"
             )
         asked = ChunkSettings.for_model(
             index.manifest.model["max_tokens"],
@@ -429,6 +447,7 @@ def index_paths(
             overlap=overlap,
             title_prefix=bool(title_prefix),
             rebuild=rebuild,
+            backend=backend or "torch",
         )
     with index:
         report = index.add(
@@ -441,4 +460,7 @@ def index_paths(
         )
     if report.indexed == 0 and report.removed == 0:
         raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
+    from .onnx_encoder import prepare_query_encoder
+
+    prepare_query_encoder(index)  # export the model once, so `query` runs without torch
     return report

@@ -40,7 +40,7 @@ class _Scored:
 
 def allowed_chunks(index: Index, filters: Filters) -> set[int]:
     """Ids of the chunks of the documents that pass the filters."""
-    rows = index.store.db.execute("SELECT id, path, root, mtime FROM documents").fetchall()
+    rows = index.store.execute("SELECT id, path, root, mtime FROM documents").fetchall()
     docs = [doc_id for doc_id, path, root, mtime in rows if filters.matches(path, root, mtime)]
     return set(index.store.chunk_ids(docs))
 

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,18 +85,26 @@ class Store:
     """The SQLite file of one index."""
 
     def __init__(self, path: Path) -> None:
-        import sqlite_utils
-
-        conn = sqlite3.connect(str(path), timeout=60, isolation_level=None, check_same_thread=False)
-        self.db: sqlite_utils.Database = sqlite_utils.Database(conn)
+        # plain sqlite3 for reads: importing sqlite-utils costs half a second a query does not need to pay
+        self.conn = sqlite3.connect(str(path), timeout=60, isolation_level=None, check_same_thread=False)
         # WAL: readers keep reading the last committed state while a writer works
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
+        self.execute("PRAGMA journal_mode=WAL")
+        self.execute("PRAGMA synchronous=NORMAL")
+        self.execute("PRAGMA foreign_keys=ON")
         self.path = path
 
+    @cached_property
+    def db(self) -> sqlite_utils.Database:
+        """The same connection through sqlite-utils, for writes and schema work."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
     def create_schema(self) -> None:
-        self.db.conn.executescript(_SCHEMA)
+        self.conn.executescript(_SCHEMA)
         with self.transaction():
             self.db["meta"].upsert_all(
                 [{"key": "schema_version", "value": str(SCHEMA_VERSION)}, {"key": "generation", "value": "0"}],
@@ -103,25 +112,25 @@ class Store:
             )
 
     def close(self) -> None:
-        self.db.conn.close()
+        self.conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One atomic write: everything inside lands together or not at all."""
-        self.db.execute("BEGIN IMMEDIATE")
+        self.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
+        self.execute("COMMIT")
 
     def get_meta(self, key: str, default: str = "") -> str:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        row = self.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
         return row[0] if row else default
 
     def set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", [key, value])
+        self.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", [key, value])
 
     @property
     def generation(self) -> int:
@@ -134,7 +143,7 @@ class Store:
         return gen
 
     def document(self, path: str) -> StoredDocument | None:
-        row = self.db.execute(
+        row = self.execute(
             "SELECT id, path, root, title, size, mtime, sha256, chunk_count FROM documents WHERE path = ?", [path]
         ).fetchone()
         return StoredDocument(*row) if row else None
@@ -142,7 +151,7 @@ class Store:
     def documents_under(self, root: str) -> list[StoredDocument]:
         """Documents whose path is `root` or lies below it."""
         prefix = root.rstrip("/") + "/"
-        rows = self.db.execute(
+        rows = self.execute(
             "SELECT id, path, root, title, size, mtime, sha256, chunk_count FROM documents"
             " WHERE path = ? OR substr(path, 1, ?) = ?",
             [root, len(prefix), prefix],
@@ -150,26 +159,26 @@ class Store:
         return [StoredDocument(*row) for row in rows]
 
     def touch(self, doc_id: int, size: int, mtime: float) -> None:
-        self.db.execute("UPDATE documents SET size = ?, mtime = ? WHERE id = ?", [size, mtime, doc_id])
+        self.execute("UPDATE documents SET size = ?, mtime = ? WHERE id = ?", [size, mtime, doc_id])
 
     def chunk_ids(self, doc_ids: Sequence[int]) -> list[int]:
         ids: list[int] = []
         for part in _batches(doc_ids, 500):
             marks = ",".join("?" * len(part))
-            ids += [r[0] for r in self.db.execute(f"SELECT id FROM chunks WHERE document_id IN ({marks})", part)]
+            ids += [r[0] for r in self.execute(f"SELECT id FROM chunks WHERE document_id IN ({marks})", part)]
         return ids
 
     def delete_documents(self, doc_ids: Sequence[int]) -> None:
         for part in _batches(doc_ids, 500):
             marks = ",".join("?" * len(part))
-            self.db.execute(f"DELETE FROM chunks WHERE document_id IN ({marks})", part)
-            self.db.execute(f"DELETE FROM documents WHERE id IN ({marks})", part)
+            self.execute(f"DELETE FROM chunks WHERE document_id IN ({marks})", part)
+            self.execute(f"DELETE FROM documents WHERE id IN ({marks})", part)
 
     def insert_document(
         self, doc: Document, sha256: str, chunks: Sequence[Chunk], vectors: np.ndarray, now: str
     ) -> list[int]:
         """Insert one document with its chunks and their vectors; returns the new chunk ids."""
-        cur = self.db.execute(
+        cur = self.execute(
             "INSERT INTO documents(path, root, title, format, size, mtime, sha256, chunk_count, indexed_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [doc.path, doc.root, doc.title, doc.format, doc.size, doc.mtime, sha256, len(chunks), now],
@@ -177,7 +186,7 @@ class Store:
         doc_id = cur.lastrowid
         ids = []
         for chunk, vector in zip(chunks, vectors, strict=True):
-            cur = self.db.execute(
+            cur = self.execute(
                 "INSERT INTO chunks(document_id, ordinal, text, start_char, end_char, start_line, end_line, vector)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -199,7 +208,7 @@ class Store:
         out: dict[int, int] = {}
         for part in _batches(list(chunk_ids), 900):
             marks = ",".join("?" * len(part))
-            out.update(self.db.execute(f"SELECT id, document_id FROM chunks WHERE id IN ({marks})", part).fetchall())
+            out.update(self.execute(f"SELECT id, document_id FROM chunks WHERE id IN ({marks})", part).fetchall())
         return out
 
     def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRow]:
@@ -207,7 +216,7 @@ class Store:
         out: dict[int, ChunkRow] = {}
         for part in _batches(list(ids), 500):
             marks = ",".join("?" * len(part))
-            rows = self.db.execute(
+            rows = self.execute(
                 "SELECT c.id, d.path, d.title, c.ordinal, c.text, c.start_char, c.end_char, c.start_line, c.end_line"
                 f" FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})",
                 part,
@@ -221,7 +230,7 @@ class Store:
 
         last = -1
         while True:
-            rows = self.db.execute(
+            rows = self.execute(
                 "SELECT id, vector FROM chunks WHERE id > ? ORDER BY id LIMIT ?", [last, batch]
             ).fetchall()
             if not rows:
@@ -232,8 +241,8 @@ class Store:
             last = int(ids[-1])
 
     def counts(self) -> dict[str, int]:
-        docs = self.db.execute("SELECT count(*) FROM documents").fetchone()[0]
-        chunks = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        docs = self.execute("SELECT count(*) FROM documents").fetchone()[0]
+        chunks = self.execute("SELECT count(*) FROM chunks").fetchone()[0]
         return {"documents": docs, "chunks": chunks}
 
     def stats(self) -> dict[str, Any]:

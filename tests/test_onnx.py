@@ -1,0 +1,79 @@
+"""The ONNX query path: the same vectors as sentence-transformers, and a query that never imports torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from searchbert.errors import IncompatibleIndex
+from searchbert.index import index_paths
+from searchbert.onnx_encoder import OnnxEncoder, encoder_for, make_encoder
+
+from .conftest import write_tree
+from .test_integration import CORPUS
+
+pytestmark = pytest.mark.model
+
+TEXTS = [
+    "A short sentence.",
+    "Straße und Café — ünïcödé, 東京, émigré.",
+    "word " * 400,  # longer than the model reads: truncated the same way
+    "Hematopoietic stem cells segregate their chromosomes randomly.",
+    "def rotate_keys(store):\n    return store.rotate()",
+    "x",
+    *[f"Sentence number {i} about a topic of its own, {'with more words ' * (i % 7)}." for i in range(40)],
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_encoder() -> OnnxEncoder:
+    return OnnxEncoder()  # exports once per machine into the cache
+
+
+def test_onnx_fp32_matches_sentence_transformers(onnx_encoder: OnnxEncoder, minilm) -> None:
+    ours, theirs = onnx_encoder.encode(TEXTS, batch_size=5), minilm.encode(TEXTS)
+    cosine = (ours * theirs).sum(axis=1)
+    assert cosine.min() >= 0.9999, cosine.min()
+    assert onnx_encoder.fingerprint() == minilm.fingerprint()  # same vectors: one index serves both
+
+
+def test_int8_is_close_and_recorded_as_such(minilm) -> None:
+    int8 = make_encoder(None, "onnx-int8")
+    cosine = (int8.encode(TEXTS) * minilm.encode(TEXTS)).sum(axis=1)
+    assert cosine.mean() > 0.95
+    assert int8.fingerprint()["quantization"] == "int8"
+    assert encoder_for(int8.fingerprint()).fingerprint() == int8.fingerprint()
+
+
+def test_query_never_imports_torch(tmp_path: Path, onnx_encoder: OnnxEncoder) -> None:
+    docs = write_tree(tmp_path / "docs", CORPUS)
+    index_paths(tmp_path / "ix", [docs])
+    code = (
+        "import sys, json\nfrom searchbert.cli import main\n"
+        f"try: main(['query', 'office wifi password', '--index', {str(tmp_path / 'ix')!r}, '--json'])\n"
+        "except SystemExit: pass\n"
+        "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules]\n"
+        "print(json.dumps(heavy), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == []
+    assert json.loads(done.stdout)[0]["path"].endswith("it/wifi.md")
+
+
+def test_int8_index_refuses_full_precision_and_back(tmp_path: Path) -> None:
+    docs = write_tree(tmp_path / "docs", CORPUS)
+    index_paths(tmp_path / "ix", [docs], backend="onnx-int8")
+    with pytest.raises(IncompatibleIndex, match="int8"):
+        index_paths(tmp_path / "ix", [docs], backend="onnx")
+    assert index_paths(tmp_path / "ix", [docs]).unchanged == len(CORPUS)
+
+
+def test_empty_batch(onnx_encoder: OnnxEncoder) -> None:
+    assert onnx_encoder.encode([]).shape == (0, 384)
+    assert np.isclose(np.linalg.norm(onnx_encoder.encode(["hello"])), 1.0)
