@@ -96,6 +96,12 @@ def main(verbose: bool) -> None:
     help="What runs the model: torch (default), onnx (same vectors, no torch) or onnx-int8 (quantized).",
 )
 @click.option(
+    "--index-type",
+    type=click.Choice(["auto", "flat", "hnsw", "ivf", "ivf-sq8", "ivf-pq"]),
+    help="Vector index: flat (exact), hnsw, ivf, ivf-sq8 or ivf-pq (approximate, compressed). "
+    "Default auto: exact up to 200,000 chunks, then IVF.",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(1),
     default=512,
@@ -123,6 +129,7 @@ def index_cmd(
     title_prefix: bool | None,
     rebuild: bool,
     backend: str | None,
+    index_type: str | None,
     batch_size: int,
     lock_timeout: float,
     quiet: bool,
@@ -150,6 +157,7 @@ def index_cmd(
         commit_chunks=batch_size,
         lock_timeout=lock_timeout,
         backend=backend,
+        index_type=index_type,
     )
     if as_json:
         click.echo(json.dumps({"index": str(target), **report.to_dict()}, indent=2))

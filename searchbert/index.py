@@ -22,7 +22,7 @@ from .loaders import discover
 from .manifest import Manifest, check_compatible, now_iso
 from .records import Document, Filters, Hit, IndexReport
 from .store import Store
-from .vectors import FaissFlatIndex, atomic_write
+from .vectors import FaissFlatIndex, ann_settings, atomic_write, resolve_type
 
 if TYPE_CHECKING:
     from .rerank import Reranker
@@ -67,6 +67,7 @@ class Index:
         self._encoder = encoder
         self._vectors: FaissFlatIndex | None = None
         self._lexical: BM25Retriever[int] | None = None
+        self.settings_changed = False
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
 
@@ -83,6 +84,7 @@ class Index:
         title_prefix: bool = False,
         rebuild: bool = False,
         backend: str = "torch",
+        index_type: str = "auto",
     ) -> Index:
         """Make a new, empty index at path (rebuild=True replaces one that is there).
 
@@ -103,8 +105,10 @@ class Index:
             enc.max_tokens, chunk_size, overlap, strategy=strategy, title_prefix=title_prefix
         )
         path.mkdir(parents=True, exist_ok=True)
+        resolve_type(index_type, 0)  # reject an unknown type before anything is written
         manifest = Manifest(
             model=enc.fingerprint(),
+            vector_index={"type": index_type},
             chunking=chunking,
             searchbert_version=__version__,
             created=now_iso(),
@@ -158,26 +162,48 @@ class Index:
             self._vectors = self._load_vectors()
         return self._vectors
 
-    def _load_vectors(self) -> FaissFlatIndex:
+    def _load_vectors(self, exact: bool = False) -> FaissFlatIndex:
         dim = self.manifest.dimension
         try:
             state = json.loads((self.path / VECTORS_STATE).read_text())
-            if state.get("generation") == self.store.generation:
-                return FaissFlatIndex.load(self.path / VECTORS, dim)
+            if state.get("generation") == self.store.generation and not (
+                exact and state.get("built", {}).get("type", "flat") != "flat"
+            ):
+                index = FaissFlatIndex.load(self.path / VECTORS, dim)
+                index.tune(state.get("built", {}))
+                return index
         except (OSError, ValueError, RuntimeError):
             pass
+        # a stale or approximate file is never trusted for writing: the exact index from SQLite is always right
         log.info("rebuilding the vector index of %s from its stored vectors", self.path)
         index = FaissFlatIndex(dim)
         for ids, vectors in self.store.all_vectors(dim):
             index.add(ids, vectors)
         return index
 
-    def save_vectors(self) -> None:
-        """Write the FAISS file atomically, then record which committed state it holds."""
+    def save_vectors(self, final: bool = True) -> None:
+        """Write the FAISS file atomically, then record which committed state it holds.
+
+        An exact index is written as it is; an approximate one (chosen by the manifest's index type and the number
+        of vectors) is built from all stored vectors, so only at the end of a run (final=True).
+        """
+        import numpy as np
+
         vectors = self._vectors if self._vectors is not None else FaissFlatIndex(self.manifest.dimension)
         self._vectors = vectors
-        vectors.save(self.path / VECTORS)
-        state = json.dumps({"generation": self.store.generation, "count": len(vectors)})
+        kind = resolve_type(self.manifest.vector_index.get("type", "auto"), len(vectors))
+        built: dict[str, Any] = {"type": "flat"}
+        if kind == "flat":
+            vectors.save(self.path / VECTORS)
+        elif final:
+            built = ann_settings(kind, len(vectors), self.manifest.dimension)
+            parts = list(self.store.all_vectors(self.manifest.dimension))
+            ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+            matrix = np.vstack([p[1] for p in parts]) if parts else np.zeros((0, self.manifest.dimension), np.float32)
+            FaissFlatIndex.build(built, self.manifest.dimension, ids, matrix).save(self.path / VECTORS)
+        else:
+            return
+        state = json.dumps({"generation": self.store.generation, "count": len(vectors), "built": built})
         atomic_write(self.path / VECTORS_STATE, lambda tmp: tmp.write_text(state))
 
     @property
@@ -229,10 +255,10 @@ class Index:
         try:
             for stale in self.path.glob(f".{VECTORS}.*.tmp"):  # left by a writer that was killed mid-save
                 stale.unlink(missing_ok=True)
-            self._vectors = self._load_vectors()  # what the last writer committed
+            self._vectors = self._load_vectors(exact=True)  # what the last writer committed
             generation = self.store.generation
             yield
-            if self.store.generation != generation or not (self.path / VECTORS).exists():
+            if self.store.generation != generation or self.settings_changed or not (self.path / VECTORS).exists():
                 self.save_vectors()
                 self.save_lexical()  # bm25s cannot update in place; rebuilding from SQLite takes seconds
                 self.manifest = replace(self.manifest, updated=now_iso())
@@ -407,6 +433,7 @@ def index_paths(
     commit_chunks: int = COMMIT_CHUNKS,
     lock_timeout: float | None = None,
     backend: str | None = None,
+    index_type: str | None = None,
 ) -> IndexReport:
     """Create the index if needed (or refuse to mix models and settings) and add paths to it."""
     index_path = Path(index_path)
@@ -424,6 +451,9 @@ def index_paths(
                 f"{index_path} was built with model {index.manifest.model_id}, not {model}: "
                 "leave out --model, or pass --rebuild to start the index over with the new model"
             )
+        if index_type is not None and index_type != index.manifest.vector_index.get("type"):
+            index.manifest = replace(index.manifest, vector_index={"type": index_type})
+            index.settings_changed = True  # the vector file is rebuilt at the end of the run, changes or not
         built_int8 = index.manifest.model.get("quantization") == "int8"
         if backend is not None and (backend == "onnx-int8") != built_int8:
             raise IncompatibleIndex(
@@ -448,6 +478,7 @@ def index_paths(
             title_prefix=bool(title_prefix),
             rebuild=rebuild,
             backend=backend or "torch",
+            index_type=index_type or "auto",
         )
     with index:
         report = index.add(

@@ -100,7 +100,7 @@ class Writer:
             self.progress.update(len(batch))  # type: ignore[attr-defined]
         size = len(vectors_index) * vectors_index.dimension * 4
         if size < SAVE_ALWAYS_BYTES or time.monotonic() - self.last_save > SAVE_EVERY_S:
-            self.index.save_vectors()
+            self.index.save_vectors(final=False)
             self.last_save = time.monotonic()
 
     def remove(self, doc_ids: list[int]) -> None:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .errors import InvalidArgument
 from .records import Filters, Hit
 from .vectors import nearest
@@ -43,6 +45,26 @@ def allowed_chunks(index: Index, filters: Filters) -> set[int]:
     rows = index.store.execute("SELECT id, path, root, mtime FROM documents").fetchall()
     docs = [doc_id for doc_id, path, root, mtime in rows if filters.matches(path, root, mtime)]
     return set(index.store.chunk_ids(docs))
+
+
+def _dense(index: Index, queries: np.ndarray, depth: int, allowed: set[int] | None) -> list[list[tuple[int, float]]]:
+    """Nearest chunks; with a filter on an approximate index, an exact scan of the allowed vectors instead (an
+    approximate index may hold too few of them in the cells it visits to fill k)."""
+    if allowed is None or index.vectors.exact:
+        return nearest(index.vectors, queries, depth, allowed)
+    from .vectors import NumpyIndex
+
+    exact = NumpyIndex(index.manifest.dimension)
+    ids = sorted(allowed)
+    for part in range(0, len(ids), 50_000):
+        chunk_ids = ids[part : part + 50_000]
+        marks = ",".join("?" * len(chunk_ids))
+        rows = index.store.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", chunk_ids).fetchall()
+        exact.add(
+            [r[0] for r in rows],
+            np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), index.manifest.dimension),
+        )
+    return nearest(exact, queries, depth)
 
 
 def _rank_lists(
@@ -135,7 +157,7 @@ def search(
     todo = list(range(len(queries)))
     while todo:
         depth = min(depth, total)
-        dense = nearest(index.vectors, query_vectors[todo], depth, allowed) if query_vectors is not None else None
+        dense = _dense(index, query_vectors[todo], depth, allowed) if query_vectors is not None else None
         bm25 = index.lexical.search_many([queries[q] for q in todo], depth, allowed) if mode != "dense" else None
         lists = [(dense[i] if dense else [], bm25[i] if bm25 else []) for i in range(len(todo))]
         doc_of.update(store.document_ids({c for pair in lists for hits in pair for c, _ in hits}))

@@ -73,14 +73,80 @@ def _as_vectors(vectors: object, dimension: int) -> np.ndarray:
     return array
 
 
+#: below this many vectors exact search is fast enough (a few ms a query) and `auto` stays exact
+EXACT_UP_TO = 200_000
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivf-sq8", "ivf-pq")
+_TRAINING_MINIMUM = {"hnsw": 1, "ivf": 39, "ivf-sq8": 39, "ivf-pq": 10_000}
+
+
+def resolve_type(kind: str, n: int) -> str:
+    """The concrete index type for `kind` at n vectors (auto: exact up to EXACT_UP_TO, then IVF)."""
+    if kind not in INDEX_TYPES:
+        from .errors import InvalidArgument
+
+        raise InvalidArgument(f"unknown index type {kind!r}: use one of {', '.join(INDEX_TYPES)}")
+    if kind == "auto":
+        return "flat" if n <= EXACT_UP_TO else "ivf"
+    # too few vectors to train the asked-for structure: exact search is right (and instant) anyway
+    return kind if n >= _TRAINING_MINIMUM.get(kind, 0) else "flat"
+
+
+def ann_settings(kind: str, n: int, dimension: int) -> dict[str, object]:
+    """Build and search settings for an approximate index of n vectors (recorded in the manifest)."""
+    nlist = max(1, min(int(4 * n**0.5), n // 39 or 1))  # FAISS wants >= 39 training points per list
+    settings: dict[str, object] = {"type": kind}
+    if kind == "hnsw":
+        settings |= {"factory": "HNSW32,Flat", "ef_construction": 80, "ef_search": 128}
+    elif kind.startswith("ivf"):
+        code = {"ivf": "Flat", "ivf-sq8": "SQ8", "ivf-pq": f"PQ{dimension // 8}x8"}[kind]
+        settings |= {"factory": f"IVF{nlist},{code}", "nlist": nlist, "nprobe": max(1, min(nlist, nlist // 16 + 8))}
+    return settings
+
+
 class FaissFlatIndex:
-    """Exact inner-product search with FAISS (IndexFlatIP behind an IndexIDMap2 that keeps our chunk ids)."""
+    """FAISS behind an IndexIDMap2 that keeps our chunk ids: exact (IndexFlatIP) unless built approximate."""
 
     def __init__(self, dimension: int, index: object | None = None) -> None:
         import faiss
 
         self.dimension = dimension
         self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+
+    @property
+    def exact(self) -> bool:
+        import faiss
+
+        return isinstance(faiss.downcast_index(self._index.index), faiss.IndexFlat)
+
+    @classmethod
+    def build(cls, settings: dict[str, object], dimension: int, ids: np.ndarray, vectors: np.ndarray) -> FaissFlatIndex:
+        """An approximate index over all the vectors at once (trained on a sample of them)."""
+        import faiss
+        import numpy as np
+
+        inner = faiss.index_factory(dimension, str(settings["factory"]), faiss.METRIC_INNER_PRODUCT)
+        if "ef_construction" in settings:
+            faiss.downcast_index(inner).hnsw.efConstruction = int(settings["ef_construction"])  # type: ignore[arg-type]
+        if not inner.is_trained:
+            sample = vectors
+            if len(vectors) > 256 * int(settings.get("nlist", 1)):  # type: ignore[arg-type]
+                rows = np.random.default_rng(0).choice(len(vectors), 256 * int(settings["nlist"]), replace=False)  # type: ignore[arg-type]
+                sample = vectors[np.sort(rows)]
+            inner.train(_as_vectors(sample, dimension))
+        index = cls(dimension, faiss.IndexIDMap2(inner))
+        index.add(ids, vectors)
+        index.tune(settings)
+        return index
+
+    def tune(self, settings: dict[str, object]) -> None:
+        """Apply search-time settings (nprobe, efSearch) recorded with the index."""
+        import faiss
+
+        inner = faiss.downcast_index(self._index.index)
+        if "nprobe" in settings:
+            faiss.extract_index_ivf(inner).nprobe = int(settings["nprobe"])  # type: ignore[arg-type]
+        if "ef_search" in settings:
+            inner.hnsw.efSearch = int(settings["ef_search"])  # type: ignore[arg-type]
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         ids = _as_ids(ids)

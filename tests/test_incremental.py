@@ -11,6 +11,7 @@ import pytest
 from searchbert import Index, health
 from searchbert.errors import IncompatibleIndex, IndexLocked
 from searchbert.index import LOCK, VECTORS, VECTORS_STATE, index_paths
+from searchbert.records import Filters
 
 from .conftest import DOCS, FakeEncoder, write_tree
 
@@ -175,3 +176,26 @@ def test_vectors_round_trip_through_sqlite(setup) -> None:
     ix, _, _ = setup
     rebuilt = np.concatenate([v for _, v in ix.store.all_vectors(ix.manifest.dimension, batch=2)])
     assert rebuilt.shape == (ix.count()["chunks"], ix.manifest.dimension)
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf", "ivf-sq8"])
+def test_approximate_index_types_search_filter_and_stay_consistent(tmp_path: Path, kind: str) -> None:
+    files = {f"d{i:03}.md": f"document {i} talks about subject {i % 11} and item {i % 5}" for i in range(400)}
+    root = write_tree(tmp_path / "d", files)
+    enc = FakeEncoder()
+    ix = Index.create(tmp_path / "ix", encoder=enc, index_type=kind)
+    ix.add([root])
+    ix.close()
+    again = Index.open(ix.path, encoder=enc)
+    assert not again.vectors.exact and len(again.vectors) == 400
+    top = again.search("subject 7 item 2", k=5)
+    exact = Index.open(ix.path, encoder=enc)
+    exact._vectors = exact._load_vectors(exact=True)
+    assert len({h.chunk_id for h in top} & {h.chunk_id for h in exact.search("subject 7 item 2", k=5)}) >= 3
+    # a narrow filter on an approximate index still fills k (exact scan of the allowed vectors)
+    narrow = again.search("subject 7", k=4, filters=Filters(paths=("d00*",)))
+    assert len(narrow) == 4 and all(Path(h.path).name.startswith("d00") for h in narrow)
+    assert health.status(str(ix.path)).consistent
+    (root / "d000.md").write_text("a changed document about lighthouses")
+    assert again.add([root]).updated == 1  # a writer works on the exact index, then rebuilds the approximate one
+    assert Index.open(ix.path, encoder=enc).search("lighthouses", k=1)[0].path.endswith("d000.md")
