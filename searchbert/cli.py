@@ -379,7 +379,11 @@ def _explain(h: Any) -> str:
 )
 @click.option("--chunk-size", type=click.IntRange(16, 510), help="Word pieces per chunk (chunked protocol).")
 @click.option("--overlap", type=click.IntRange(0), help="Overlap in word pieces (chunked protocol).")
-@click.option("--title-prefix", is_flag=True, help="Embed each chunk with its document's title (chunked protocol).")
+@click.option(
+    "--title-prefix/--no-title-prefix",
+    default=None,
+    help="Embed each chunk with its document's title (chunked protocol; default on).",
+)
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -400,7 +404,7 @@ def eval_cmd(
     backend: str,
     chunk_size: int | None,
     overlap: int | None,
-    title_prefix: bool,
+    title_prefix: bool | None,
     cache_dir: Path | None,
     run_file: Path | None,
     quiet: bool,
@@ -425,7 +429,7 @@ def eval_cmd(
         rerank=rerank_model,
         candidates=candidates,
         backend=backend,
-        **{k: v for k, v in options.items() if v},
+        **{k: v for k, v in options.items() if v is not None},
     )
     if run_file:
         write_trec_run(result, run_file)

@@ -160,6 +160,8 @@ def _index_run(
 ) -> tuple[dict[str, dict[str, float]], str, int]:
     from .index import MANIFEST, Index
 
+    if protocol == "chunked":  # the cache key names every setting that differs from the standard protocol
+        chunk_options = {"title_prefix": True, **chunk_options}
     # torch and ONNX fp32 give the same vectors and share a cache; int8 vectors get their own
     ident = encoder.model_id + ("|int8" if encoder.fingerprint().get("quantization") else "")
     key = cache_key(collection, folder, protocol, ident, chunk_options)

@@ -59,8 +59,13 @@ def _check(index: Index) -> tuple[list[str], str]:
         problems.append(f"{len(set(vector_ids) - stored_ids)} vectors belong to no chunk")
     try:
         FaissFlatIndex.load(index.path / VECTORS, index.manifest.dimension)
-        current = json.loads((index.path / VECTORS_STATE).read_text()).get("generation") == store.generation
-        vector_file = "current" if current else "stale: rebuilt from the database on open (--repair rewrites it)"
+        state = json.loads((index.path / VECTORS_STATE).read_text())
+        built = state.get("built", {"type": "flat"})
+        kind = built["type"] + (f" ({built['factory']})" if "factory" in built else "")
+        current = state.get("generation") == store.generation
+        vector_file = f"{kind}, " + (
+            "current" if current else "stale: rebuilt from the database on open (--repair rewrites it)"
+        )
     except (OSError, ValueError, RuntimeError):
         vector_file = "missing or unreadable: rebuilt from the database on open (--repair rewrites it)"
     return problems, vector_file

@@ -110,7 +110,9 @@ def test_title_prefix_comes_out_of_the_budget() -> None:
     text = "word " * 300
     for c in chunk_document(text, enc.token_spans, settings, prefix):
         assert len(enc.token_spans(prefix + c.text)) <= 40
-    assert document_prefix("Title", enc.token_spans, ChunkSettings(max_tokens=40, overlap=4)) == ""
+    assert document_prefix("Title", enc.token_spans, ChunkSettings(max_tokens=40, overlap=4, title_prefix=False)) == ""
+    # a whole truncated document (the standard protocol) already starts with its title: no second copy
+    assert document_prefix("Title", enc.token_spans, ChunkSettings(max_tokens=40, overlap=0, strategy="truncate")) == ""
 
 
 def test_truncate_strategy_keeps_one_chunk_per_document() -> None:

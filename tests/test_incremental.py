@@ -42,7 +42,10 @@ def test_one_changed_file_embeds_only_its_chunks(setup) -> None:
     (docs / "ops/keys.md").write_text("# Rotating signing keys\n\nNew procedure: use the hardware token.\n")
     report = ix.add([docs])
     assert report.updated == 1 and report.unchanged == len(DOCS) - 1
-    assert enc.embedded == ["# Rotating signing keys\n\nNew procedure: use the hardware token.\n"]
+    # the chunk is embedded with its document's title in front (the default title prefix)
+    assert enc.embedded == [
+        "Rotating signing keys\n# Rotating signing keys\n\nNew procedure: use the hardware token.\n"
+    ]
     assert ix.search("hardware token", k=1)[0].path.endswith("ops/keys.md")
     assert "retire the old key" not in " ".join(h.text for h in ix.search("retire old key", k=10))
     _consistent(ix)
@@ -61,7 +64,7 @@ def test_new_and_deleted_files(setup) -> None:
     (docs / "new.md").write_text("Fresh document about lighthouses.")
     report = ix.add([docs])
     assert (report.added, report.removed) == (1, 1)
-    assert enc.embedded == ["Fresh document about lighthouses."]
+    assert enc.embedded == ["Fresh document about lighthouses.\nFresh document about lighthouses."]
     assert all(not h.path.endswith("backup.txt") for h in ix.search("backup restore", k=10))
     _consistent(ix)
 
@@ -139,7 +142,7 @@ def test_status_reports_and_repair_rewrites_the_vector_file(setup) -> None:
     ix.close()
     info = health.status(str(ix.path))
     assert info.consistent and info.documents == len(DOCS) and info.vectors == info.chunks
-    assert info.vector_file == "current" and info.bytes_on_disk > 0
+    assert info.vector_file == "flat, current" and info.bytes_on_disk > 0
     (ix.path / VECTORS).write_bytes(b"garbage")
     assert health.status(str(ix.path)).vector_file.startswith("missing or unreadable")
     assert health.status(str(ix.path)).consistent  # searches still see every vector, rebuilt from SQLite
@@ -148,7 +151,7 @@ def test_status_reports_and_repair_rewrites_the_vector_file(setup) -> None:
     broken = health.status(str(ix.path))
     assert not broken.consistent and "do not have the chunks" in broken.problems[0]
     fixed = health.repair(str(ix.path))
-    assert fixed.consistent and fixed.vector_file == "current" and fixed.documents == len(DOCS) - 1
+    assert fixed.consistent and fixed.vector_file == "flat, current" and fixed.documents == len(DOCS) - 1
 
 
 def test_stale_vector_file_is_rebuilt_not_trusted(setup) -> None:

@@ -94,8 +94,9 @@ def test_stored_vectors_equal_what_the_encoder_returned(index: Index, fake_encod
     rows = index.store.db.execute(
         "SELECT c.text, d.title, c.vector FROM chunks c JOIN documents d ON d.id = c.document_id"
     )
-    for text, _title, blob in rows:
-        np.testing.assert_array_equal(np.frombuffer(blob, dtype=np.float32), fake_encoder.encode([text])[0])
+    for text, title, blob in rows:
+        embedded = f"{title}\n{text}"  # the default title prefix
+        np.testing.assert_array_equal(np.frombuffer(blob, dtype=np.float32), fake_encoder.encode([embedded])[0])
 
 
 def test_bad_queries_are_usage_errors(index: Index) -> None:

@@ -1,0 +1,91 @@
+"""Approximate vector indexes at scale: recall@10 against exact search, queries/s as a ratio to exact, bytes/vector.
+
+Vectors are random but clustered (like real embeddings: many topics, tight neighbourhoods), 384-d and L2-normalized;
+queries come from the same distribution. Every index is built with the same settings `searchbert index` records
+(`searchbert.vectors.ann_settings`). Target: an index type with recall@10 >= 0.95 at >= 10x the exact QPS.
+
+    .venv/bin/python benchmarks/vector_scale.py [--n 1000000] [--types ivf ivf-sq8 ivf-pq hnsw] [--hnsw-n 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def clustered(n: int, dim: int, clusters: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((clusters, dim)).astype(np.float32)
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        rows = min(100_000, n - start)
+        out[start : start + rows] = centers[rng.integers(0, clusters, rows)] + 0.6 * rng.standard_normal(
+            (rows, dim), dtype=np.float32
+        )
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out
+
+
+def timed_search(index, queries: np.ndarray, k: int) -> tuple[float, np.ndarray]:
+    started = time.perf_counter()
+    _, ids = index.search(queries, k)
+    return len(queries) / (time.perf_counter() - started), ids
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--types", nargs="*", default=["ivf", "ivf-sq8", "ivf-pq", "hnsw"])
+    parser.add_argument("--hnsw-n", type=int, default=200_000, help="HNSW builds slowly on 2 cores: its own size")
+    args = parser.parse_args()
+
+    from searchbert.vectors import FaissFlatIndex, ann_settings
+
+    dim, k = 384, 10
+    data = clustered(args.n, dim, clusters=2000, seed=1)
+    queries = clustered(args.n + args.queries, dim, clusters=2000, seed=1)[args.n :]
+    ids = np.arange(len(data), dtype=np.int64)
+    print(f"{args.n:,} clustered {dim}-d vectors, {args.queries} queries, k={k}")
+    print("| index | n | build s | recall@10 | QPS | QPS / exact | bytes/vector |")
+    print("|---|---|---|---|---|---|---|")
+    baselines: dict[int, tuple[float, np.ndarray]] = {}
+
+    def exact_for(n: int) -> tuple[float, np.ndarray]:
+        if n not in baselines:
+            flat = FaissFlatIndex(dim)
+            flat.add(ids[:n], data[:n])
+            baselines[n] = timed_search(flat, queries, k)
+            print(f"| flat (exact) | {n:,} | 0 | 1.000 | {baselines[n][0]:,.0f} | 1.0 | {dim * 4 + 8} |", flush=True)
+        return baselines[n]
+
+    for kind in args.types:
+        n = min(args.n, args.hnsw_n) if kind == "hnsw" else args.n
+        exact_qps, truth = exact_for(n)
+        settings = ann_settings(kind, n, dim)
+        started = time.perf_counter()
+        index = FaissFlatIndex.build(settings, dim, ids[:n], data[:n])
+        build = time.perf_counter() - started
+        qps, found = timed_search(index, queries, k)
+        with tempfile.TemporaryDirectory() as tmp:
+            index.save(Path(tmp) / "v.faiss")
+            size = os.path.getsize(Path(tmp) / "v.faiss")
+        print(
+            f"| {kind} ({settings['factory']}) | {n:,} | {build:.0f} | {recall(found, truth):.3f} | {qps:,.0f} "
+            f"| {qps / exact_qps:.1f} | {size / n:.0f} |",
+            flush=True,
+        )
+        del index
+
+
+if __name__ == "__main__":
+    main()
