@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .chunking import chunk_document, document_prefix
-from .errors import DocumentError
-from .loaders import Discovery, read_bytes, read_document
-from .manifest import now_iso
+from .chunking import ChunkSettings, chunk_document, document_prefix
+from .encoders import resolve_model
+from .errors import DocumentError, IncompatibleIndex, InvalidArgument, NoDocuments
+from .loaders import Discovery, discover, read_bytes, read_document
+from .manifest import check_compatible, now_iso
 from .records import Chunk, Document, IndexReport
 
 if TYPE_CHECKING:
+    from .encoders import Encoder
     from .index import Index
 
 log = logging.getLogger("searchbert")
@@ -183,3 +186,85 @@ def add_documents(writer: Writer, documents: Iterable[Document]) -> None:
             continue
         writer.offer(doc, digest, stored.id if stored else None)
     writer.flush()
+
+
+def index_paths(
+    index_path: str | os.PathLike[str],
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    model: str | None = None,
+    encoder: Encoder | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    chunk_size: int | None = None,
+    overlap: int | None = None,
+    title_prefix: bool | None = None,
+    rebuild: bool = False,
+    progress: bool = False,
+    commit_chunks: int = COMMIT_CHUNKS,
+    lock_timeout: float | None = None,
+    backend: str | None = None,
+    index_type: str | None = None,
+) -> IndexReport:
+    """Create the index if needed (or refuse to mix models and settings) and add paths to it."""
+    from .index import MANIFEST, Index  # index.py imports this module: import it when called
+
+    index_path = Path(index_path)
+    roots = [Path(p) for p in paths]
+    missing = [str(p) for p in roots if not p.exists()]
+    if missing:
+        raise InvalidArgument(f"no such file or folder: {', '.join(missing)}")
+    exists = (index_path / MANIFEST).exists() and not rebuild
+    if not exists and not discover(roots, include, exclude).files:
+        raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
+    if exists:
+        index = Index.open(index_path, encoder=encoder)
+        if model is not None and resolve_model(model)[0] != index.manifest.model_id:
+            raise IncompatibleIndex(
+                f"{index_path} was built with model {index.manifest.model_id}, not {model}: "
+                "leave out --model, or pass --rebuild to start the index over with the new model"
+            )
+        if index_type is not None and index_type != index.manifest.vector_index.get("type"):
+            index.manifest = replace(index.manifest, vector_index={"type": index_type})
+            index.settings_changed = True  # the vector file is rebuilt at the end of the run, changes or not
+        built_int8 = index.manifest.model.get("quantization") == "int8"
+        if backend is not None and (backend == "onnx-int8") != built_int8:
+            raise IncompatibleIndex(
+                f"{index_path} holds {'int8' if built_int8 else 'full-precision'} vectors, not {backend} ones: "
+                "leave out --backend, or pass --rebuild to start the index over"
+            )
+        asked = ChunkSettings.for_model(
+            index.manifest.model["max_tokens"],
+            chunk_size or index.manifest.chunking.max_tokens,
+            index.manifest.chunking.overlap if overlap is None else overlap,
+            strategy=index.manifest.chunking.strategy,
+            title_prefix=index.manifest.chunking.title_prefix if title_prefix is None else title_prefix,
+        )
+        check_compatible(index.manifest, index.manifest.model, asked)
+    else:
+        index = Index.create(
+            index_path,
+            model,
+            encoder=encoder,
+            chunk_size=chunk_size,
+            overlap=overlap,
+            title_prefix=True if title_prefix is None else title_prefix,
+            rebuild=rebuild,
+            backend=backend or "torch",
+            index_type=index_type or "auto",
+        )
+    with index:
+        report = index.add(
+            roots,
+            include=include,
+            exclude=exclude,
+            progress=progress,
+            commit_chunks=commit_chunks,
+            lock_timeout=lock_timeout,
+        )
+    if report.indexed == 0 and report.removed == 0:
+        raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
+    from .onnx_encoder import prepare_query_encoder
+
+    prepare_query_encoder(index)  # export the model once, so `query` runs without torch
+    return report

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from searchbert.errors import IncompatibleIndex
-from searchbert.index import index_paths
+from searchbert.indexing import index_paths
 from searchbert.onnx_encoder import OnnxEncoder, encoder_for, make_encoder
 
 from .conftest import write_tree
