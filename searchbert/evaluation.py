@@ -200,7 +200,7 @@ def evaluate(
     progress: bool = False,
     rerank: Any = None,
     candidates: int = DEPTH,
-    backend: str = "torch",
+    backend: str = "auto",
     **chunk_options: Any,
 ) -> EvalResult:
     """Index a collection (cached), run its queries, and score the run."""

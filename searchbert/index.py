@@ -83,12 +83,13 @@ class Index:
         strategy: str = "chunk",
         title_prefix: bool = True,
         rebuild: bool = False,
-        backend: str = "torch",
+        backend: str = "auto",
         index_type: str = "auto",
     ) -> Index:
         """Make a new, empty index at path (rebuild=True replaces one that is there).
 
-        backend runs the model: torch (sentence-transformers), onnx (the same vectors, no torch) or onnx-int8
+        backend runs the model: auto (onnx where possible, else torch), torch (sentence-transformers), onnx (the
+        same vectors, no torch) or onnx-int8
         (quantized: faster, slightly different vectors, recorded in the index so queries use it too).
         """
         path = Path(path)

@@ -228,7 +228,7 @@ def index_paths(
             index.manifest = replace(index.manifest, vector_index={"type": index_type})
             index.settings_changed = True  # the vector file is rebuilt at the end of the run, changes or not
         built_int8 = index.manifest.model.get("quantization") == "int8"
-        if backend is not None and (backend == "onnx-int8") != built_int8:
+        if backend not in (None, "auto") and (backend == "onnx-int8") != built_int8:
             raise IncompatibleIndex(
                 f"{index_path} holds {'int8' if built_int8 else 'full-precision'} vectors, not {backend} ones: "
                 "leave out --backend, or pass --rebuild to start the index over"
@@ -250,7 +250,7 @@ def index_paths(
             overlap=overlap,
             title_prefix=True if title_prefix is None else title_prefix,
             rebuild=rebuild,
-            backend=backend or "torch",
+            backend=backend or "auto",
             index_type=index_type or "auto",
         )
     with index:

@@ -22,7 +22,7 @@ from .vectors import atomic_write
 if TYPE_CHECKING:
     import numpy as np
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 #: Transformer, Pooling and Normalize: the only modules this runner reproduces (a Dense layer would need torch)
 _SUPPORTED_MODULES = {"Transformer", "Pooling", "Normalize"}
 
@@ -171,13 +171,25 @@ class OnnxEncoder(LocalBiEncoder):
         return out
 
 
-def make_encoder(model: str | None = None, backend: str = "torch") -> LocalBiEncoder:
-    """The encoder for a model on a backend: torch (sentence-transformers), onnx or onnx-int8."""
+def make_encoder(model: str | None = None, backend: str = "auto") -> LocalBiEncoder:
+    """The encoder for a model on a backend: torch (sentence-transformers), onnx or onnx-int8.
+
+    auto: onnx where the model allows it (the same vectors as torch, 1.3x faster here, and no torch import once
+    exported), else torch.
+    """
     from .encoders import SentenceTransformerEncoder
     from .errors import InvalidArgument
 
     if backend not in BACKENDS:
         raise InvalidArgument(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        try:
+            return OnnxEncoder(model)
+        except (ModelNotAvailable, ImportError, RuntimeError, OSError) as exc:
+            import logging
+
+            logging.getLogger("searchbert").info("using torch: the ONNX runner is not available (%s)", exc)
+            return SentenceTransformerEncoder(model)
     if backend == "torch":
         return SentenceTransformerEncoder(model)
     return OnnxEncoder(model, quantized=backend == "onnx-int8")

@@ -77,3 +77,8 @@ def test_int8_index_refuses_full_precision_and_back(tmp_path: Path) -> None:
 def test_empty_batch(onnx_encoder: OnnxEncoder) -> None:
     assert onnx_encoder.encode([]).shape == (0, 384)
     assert np.isclose(np.linalg.norm(onnx_encoder.encode(["hello"])), 1.0)
+
+
+def test_auto_backend_is_onnx_with_torchs_fingerprint(onnx_encoder: OnnxEncoder, minilm, tmp_path: Path) -> None:
+    auto = make_encoder(None)
+    assert auto.backend == "onnx" and auto.fingerprint() == minilm.fingerprint()
