@@ -100,7 +100,7 @@ def ann_settings(kind: str, n: int, dimension: int) -> dict[str, object]:
         settings |= {"factory": "HNSW32,Flat", "ef_construction": 80, "ef_search": 128}
     elif kind.startswith("ivf"):
         code = {"ivf": "Flat", "ivf-sq8": "SQ8", "ivf-pq": f"PQ{dimension // 8}x8"}[kind]
-        settings |= {"factory": f"IVF{nlist},{code}", "nlist": nlist, "nprobe": max(1, min(nlist, nlist // 32 + 8))}
+        settings |= {"factory": f"IVF{nlist},{code}", "nlist": nlist, "nprobe": min(nlist, max(8, nlist // 128))}
     return settings
 
 
