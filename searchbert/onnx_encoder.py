@@ -70,7 +70,9 @@ def export(base: LocalBiEncoder, quantized: bool = False) -> Path:
 def _export_fp32(base: LocalBiEncoder, target: Path) -> None:
     import torch
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     # eager attention: the fused (sdpa) kernels export to a graph that drifts (cosine ~0.98)
     model = AutoModel.from_pretrained(str(base.folder), attn_implementation="eager").eval()
 
