@@ -170,7 +170,8 @@ class Index:
             if state.get("generation") == self.store.generation and not (
                 exact and state.get("built", {}).get("type", "flat") != "flat"
             ):
-                index = FaissFlatIndex.load(self.path / VECTORS, dim)
+                # searches map the file (large indexes are not read whole); a writer needs its own copy
+                index = FaissFlatIndex.load(self.path / VECTORS, dim, mmap=not exact)
                 index.tune(state.get("built", {}))
                 return index
         except (OSError, ValueError, RuntimeError):

@@ -185,10 +185,17 @@ class FaissFlatIndex:
         atomic_write(path, lambda tmp: faiss.write_index(self._index, str(tmp)))
 
     @classmethod
-    def load(cls, path: Path, dimension: int) -> FaissFlatIndex:
+    def load(cls, path: Path, dimension: int, mmap: bool = False) -> FaissFlatIndex:
+        """Read an index file; mmap=True maps it instead of copying it into memory (for read-only use: pages are
+        read on demand and shared with the page cache)."""
         import faiss
 
-        index = faiss.read_index(str(path))
+        try:
+            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if mmap else 0)
+        except RuntimeError:
+            if not mmap:
+                raise
+            index = faiss.read_index(str(path))  # an index type FAISS cannot map
         if index.d != dimension:
             raise ValueError(f"{path} holds {index.d}-d vectors, expected {dimension}")
         return cls(dimension, index)

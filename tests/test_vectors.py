@@ -76,3 +76,36 @@ def test_wrong_dimension_is_refused(impl) -> None:
 def test_empty_index_returns_no_ids(impl) -> None:
     _, found = impl(DIM).search(_random(2, 1), 5)
     assert (found < 0).all()
+
+
+def test_mmap_load_searches_the_same_without_reading_the_file_whole(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    ids, vectors = np.arange(300_000, dtype=np.int64), _random(300_000, 8)
+    index = FaissFlatIndex(DIM)
+    index.add(ids, vectors)
+    index.save(tmp_path / "v.faiss")
+    mapped = FaissFlatIndex.load(tmp_path / "v.faiss", DIM, mmap=True)
+    q = _random(3, 9)
+    np.testing.assert_array_equal(mapped.search(q, 5)[1], index.search(q, 5)[1])
+    code = (
+        "import sys, re\nfrom pathlib import Path\nimport faiss, numpy\nfrom searchbert.vectors import FaissFlatIndex\n"
+        "rss = lambda: int(re.search(r'VmRSS:\\s+(\\d+)', Path('/proc/self/status').read_text()).group(1))\n"
+        "before = rss()\nkept = FaissFlatIndex.load(Path(sys.argv[1]), int(sys.argv[2]), mmap=sys.argv[3] == '1')\n"
+        "print(rss() - before)\n"
+    )
+    grow = {
+        m: int(
+            subprocess.run(
+                [sys.executable, "-c", code, str(tmp_path / "v.faiss"), str(DIM), m],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        for m in "01"
+    }
+    size_kb = (tmp_path / "v.faiss").stat().st_size // 1024
+    assert grow["0"] > size_kb * 0.8  # a plain read copies the vectors into memory
+    assert grow["1"] < size_kb * 0.3  # a mapped one does not (only the id map is read)
