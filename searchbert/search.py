@@ -147,7 +147,8 @@ def search(
         raise InvalidArgument(f"candidates must be a positive number, got {candidates}")
     store = index.store
     allowed = allowed_chunks(index, filters) if filters else None
-    total = len(allowed) if allowed is not None else len(index.vectors)
+    # bm25 mode never needs the vector index: count the chunks in SQLite
+    total = len(allowed) if allowed is not None else index.store.counts()["chunks"]
     if total == 0:
         return [[] for _ in queries]
     query_vectors = index.encoder.encode(list(queries)) if mode != "bm25" else None
