@@ -290,13 +290,8 @@ def query_cmd(
     as_jsonl: bool,
 ) -> None:
     """Search the index for TEXT and show the best documents with the passage that matched."""
-    from .errors import InvalidArgument
     from .records import Filters
 
-    if not text.strip():
-        raise InvalidArgument("the query is empty: say what to search for")
-    if k <= 0:
-        raise InvalidArgument(f"-k must be a positive number, got {k}")
     filters = Filters(
         paths=paths,
         exts=tuple(e.strip() for e in exts.split(",") if e.strip()) if exts else (),

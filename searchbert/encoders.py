@@ -91,7 +91,7 @@ def load_tokenizer(folder: Path) -> Tokenizer:
     return tok
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -105,12 +105,12 @@ class LocalBiEncoder:
         self.model_id, self.folder = resolve_model(model)
         self.tokenizer = load_tokenizer(self.folder)
         self._specials = len(self.tokenizer.encode("", add_special_tokens=True).ids)
-        seq = _read_json(self.folder / "sentence_bert_config.json").get("max_seq_length")
+        seq = read_json(self.folder / "sentence_bert_config.json").get("max_seq_length")
         if not seq:
-            seq = _read_json(self.folder / "config.json").get("max_position_embeddings", 512)
+            seq = read_json(self.folder / "config.json").get("max_position_embeddings", 512)
         self.max_seq_length = int(min(seq, 512))
         self.max_tokens = self.max_seq_length - self._specials
-        pooling = _read_json(self.folder / "1_Pooling" / "config.json")
+        pooling = read_json(self.folder / "1_Pooling" / "config.json")
         modes = [
             k.removeprefix("pooling_mode_").removesuffix("_tokens")
             for k, v in pooling.items()

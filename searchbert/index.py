@@ -18,7 +18,7 @@ from .chunking import ChunkSettings
 from .encoders import Encoder
 from .errors import IncompatibleIndex, IndexExists, IndexLocked, IndexNotFound, InvalidArgument
 from .indexing import COMMIT_CHUNKS, Writer, add_documents, add_files
-from .loaders import discover
+from .loaders import Discovery, discover, existing_roots
 from .manifest import Manifest, check_compatible, now_iso
 from .records import Document, Filters, Hit, IndexReport
 from .store import Store
@@ -277,16 +277,16 @@ class Index:
         progress: bool = False,
         commit_chunks: int = COMMIT_CHUNKS,
         lock_timeout: float | None = None,
+        found: Discovery | None = None,
     ) -> IndexReport:
         """Index files and folders: new and changed files are embedded, unchanged ones skipped, deleted ones dropped.
 
         Work is committed every `commit_chunks` chunks: a crash or kill loses at most the batch in flight.
+        `found` is the discovery of these paths when the caller has already walked them.
         """
-        roots = [Path(p) for p in paths]
-        missing = [str(p) for p in roots if not p.exists()]
-        if missing:
-            raise InvalidArgument(f"no such file or folder: {', '.join(missing)}")
-        found = discover(roots, include, exclude)
+        roots = existing_roots(paths)
+        if found is None:
+            found = discover(roots, include, exclude)
         started = time.monotonic()
         with self.writing(lock_timeout), _progress(len(found.files), progress) as bar:
             writer = Writer(self, progress=bar, commit_chunks=commit_chunks)

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 from .chunking import ChunkSettings, chunk_document, document_prefix
 from .encoders import resolve_model
-from .errors import DocumentError, IncompatibleIndex, InvalidArgument, NoDocuments
-from .loaders import Discovery, discover, read_bytes, read_document
+from .errors import DocumentError, IncompatibleIndex, NoDocuments
+from .loaders import Discovery, discover, existing_roots, read_bytes, read_document
 from .manifest import check_compatible, now_iso
 from .records import Chunk, Document, IndexReport
 
@@ -210,12 +210,10 @@ def index_paths(
     from .index import MANIFEST, Index  # index.py imports this module: import it when called
 
     index_path = Path(index_path)
-    roots = [Path(p) for p in paths]
-    missing = [str(p) for p in roots if not p.exists()]
-    if missing:
-        raise InvalidArgument(f"no such file or folder: {', '.join(missing)}")
+    roots = existing_roots(paths)
     exists = (index_path / MANIFEST).exists() and not rebuild
-    if not exists and not discover(roots, include, exclude).files:
+    found = discover(roots, include, exclude)  # walked once, here, and handed to add()
+    if not exists and not found.files:
         raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
     if exists:
         index = Index.open(index_path, encoder=encoder)
@@ -261,6 +259,7 @@ def index_paths(
             progress=progress,
             commit_chunks=commit_chunks,
             lock_timeout=lock_timeout,
+            found=found,
         )
     if report.indexed == 0 and report.removed == 0:
         raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")

@@ -242,6 +242,17 @@ def read_document(path: Path, root: Path | None = None, raw: tuple[bytes, os.sta
     )
 
 
+def existing_roots(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The paths as Paths; InvalidArgument naming every one that does not exist."""
+    from .errors import InvalidArgument
+
+    roots = [Path(p) for p in paths]
+    missing = [str(p) for p in roots if not p.exists()]
+    if missing:
+        raise InvalidArgument(f"no such file or folder: {', '.join(missing)}")
+    return roots
+
+
 @dataclass
 class Discovery:
     """The files found under some roots, and the count of files passed over by reason."""

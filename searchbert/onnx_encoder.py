@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .encoders import LocalBiEncoder, _read_json
+from .encoders import LocalBiEncoder, read_json
 from .errors import ModelNotAvailable
 from .vectors import atomic_write
 
@@ -44,7 +44,7 @@ def onnx_file(base: LocalBiEncoder, quantized: bool = False) -> Path:
 
 def supported(base: LocalBiEncoder) -> bool:
     """Whether the ONNX runner reproduces this model exactly (plain BERT-style encoder, mean or CLS pooling)."""
-    modules = _read_json(base.folder / "modules.json")
+    modules = read_json(base.folder / "modules.json")
     kinds = {m.get("type", "").rsplit(".", 1)[-1] for m in modules} if isinstance(modules, list) else {"Transformer"}
     return kinds <= _SUPPORTED_MODULES and base.pooling in {"mean", "cls"}
 
@@ -145,7 +145,7 @@ class OnnxEncoder(LocalBiEncoder):
 
     @property
     def dimension(self) -> int:
-        return int(_read_json(self.folder / "config.json").get("hidden_size", 0)) or int(
+        return int(read_json(self.folder / "config.json").get("hidden_size", 0)) or int(
             self.session.get_outputs()[0].shape[-1]
         )
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .encoders import _read_json, load_tokenizer, resolve_local
+from .encoders import load_tokenizer, read_json, resolve_local
 from .errors import InvalidArgument, ModelNotAvailable
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class CrossEncoderReranker:
         self.batch_size = batch_size
         self.device = device
         specials = len(self.tokenizer.encode("a", "b", add_special_tokens=True).ids) - 2
-        positions = int(_read_json(self.folder / "config.json").get("max_position_embeddings", 512))
+        positions = int(read_json(self.folder / "config.json").get("max_position_embeddings", 512))
         self.max_length = min(positions, 512)
         self._pair_specials = specials
 

@@ -38,6 +38,7 @@ class _Scored:
     fused_score: float | None = None
     rerank_score: float | None = None
     retrieval_score: float | None = None
+    bm25_chunk: int | None = None  # the document's best chunk by BM25 (by_document hybrid shows it when BM25 leads)
 
 
 def allowed_chunks(index: Index, filters: Filters) -> set[int]:
@@ -55,15 +56,7 @@ def _dense(index: Index, queries: np.ndarray, depth: int, allowed: set[int] | No
     from .vectors import NumpyIndex
 
     exact = NumpyIndex(index.manifest.dimension)
-    ids = sorted(allowed)
-    for part in range(0, len(ids), 50_000):
-        chunk_ids = ids[part : part + 50_000]
-        marks = ",".join("?" * len(chunk_ids))
-        rows = index.store.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", chunk_ids).fetchall()
-        exact.add(
-            [r[0] for r in rows],
-            np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), index.manifest.dimension),
-        )
+    exact.add(*index.store.vectors_of(sorted(allowed), index.manifest.dimension))
     return nearest(exact, queries, depth)
 
 
@@ -88,7 +81,7 @@ def _rank_lists(
             entry = (
                 replace(entry, dense_score=score, dense_rank=rank)
                 if which == 0
-                else replace(entry, bm25_score=score, bm25_rank=rank)
+                else replace(entry, bm25_score=score, bm25_rank=rank, bm25_chunk=chunk_id)
             )
             seen[key] = entry
     return seen, orders[0], orders[1]
@@ -106,8 +99,8 @@ def _combine(
         score = sum(1.0 / (RRF_K + r) for r in (entry.dense_rank, entry.bm25_rank) if r is not None)
         # the passage shown is the one the retriever that ranked the document higher found
         chunk = entry.chunk_id
-        if entry.dense_rank is None or (entry.bm25_rank is not None and entry.bm25_rank < entry.dense_rank):
-            chunk = next(c for c, _ in bm25 if doc_of.get(c) == doc_of[entry.chunk_id]) if by_document else chunk
+        if entry.bm25_chunk is not None and (entry.dense_rank is None or entry.bm25_rank < entry.dense_rank):  # type: ignore[operator]
+            chunk = entry.bm25_chunk
         fused.append(replace(entry, chunk_id=chunk, score=score, fused_score=score, retrieval_score=score))
     return sorted(fused, key=lambda e: -e.score)
 

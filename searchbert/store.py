@@ -224,10 +224,16 @@ class Store:
             out.update((row[0], ChunkRow(*row)) for row in rows)
         return out
 
+    def vectors_of(self, chunk_ids: Sequence[int], dimension: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of the given chunks, as stored."""
+        rows = []
+        for part in _batches(chunk_ids, 900):
+            marks = ",".join("?" * len(part))
+            rows += self.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", part).fetchall()
+        return _decode(rows, dimension)
+
     def all_vectors(self, dimension: int, batch: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every (ids, vectors) in the store, a batch at a time, to rebuild the vector index."""
-        import numpy as np
-
         last = -1
         while True:
             rows = self.execute(
@@ -235,8 +241,7 @@ class Store:
             ).fetchall()
             if not rows:
                 return
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
+            ids, vectors = _decode(rows, dimension)
             yield ids, vectors
             last = int(ids[-1])
 
@@ -247,6 +252,14 @@ class Store:
 
     def stats(self) -> dict[str, Any]:
         return {**self.counts(), "generation": self.generation}
+
+
+def _decode(rows: list[tuple[int, bytes]], dimension: int) -> tuple[np.ndarray, np.ndarray]:
+    """(id, float32 blob) rows -> (ids, vectors)."""
+    import numpy as np
+
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    return ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
