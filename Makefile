@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # the CPU wheel of torch (an unpinned `torch` would pull a multi-GB CUDA build)
 TORCH ?= torch==2.13.0
+# dev: pytest and ruff; openvino: so the test suite covers --backend openvino too
+EXTRAS ?= dev,openvino
 DEMO_QUERY ?= which transcription factor keeps blood stem cells dormant
 
 .PHONY: install demo test test-slow lint bench clean
@@ -14,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
 demo: install

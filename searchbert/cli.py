@@ -16,6 +16,7 @@ import click
 
 from . import __version__
 from .errors import SearchbertError
+from .onnx_encoder import BACKENDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -92,9 +93,10 @@ def main(verbose: bool) -> None:
 @click.option("--rebuild", is_flag=True, help="Start the index over (needed to change model or chunk settings).")
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]),
+    type=click.Choice(BACKENDS),
     help="What runs the model: auto (default: onnx where the model allows, else torch), torch, onnx (the same "
-    "vectors as torch, faster, no torch import) or onnx-int8 (quantized: faster still, slightly different vectors).",
+    "vectors as torch, faster, no torch import), openvino (the same vectors, needs the openvino extra) or onnx-int8 "
+    "(quantized: faster still, slightly different vectors).",
 )
 @click.option(
     "--index-type",
@@ -369,7 +371,7 @@ def _explain(h: Any) -> str:
 @click.option("--model", help="Bi-encoder: a local folder or a cached hub id. Default: all-MiniLM-L6-v2.")
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]),
+    type=click.Choice(BACKENDS),
     default="auto",
     show_default=True,
     help="What runs the bi-encoder (auto: onnx where possible, else torch).",

@@ -88,9 +88,9 @@ class Index:
     ) -> Index:
         """Make a new, empty index at path (rebuild=True replaces one that is there).
 
-        backend runs the model: auto (onnx where possible, else torch), torch (sentence-transformers), onnx (the
-        same vectors, no torch) or onnx-int8
-        (quantized: faster, slightly different vectors, recorded in the index so queries use it too).
+        backend runs the model: auto (onnx where possible, else torch), torch (sentence-transformers), onnx or
+        openvino (the same vectors, no torch), or onnx-int8 (quantized: faster, slightly different vectors, recorded
+        in the index so queries use it too).
         """
         path = Path(path)
         if (path / MANIFEST).exists():
@@ -123,12 +123,26 @@ class Index:
         return index
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, encoder: Encoder | None = None) -> Index:
-        """Open an existing index; the encoder, if given, must be the one it was built with."""
+    def open(cls, path: str | os.PathLike[str], *, encoder: Encoder | None = None, backend: str | None = None) -> Index:
+        """Open an existing index; the encoder, if given, must be the one it was built with.
+
+        backend (without encoder) runs the index's model on that runtime, which must give the index's vectors:
+        torch, onnx and openvino are interchangeable; onnx-int8 only goes with an index built with it.
+        """
         path = Path(path)
         if not (path / MANIFEST).exists():
             raise IndexNotFound(f"no searchbert index at {path}: create one with `searchbert index FOLDER`")
         manifest = Manifest.load(path / MANIFEST)
+        if encoder is None and backend not in (None, "auto"):
+            built_int8 = manifest.model.get("quantization") == "int8"
+            if (backend == "onnx-int8") != built_int8:
+                raise IncompatibleIndex(
+                    f"{path} holds {'int8' if built_int8 else 'full-precision'} vectors, not {backend} ones: "
+                    "leave out --backend, or pass --rebuild to start the index over"
+                )
+            from .onnx_encoder import make_encoder
+
+            encoder = make_encoder(manifest.model_id, backend)
         if encoder is not None:
             check_compatible(manifest, encoder.fingerprint(), None)
         return cls(path, manifest, encoder)

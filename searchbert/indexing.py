@@ -13,6 +13,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,8 @@ from .manifest import check_compatible, now_iso
 from .records import Chunk, Document, IndexReport
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .encoders import Encoder
     from .index import Index
 
@@ -48,8 +51,21 @@ class _Pending:
 
 
 @dataclass
+class _Embedding:
+    """A batch handed to the embedding thread: its documents, and the vectors to come."""
+
+    batch: list[_Pending]
+    vectors: Future[np.ndarray]
+
+
+@dataclass
 class Writer:
-    """Accumulates changed documents and commits them a batch at a time."""
+    """Accumulates changed documents and commits them a batch at a time.
+
+    Embedding runs on a thread of its own (onnxruntime and torch release the GIL while they compute), so the next
+    batch is read, parsed and chunked, and the one before is committed, while this one is embedded. Batches are
+    still committed one at a time and in order; at most two are held in memory besides the one being filled.
+    """
 
     index: Index
     progress: object = None
@@ -59,9 +75,11 @@ class Writer:
     skipped: Counter[str] = field(default_factory=Counter)
     errors: list[tuple[str, str]] = field(default_factory=list)
     last_save: float = field(default_factory=time.monotonic)
+    in_flight: _Embedding | None = None
+    _pool: ThreadPoolExecutor | None = None
 
     def offer(self, doc: Document, sha256: str, replaces: int | None) -> None:
-        """Chunk a new or changed document and queue it; commits when a batch is full."""
+        """Chunk a new or changed document and queue it; hands the batch on to be embedded when it is full."""
         enc, settings = self.index.encoder, self.index.manifest.chunking
         prefix = document_prefix(doc.title, enc.token_spans, settings)
         chunks = chunk_document(doc.text, enc.token_spans, settings, prefix)
@@ -75,12 +93,31 @@ class Writer:
             self.flush()
 
     def flush(self) -> None:
-        """Embed the queued documents and commit them, with their vectors, in one transaction."""
-        if not self.pending:
-            return
-        batch, self.pending = self.pending, []
-        texts = [p.prefix + c.text for p in batch for c in p.chunks]
-        vectors = self.index.encoder.encode(texts)
+        """Start embedding the queued documents, then commit the batch embedded before them."""
+        previous, self.in_flight = self.in_flight, None
+        if self.pending:
+            batch, self.pending = self.pending, []
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="searchbert-embed")
+            texts = [p.prefix + c.text for p in batch for c in p.chunks]
+            self.in_flight = _Embedding(batch, self._pool.submit(self.index.encoder.encode, texts))
+        if previous is not None:
+            self._commit(previous.batch, previous.vectors.result())
+
+    def finish(self) -> None:
+        """Embed and commit everything queued; on return all of it is in the index."""
+        self.flush()
+        self.flush()  # the second call commits the batch the first one started
+
+    def close(self) -> None:
+        """Stop the embedding thread; a batch not committed yet is dropped (the next run embeds it again)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        self.in_flight = None
+
+    def _commit(self, batch: list[_Pending], vectors: np.ndarray) -> None:
+        """Store one embedded batch (documents, chunks and vectors) in one transaction."""
         store, now = self.index.store, now_iso()
         replaced = [p.replaces for p in batch if p.replaces is not None]
         new_ids: list[int] = []
@@ -98,7 +135,7 @@ class Writer:
         vectors_index.add(new_ids, vectors)
         for p in batch:
             self.counts["updated" if p.replaces is not None else "added"] += 1
-        self.counts["chunks"] += len(texts)
+        self.counts["chunks"] += len(vectors)
         if self.progress is not None:
             self.progress.update(len(batch))  # type: ignore[attr-defined]
         size = len(vectors_index) * vectors_index.dimension * 4
@@ -135,8 +172,8 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def add_files(writer: Writer, found: Discovery, roots: Iterable[Path]) -> None:
-    """Index discovered files: skip unchanged ones, (re)embed new and changed ones, drop deleted ones."""
+def _add_files(writer: Writer, found: Discovery) -> set[str]:
+    """Offer every new or changed file to the writer; returns the paths seen."""
     store = writer.index.store
     seen: set[str] = set()
     for path, root in found.files:
@@ -163,7 +200,17 @@ def add_files(writer: Writer, found: Discovery, roots: Iterable[Path]) -> None:
             log.warning("skipped %s: %s", key, exc)
             continue
         writer.offer(doc, digest, stored.id if stored else None)
-    writer.flush()
+    writer.finish()
+    return seen
+
+
+def add_files(writer: Writer, found: Discovery, roots: Iterable[Path]) -> None:
+    """Index discovered files: skip unchanged ones, (re)embed new and changed ones, drop deleted ones."""
+    try:
+        seen = _add_files(writer, found)
+    finally:
+        writer.close()
+    store = writer.index.store
     for k, v in found.skipped.items():
         writer.skipped[k] += v
     gone = [
@@ -178,14 +225,17 @@ def add_files(writer: Writer, found: Discovery, roots: Iterable[Path]) -> None:
 def add_documents(writer: Writer, documents: Iterable[Document]) -> None:
     """Index documents given as data (no files): keyed by `path`, changed when their text's hash changes."""
     store = writer.index.store
-    for doc in documents:
-        digest = sha256_bytes(doc.text.encode("utf-8"))
-        stored = store.document(doc.path)
-        if stored and stored.sha256 == digest:
-            writer.counts["unchanged"] += 1
-            continue
-        writer.offer(doc, digest, stored.id if stored else None)
-    writer.flush()
+    try:
+        for doc in documents:
+            digest = sha256_bytes(doc.text.encode("utf-8"))
+            stored = store.document(doc.path)
+            if stored and stored.sha256 == digest:
+                writer.counts["unchanged"] += 1
+                continue
+            writer.offer(doc, digest, stored.id if stored else None)
+        writer.finish()
+    finally:
+        writer.close()
 
 
 def index_paths(
@@ -216,7 +266,7 @@ def index_paths(
     if not exists and not found.files:
         raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
     if exists:
-        index = Index.open(index_path, encoder=encoder)
+        index = Index.open(index_path, encoder=encoder, backend=backend)
         if model is not None and resolve_model(model)[0] != index.manifest.model_id:
             raise IncompatibleIndex(
                 f"{index_path} was built with model {index.manifest.model_id}, not {model}: "
@@ -225,12 +275,6 @@ def index_paths(
         if index_type is not None and index_type != index.manifest.vector_index.get("type"):
             index.manifest = replace(index.manifest, vector_index={"type": index_type})
             index.settings_changed = True  # the vector file is rebuilt at the end of the run, changes or not
-        built_int8 = index.manifest.model.get("quantization") == "int8"
-        if backend not in (None, "auto") and (backend == "onnx-int8") != built_int8:
-            raise IncompatibleIndex(
-                f"{index_path} holds {'int8' if built_int8 else 'full-precision'} vectors, not {backend} ones: "
-                "leave out --backend, or pass --rebuild to start the index over"
-            )
         asked = ChunkSettings.for_model(
             index.manifest.model["max_tokens"],
             chunk_size or index.manifest.chunking.max_tokens,

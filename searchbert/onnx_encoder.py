@@ -3,7 +3,9 @@
 The export (torch, once per model and machine) goes to a cache folder; it uses eager attention, which keeps the
 exported graph numerically equal to sentence-transformers (cosine 1.0), and mean pooling and normalization are done
 here in numpy exactly as sentence-transformers does them. `onnx-int8` is the same graph with dynamic per-channel int8
-weights (onnxruntime's quantizer): faster, close but not equal, so it is only used where asked for.
+weights (onnxruntime's quantizer): faster, close but not equal, so the index records it. `openvino` runs the same
+fp32 export with OpenVINO instead of onnxruntime (optional: `pip install 'searchbert[openvino]'`); its vectors equal
+onnx's, so an index built with one is queried with the other.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .vectors import atomic_write
 if TYPE_CHECKING:
     import numpy as np
 
-BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "openvino")
 #: Transformer, Pooling and Normalize: the only modules this runner reproduces (a Dense layer would need torch)
 _SUPPORTED_MODULES = {"Transformer", "Pooling", "Normalize"}
 
@@ -143,11 +145,14 @@ class OnnxEncoder(LocalBiEncoder):
         options.log_severity_level = 3
         return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
 
+    def _infer(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """last_hidden_state for one padded batch."""
+        return self.session.run(None, feeds)[0]
+
     @property
     def dimension(self) -> int:
-        return int(read_json(self.folder / "config.json").get("hidden_size", 0)) or int(
-            self.session.get_outputs()[0].shape[-1]
-        )
+        pooling, config = read_json(self.folder / "1_Pooling" / "config.json"), read_json(self.folder / "config.json")
+        return int(pooling.get("word_embedding_dimension") or config.get("hidden_size") or config["dim"])
 
     def encode(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
         """Embed texts: sorted by length, padded per batch, mean-pooled over real tokens, L2-normalized."""
@@ -162,7 +167,7 @@ class OnnxEncoder(LocalBiEncoder):
             ids = np.array([e.ids for e in encodings], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
             types = np.array([e.type_ids for e in encodings], dtype=np.int64)
-            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+            hidden = self._infer({"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
             if self.pooling == "cls":
                 pooled = hidden[:, 0]
             else:
@@ -173,8 +178,33 @@ class OnnxEncoder(LocalBiEncoder):
         return out
 
 
+class OpenVinoEncoder(OnnxEncoder):
+    """The fp32 ONNX export run by OpenVINO: the same vectors as `onnx` (so the same fingerprint), another runtime."""
+
+    def __init__(self, model: str | None = None, *, batch_size: int = 8) -> None:
+        try:
+            import openvino  # noqa: F401
+        except ImportError as exc:
+            raise ModelNotAvailable(
+                "the openvino backend needs the openvino package: pip install 'searchbert[openvino]'"
+            ) from exc
+        super().__init__(model, batch_size=batch_size)
+        self.backend = "openvino"
+
+    @cached_property
+    def session(self) -> Any:
+        import openvino as ov
+
+        # LATENCY: one request using every core; on 2 cores it matched 2 streams of throughput mode
+        compiled = ov.Core().compile_model(str(self.path), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+        return compiled.create_infer_request()
+
+    def _infer(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.infer(feeds)[0].copy()  # the request reuses its output buffer
+
+
 def make_encoder(model: str | None = None, backend: str = "auto") -> LocalBiEncoder:
-    """The encoder for a model on a backend: torch (sentence-transformers), onnx or onnx-int8.
+    """The encoder for a model on a backend: torch (sentence-transformers), onnx, onnx-int8 or openvino.
 
     auto: onnx where the model allows it (the same vectors as torch, 1.3x faster here, and no torch import once
     exported), else torch.
@@ -194,6 +224,8 @@ def make_encoder(model: str | None = None, backend: str = "auto") -> LocalBiEnco
             return SentenceTransformerEncoder(model)
     if backend == "torch":
         return SentenceTransformerEncoder(model)
+    if backend == "openvino":
+        return OpenVinoEncoder(model)
     return OnnxEncoder(model, quantized=backend == "onnx-int8")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -203,3 +204,32 @@ def test_approximate_index_types_search_filter_and_stay_consistent(tmp_path: Pat
     (root / "d000.md").write_text("a changed document about lighthouses")
     assert again.add([root]).updated == 1  # a writer works on the exact index, then rebuilds the approximate one
     assert Index.open(ix.path, encoder=enc).search("lighthouses", k=1)[0].path.endswith("d000.md")
+
+
+def test_the_next_batch_is_chunked_while_this_one_is_embedded(tmp_path: Path) -> None:
+    files = {f"doc{i:03}.md": f"document number {i} about topic {i % 7}" for i in range(30)}
+    root = write_tree(tmp_path / "d", files)
+    main_thread = threading.get_ident()
+    embedding, chunked_meanwhile = threading.Event(), threading.Event()
+    threads: set[int] = set()
+
+    class Overlapping(FakeEncoder):
+        def token_spans(self, text: str) -> list[tuple[int, int]]:
+            if embedding.is_set():
+                chunked_meanwhile.set()
+            return super().token_spans(text)
+
+        def encode(self, texts, **kw):
+            threads.add(threading.get_ident())
+            embedding.set()
+            # the first batch waits (at most 10 s) for the reader to chunk a document of the next one
+            chunked_meanwhile.wait(10)
+            embedding.clear()
+            return super().encode(texts, **kw)
+
+    enc = Overlapping()
+    ix = Index.create(tmp_path / "ix", encoder=enc)
+    report = ix.add([root], commit_chunks=10)
+    assert chunked_meanwhile.is_set() and main_thread not in threads
+    assert report.added == 30 and ix.count()["documents"] == 30 and len(enc.embedded) == 30
+    _consistent(ix)

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from searchbert.errors import IncompatibleIndex
+from searchbert.errors import IncompatibleIndex, ModelNotAvailable
+from searchbert.index import Index
 from searchbert.indexing import index_paths
 from searchbert.onnx_encoder import OnnxEncoder, encoder_for, make_encoder
 
@@ -82,3 +83,23 @@ def test_empty_batch(onnx_encoder: OnnxEncoder) -> None:
 def test_auto_backend_is_onnx_with_torchs_fingerprint(onnx_encoder: OnnxEncoder, minilm, tmp_path: Path) -> None:
     auto = make_encoder(None)
     assert auto.backend == "onnx" and auto.fingerprint() == minilm.fingerprint()
+
+
+def test_openvino_runs_the_same_vectors(minilm, tmp_path: Path) -> None:
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    openvino = make_encoder(None, "openvino")
+    cosine = (openvino.encode(TEXTS, batch_size=5) * minilm.encode(TEXTS)).sum(axis=1)
+    assert cosine.min() >= 0.9999, cosine.min()
+    assert openvino.backend == "openvino" and openvino.fingerprint() == minilm.fingerprint()
+    docs = write_tree(tmp_path / "docs", CORPUS)
+    index_paths(tmp_path / "ix", [docs], backend="openvino")
+    assert index_paths(tmp_path / "ix", [docs], backend="onnx").unchanged == len(CORPUS)  # one index, either runtime
+    with Index.open(tmp_path / "ix", backend="openvino") as index:  # an existing index runs on the runtime asked for
+        assert index.encoder.backend == "openvino"
+        assert index.search("office wifi password", k=1)[0].path.endswith("it/wifi.md")
+
+
+def test_openvino_missing_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now raises ImportError
+    with pytest.raises(ModelNotAvailable, match=r"searchbert\[openvino\]"):
+        make_encoder(None, "openvino")
