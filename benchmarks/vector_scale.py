@@ -1,21 +1,28 @@
 """Approximate vector indexes at scale: recall@10 against exact search, queries/s as a ratio to exact, bytes/vector.
 
 Vectors are random but clustered (like real embeddings: many topics, tight neighbourhoods), 384-d and L2-normalized;
-queries come from the same distribution. Every index is built with the same settings `searchbert index` records
-(`searchbert.vectors.ann_settings`). Target: an index type with recall@10 >= 0.95 at >= 10x the exact QPS.
+queries come from the same distribution. With --real, the vectors are ~62k real sentence embeddings of SciFact and
+Cranfield and the queries are the collections' queries (benchmarks/real_vectors.py). Every index is built with the
+same settings `searchbert index` records (`searchbert.vectors.ann_settings`). Target: an index type with
+recall@10 >= 0.95 at >= 10x the exact QPS.
 
     .venv/bin/python benchmarks/vector_scale.py [--n 1000000] [--types ivf ivf-sq8 ivf-pq hnsw] [--hnsw-n 200000]
+    .venv/bin/python benchmarks/vector_scale.py --real
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 #: noise around each cluster centre, relative to the centres' spread: 1.0 makes neighbouring clusters overlap,
 #: so nearest neighbours are not all in one cell (at 0.6 every index found them at any setting)
@@ -35,10 +42,32 @@ def clustered(n: int, dim: int, clusters: int, seed: int) -> np.ndarray:
     return out
 
 
-def timed_search(index, queries: np.ndarray, k: int) -> tuple[float, np.ndarray]:
+def timed_search(index, queries: np.ndarray, k: int, vectors_of=None) -> tuple[float, list]:
+    """QPS and ids; with vectors_of, through FaissFlatIndex.nearest as searchbert searches (compressed codes are
+    re-scored with stored vectors)."""
     started = time.perf_counter()
-    _, ids = index.search(queries, k)
+    if vectors_of is None:
+        ids = index.search(queries, k)[1].tolist()
+    else:
+        ids = [[i for i, _ in row] for row in index.nearest(queries, k, vectors_of)]
     return len(queries) / (time.perf_counter() - started), ids
+
+
+def sqlite_vectors(folder: Path, ids: np.ndarray, data: np.ndarray):
+    """Vectors as blobs in SQLite, read back the way searchbert's store reads them for re-scoring."""
+    db = sqlite3.connect(folder / "vectors.db")
+    db.execute("CREATE TABLE chunks (id INTEGER PRIMARY KEY, vector BLOB)")
+    db.executemany("INSERT INTO chunks VALUES (?, ?)", ((int(i), v.tobytes()) for i, v in zip(ids, data)))
+    db.commit()
+
+    def vectors_of(wanted: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        rows = db.execute(f"SELECT id, vector FROM chunks WHERE id IN ({','.join('?' * len(wanted))})", wanted)
+        got = rows.fetchall()
+        return np.array([r[0] for r in got]), np.frombuffer(b"".join(r[1] for r in got), np.float32).reshape(
+            len(got), -1
+        )
+
+    return vectors_of
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
@@ -51,15 +80,23 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--types", nargs="*", default=["ivf", "ivf-sq8", "ivf-pq", "hnsw"])
     parser.add_argument("--hnsw-n", type=int, default=200_000, help="HNSW builds slowly on 2 cores: its own size")
+    parser.add_argument("--real", action="store_true", help="real sentence embeddings instead of synthetic clusters")
     args = parser.parse_args()
 
     from searchbert.vectors import FaissFlatIndex, ann_settings
 
     dim, k = 384, 10
-    data = clustered(args.n, dim, clusters=2000, seed=1)
-    queries = clustered(args.n + args.queries, dim, clusters=2000, seed=1)[args.n :]
+    if args.real:
+        from real_vectors import load
+
+        data, queries = load()
+        args.n = len(data)
+        print(f"{args.n:,} real sentence vectors (SciFact + Cranfield), {len(queries)} real queries, k={k}")
+    else:
+        data = clustered(args.n, dim, clusters=2000, seed=1)
+        queries = clustered(args.n + args.queries, dim, clusters=2000, seed=1)[args.n :]
+        print(f"{args.n:,} clustered {dim}-d vectors, {args.queries} queries, k={k}")
     ids = np.arange(len(data), dtype=np.int64)
-    print(f"{args.n:,} clustered {dim}-d vectors, {args.queries} queries, k={k}")
     print("| index | n | build s | recall@10 | QPS | QPS / exact | bytes/vector |")
     print("|---|---|---|---|---|---|---|")
     baselines: dict[int, tuple[float, np.ndarray]] = {}
@@ -72,6 +109,8 @@ def main() -> None:
             print(f"| flat (exact) | {n:,} | 0 | 1.000 | {baselines[n][0]:,.0f} | 1.0 | {dim * 4 + 8} |", flush=True)
         return baselines[n]
 
+    work = tempfile.TemporaryDirectory()
+    stored = sqlite_vectors(Path(work.name), ids, data)
     for kind in args.types:
         n = min(args.n, args.hnsw_n) if kind == "hnsw" else args.n
         exact_qps, truth = exact_for(n)
@@ -79,25 +118,27 @@ def main() -> None:
         started = time.perf_counter()
         index = FaissFlatIndex.build(settings, dim, ids[:n], data[:n])
         build = time.perf_counter() - started
-        qps, found = timed_search(index, queries, k)
+        qps, found = timed_search(index, queries, k, stored)
+        knob = "nprobe" if "nprobe" in settings else "ef_search"
         with tempfile.TemporaryDirectory() as tmp:
             index.save(Path(tmp) / "v.faiss")
             size = os.path.getsize(Path(tmp) / "v.faiss")
         print(
-            f"| {kind} ({settings['factory']}, as recorded) | {n:,} | {build:.0f} | {recall(found, truth):.3f} "
+            f"| {kind} ({settings['factory']}, {knob}={settings[knob]} as calibrated: "
+            f"estimate {settings['recall_estimate']}) | {n:,} | {build:.0f} | {recall(found, truth):.3f} "
             f"| {qps:,.0f} | {qps / exact_qps:.1f} | {size / n:.0f} |",
             flush=True,
         )
         # the recall/speed curve around the recorded setting
-        knob = "nprobe" if "nprobe" in settings else "ef_search"
-        for value in (2, 4, 8, 16) if knob == "nprobe" else (16, 32, 64):
+        for value in (4, 16, 64) if knob == "nprobe" else (16, 64, 256):
             index.tune({knob: value})
-            qps, found = timed_search(index, queries, k)
+            qps, found = timed_search(index, queries, k, stored)
             print(
                 f"|   {knob}={value} | | | {recall(found, truth):.3f} | {qps:,.0f} | {qps / exact_qps:.1f} | |",
                 flush=True,
             )
         del index
+    work.cleanup()
 
 
 if __name__ == "__main__":

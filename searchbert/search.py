@@ -50,8 +50,12 @@ def allowed_chunks(index: Index, filters: Filters) -> set[int]:
 
 def _dense(index: Index, queries: np.ndarray, depth: int, allowed: set[int] | None) -> list[list[tuple[int, float]]]:
     """Nearest chunks; with a filter on an approximate index, an exact scan of the allowed vectors instead (an
-    approximate index may hold too few of them in the cells it visits to fill k)."""
-    if allowed is None or index.vectors.exact:
+    approximate index may hold too few of them in the cells it visits to fill k). A compressed index's shortlist
+    is re-scored with the vectors stored in SQLite."""
+    if allowed is None:
+        dimension = index.manifest.dimension
+        return index.vectors.nearest(queries, depth, lambda ids: index.store.vectors_of(ids, dimension))
+    if index.vectors.exact:
         return nearest(index.vectors, queries, depth, allowed)
     from .vectors import NumpyIndex
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from searchbert.vectors import FaissFlatIndex, NumpyIndex
+from searchbert.vectors import FaissFlatIndex, NumpyIndex, nearest
 
 IMPLEMENTATIONS = [FaissFlatIndex, NumpyIndex]
 DIM = 48
@@ -109,3 +109,48 @@ def test_mmap_load_searches_the_same_without_reading_the_file_whole(tmp_path: Pa
     size_kb = (tmp_path / "v.faiss").stat().st_size // 1024
     assert grow["0"] > size_kb * 0.8  # a plain read copies the vectors into memory
     assert grow["1"] < size_kb * 0.3  # a mapped one does not (only the id map is read)
+
+
+def _clustered(n: int, seed: int, centres: np.ndarray) -> np.ndarray:
+    """Points around shared centres with enough noise that neighbours spread over several IVF cells."""
+    rng = np.random.default_rng(seed)
+    v = centres[rng.integers(0, len(centres), n)] + 0.8 * rng.standard_normal((n, DIM)).astype(np.float32)
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _recall(found: list[list[tuple[int, float]]], truth: np.ndarray) -> float:
+    return float(np.mean([len({i for i, _ in f} & set(t.tolist())) / len(t) for f, t in zip(found, truth)]))
+
+
+@pytest.mark.parametrize("kind", ["ivf", "ivf-pq", "hnsw"])
+def test_built_indexes_are_calibrated_to_the_recall_target_on_unseen_queries(kind: str) -> None:
+    from searchbert.vectors import RECALL_TARGET, ann_settings
+
+    centres = np.random.default_rng(0).standard_normal((200, DIM)).astype(np.float32)
+    n = 20_000
+    ids, vectors = np.arange(n, dtype=np.int64) * 2 + 5, _clustered(n, 1, centres)
+    queries = _clustered(300, 2, centres)  # not in the index, not among the calibration probes
+    settings = ann_settings(kind, n, DIM)
+    index = FaissFlatIndex.build(settings, DIM, ids, vectors)
+    assert len(index) == n  # the held-out probes were added back
+    knob = "nprobe" if kind.startswith("ivf") else "ef_search"
+    assert settings["recall_estimate"] >= RECALL_TARGET
+    if kind == "ivf":
+        assert 1 < settings["nprobe"] < settings["nlist"]  # neither the first guess nor a full scan
+
+    _, truth = _exact(ids, vectors, queries, 10)
+    order = np.argsort(ids)
+
+    def stored(wanted: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(wanted), vectors[order[np.searchsorted(ids, wanted, sorter=order)]]
+
+    found = index.nearest(queries, 10, stored)
+    assert _recall(found, truth) >= RECALL_TARGET - 0.03  # the estimate holds for other queries too
+    if kind == "ivf-pq":  # the shortlist is re-scored: exact scores, and better than the codes alone
+        assert index.compressed
+        q, (chunk, score) = queries[0], found[0][0]
+        assert score == pytest.approx(float(vectors[(chunk - 5) // 2] @ q), abs=1e-5)
+        raw = nearest(index, queries, 10)
+        assert _recall(found, truth) > _recall(raw, truth) + 0.05
+    index.tune({knob: 1})  # the calibrated setting is what makes the difference
+    assert _recall(index.nearest(queries, 10, stored), truth) < _recall(found, truth)
