@@ -62,6 +62,9 @@ def _check(index: Index) -> tuple[list[str], str]:
         state = json.loads((index.path / VECTORS_STATE).read_text())
         built = state.get("built", {"type": "flat"})
         kind = built["type"] + (f" ({built['factory']})" if "factory" in built else "")
+        knob = next((k for k in ("nprobe", "ef_search") if k in built), None)
+        if knob and "recall_estimate" in built:
+            kind += f", {knob} {built[knob]}: estimated recall@10 {built['recall_estimate']}"
         current = state.get("generation") == store.generation
         vector_file = f"{kind}, " + (
             "current" if current else "stale: rebuilt from the database on open (--repair rewrites it)"

@@ -110,7 +110,7 @@ def ann_settings(kind: str, n: int, dimension: int) -> dict[str, object]:
 #: used as queries, which on SciFact + Cranfield estimated the recall of the collections' real queries within 0.01
 RECALL_TARGET = 0.95
 _PROBES = 256
-#: compressed codes (SQ8, PQ) only shortlist: this many times k candidates are re-scored with the exact vectors
+#: PQ codes only shortlist: this many times k candidates are re-scored with the exact vectors
 RESCORE = 10
 
 
@@ -213,11 +213,11 @@ class FaissFlatIndex:
 
     @property
     def compressed(self) -> bool:
-        """Whether the index keeps lossy codes (SQ8, PQ) rather than the vectors: its scores are approximate."""
+        """Whether the index keeps codes too lossy to rank by (PQ: a byte per 8 dimensions), so its shortlist is
+        re-scored. SQ8 (a byte per dimension) ranks almost exactly: on real vectors it lost 0.002 recall@10."""
         import faiss
 
-        inner = faiss.downcast_index(self._index.index)
-        return isinstance(inner, faiss.IndexIVF) and inner.code_size < 4 * self.dimension
+        return isinstance(faiss.downcast_index(self._index.index), faiss.IndexIVFPQ)
 
     def nearest(
         self, queries: np.ndarray, k: int, vectors_of: Callable[[list[int]], tuple[np.ndarray, np.ndarray]]

@@ -200,7 +200,8 @@ def test_approximate_index_types_search_filter_and_stay_consistent(tmp_path: Pat
     # a narrow filter on an approximate index still fills k (exact scan of the allowed vectors)
     narrow = again.search("subject 7", k=4, filters=Filters(paths=("d00*",)))
     assert len(narrow) == 4 and all(Path(h.path).name.startswith("d00") for h in narrow)
-    assert health.status(str(ix.path)).consistent
+    info = health.status(str(ix.path))
+    assert info.consistent and "estimated recall@10" in info.vector_file  # the calibration is shown
     (root / "d000.md").write_text("a changed document about lighthouses")
     assert again.add([root]).updated == 1  # a writer works on the exact index, then rebuilds the approximate one
     assert Index.open(ix.path, encoder=enc).search("lighthouses", k=1)[0].path.endswith("d000.md")
