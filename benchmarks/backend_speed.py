@@ -31,7 +31,14 @@ def main() -> None:
     from searchbert.chunking import ChunkSettings, chunk_document
     from searchbert.onnx_encoder import make_encoder
 
-    backends = {name: make_encoder(None, name) for name in ("torch", "onnx", "onnx-int8")}
+    names = ["torch", "onnx", "onnx-int8"]
+    try:
+        import openvino  # noqa: F401
+
+        names.append("openvino")
+    except ImportError:
+        print("openvino is not installed (pip install 'searchbert[openvino]'): left out")
+    backends = {name: make_encoder(None, name) for name in names}
     torch_encoder = backends["torch"]
     settings = ChunkSettings.for_model(torch_encoder.max_tokens)
     texts = []

@@ -80,9 +80,34 @@ def test_empty_batch(onnx_encoder: OnnxEncoder) -> None:
     assert np.isclose(np.linalg.norm(onnx_encoder.encode(["hello"])), 1.0)
 
 
-def test_auto_backend_is_onnx_with_torchs_fingerprint(onnx_encoder: OnnxEncoder, minilm, tmp_path: Path) -> None:
+def test_auto_backend_is_int8_for_the_bundled_model_with_full_precision_queries(minilm) -> None:
     auto = make_encoder(None)
-    assert auto.backend == "onnx" and auto.fingerprint() == minilm.fingerprint()
+    assert auto.backend == "onnx-int8" and auto.fingerprint()["quantization"] == "int8"
+    queries = TEXTS[:8]
+    exact = minilm.encode(queries)
+    assert (auto.encode_queries(queries) * exact).sum(axis=1).min() >= 0.9999  # sentence-transformers' vectors
+    assert (auto.encode(queries) * exact).sum(axis=1).min() < 0.9999  # the documents' side is int8
+
+
+def test_auto_backend_for_another_model_keeps_torchs_vectors(minilm, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "my-model"
+    shutil.copytree(minilm.folder, copy)  # the same weights as a local model: int8 was not measured for it
+    auto = make_encoder(str(copy))
+    assert auto.backend == "onnx" and "quantization" not in auto.fingerprint()
+    assert (auto.encode(TEXTS[:8]) * minilm.encode(TEXTS[:8])).sum(axis=1).min() >= 0.9999
+
+
+def test_an_int8_index_is_searched_with_full_precision_queries(tmp_path: Path, minilm) -> None:
+    docs = write_tree(tmp_path / "docs", CORPUS)
+    index_paths(tmp_path / "ix", [docs])  # auto: int8 documents
+    with Index.open(tmp_path / "ix") as index:
+        assert index.manifest.model["quantization"] == "int8"
+        hit = index.search("office wifi password", k=1)[0]
+        vector = index.store.vectors_of([hit.chunk_id], index.manifest.dimension)[1][0]
+        query = minilm.encode(["office wifi password"])[0]
+        assert hit.path.endswith("it/wifi.md") and hit.score == pytest.approx(float(vector @ query), abs=1e-4)
 
 
 def test_openvino_runs_the_same_vectors(minilm, tmp_path: Path) -> None:
