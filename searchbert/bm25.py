@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -14,6 +14,20 @@ if TYPE_CHECKING:
 
 K1, B = 0.9, 0.4
 Id = TypeVar("Id", int, str)
+
+
+def _tokenize_corpus(texts: Iterable[str]) -> Any:
+    """Token ids of every text, held as compact int32 arrays: the corpus is read as a stream and never held as
+    lists of token strings (which cost ~50 bytes a token). The same splitting, stopwords and stemming as
+    `_tokenize`, so queries tokenized by it match."""
+    import numpy as np
+    import Stemmer
+    from bm25s.tokenization import Tokenized, Tokenizer
+
+    tokenizer = Tokenizer(stopwords="en", stemmer=Stemmer.Stemmer("english"))
+    stream = tokenizer.tokenize(texts, update_vocab=True, return_as="stream", allow_empty=True)  # type: ignore[arg-type]
+    ids = [np.asarray(doc, dtype=np.int32) for doc in stream]
+    return Tokenized(ids=ids, vocab=tokenizer.get_vocab_dict())
 
 
 def _tokenize(texts: Sequence[str]) -> list[list[str]]:
@@ -28,7 +42,9 @@ def _tokenize(texts: Sequence[str]) -> list[list[str]]:
 class BM25Retriever(Generic[Id]):
     """A lexical index over (id, text) pairs; `search_many` returns (id, score) lists, best first."""
 
-    def __init__(self, ids: Sequence[Id], texts: Sequence[str] | None = None, *, _bm25: Any = None) -> None:
+    def __init__(
+        self, ids: Sequence[Id], texts: Iterable[str] | None = None, *, _bm25: Any = None, _tokens: Any = None
+    ) -> None:
         import bm25s
 
         self.ids = list(ids)
@@ -38,7 +54,21 @@ class BM25Retriever(Generic[Id]):
         else:
             self._bm25 = bm25s.BM25(k1=K1, b=B, method="lucene")
             if self.ids:
-                self._bm25.index(_tokenize(texts or []), show_progress=False)
+                tokens = _tokens if _tokens is not None else _tokenize_corpus(texts or [])
+                self._bm25.index(tokens, show_progress=False)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[Id, str]]) -> BM25Retriever[Id]:
+        """Build from a stream of (id, text), e.g. a database cursor: texts are tokenized as they are read."""
+        ids: list[Id] = []
+
+        def texts() -> Iterator[str]:
+            for id_, text in rows:
+                ids.append(id_)
+                yield text
+
+        tokens = _tokenize_corpus(texts())
+        return cls(ids, _tokens=tokens)
 
     def __len__(self) -> int:
         return len(self.ids)

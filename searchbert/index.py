@@ -239,8 +239,8 @@ class Index:
         prefix = self.manifest.chunking.title_prefix
         rows = self.store.execute(
             "SELECT c.id, d.title, c.text FROM chunks c JOIN documents d ON d.id = c.document_id ORDER BY c.id"
-        ).fetchall()
-        return BM25Retriever([r[0] for r in rows], [f"{r[1]}\n{r[2]}" if prefix else r[2] for r in rows])
+        )  # a cursor: the texts stream through the tokenizer, never all held at once
+        return BM25Retriever.from_rows((i, f"{title}\n{text}" if prefix else text) for i, title, text in rows)
 
     def save_lexical(self) -> None:
         """Rebuild the BM25 index from SQLite and save it with the generation it holds."""
