@@ -158,3 +158,27 @@ def test_cli_query_modes_filters_and_explain(big: Index, monkeypatch: pytest.Mon
     assert "No results" in out.output
     out = run(cli.main, ["query", "alpha", "--index", str(big.path), "--since", "not-a-date"])
     assert out.exit_code == 2
+
+
+def test_bm25_built_from_a_stream_scores_like_lucene() -> None:
+    from searchbert.bm25 import BM25Retriever
+
+    texts = {
+        1: "The cats are running in the garden",
+        2: "A dog runs after the cat",
+        3: "Gardens need water and sun",
+        4: "the and of",  # nothing but stopwords: an empty document, never a match
+    }
+    streamed = BM25Retriever.from_rows((i, t) for i, t in texts.items())  # a generator: read once
+    listed = BM25Retriever(list(texts), list(texts.values()))
+    assert streamed.ids == [1, 2, 3, 4]
+    hits = streamed.search_many(["running cats"], 4)[0]
+    assert hits == listed.search_many(["running cats"], 4)[0]
+    assert [i for i, _ in hits] == [1, 2]  # stemming: running~runs, cats~cat; both docs have both, doc 1 is shorter
+    # Lucene's BM25 by hand for doc 2 ("dog run after cat" once stopwords go; tf = 1 for both query terms):
+    # idf = ln(1 + (N - n + 0.5) / (n + 0.5)), term score = idf * tf / (tf + k1 * (1 - b + b * len / avg_len))
+    import math
+
+    n_docs, avg_len = 4, (3 + 4 + 4 + 1) / 4  # the stopword-only doc counts one (an empty token)
+    idf = math.log(1 + (n_docs - 2 + 0.5) / (2 + 0.5))  # "run" and "cat" are each in docs 1 and 2
+    assert hits[1][1] == pytest.approx(2 * idf / (1 + 0.9 * (1 - 0.4 + 0.4 * 4 / avg_len)), rel=1e-4)
