@@ -13,7 +13,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +35,8 @@ log = logging.getLogger("searchbert")
 
 #: chunks embedded and committed together: large enough to batch well, small enough to lose little on a crash
 COMMIT_CHUNKS = 512
+#: texts per encode call within a batch (a stop waits for at most one: a second or two)
+EMBED_SLICE = 64
 #: a FAISS file smaller than this is refreshed after every batch (cheap, and a kill then costs no rebuild) ...
 SAVE_ALWAYS_BYTES = 32 * 1024 * 1024
 #: ... a larger one at most this often (seconds); it can always be rebuilt from SQLite anyway
@@ -77,6 +79,7 @@ class Writer:
     last_save: float = field(default_factory=time.monotonic)
     in_flight: _Embedding | None = None
     _pool: ThreadPoolExecutor | None = None
+    _stopping: bool = False
 
     def offer(self, doc: Document, sha256: str, replaces: int | None) -> None:
         """Chunk a new or changed document and queue it; hands the batch on to be embedded when it is full."""
@@ -100,7 +103,7 @@ class Writer:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="searchbert-embed")
             texts = [p.prefix + c.text for p in batch for c in p.chunks]
-            self.in_flight = _Embedding(batch, self._pool.submit(self.index.encoder.encode, texts))
+            self.in_flight = _Embedding(batch, self._pool.submit(self._embed, texts))
         if previous is not None:
             self._commit(previous.batch, previous.vectors.result())
 
@@ -111,10 +114,23 @@ class Writer:
 
     def close(self) -> None:
         """Stop the embedding thread; a batch not committed yet is dropped (the next run embeds it again)."""
+        self._stopping = True
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
         self.in_flight = None
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Embed a batch a slice at a time, so that a stop (Ctrl-C) waits for one slice, not the whole batch: the
+        interpreter joins the embedding thread before it exits."""
+        import numpy as np
+
+        parts = []
+        for start in range(0, len(texts), EMBED_SLICE):
+            if self._stopping:
+                raise CancelledError
+            parts.append(self.index.encoder.encode(texts[start : start + EMBED_SLICE]))
+        return np.concatenate(parts) if parts else self.index.encoder.encode([])
 
     def _commit(self, batch: list[_Pending], vectors: np.ndarray) -> None:
         """Store one embedded batch (documents, chunks and vectors) in one transaction."""

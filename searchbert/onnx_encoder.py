@@ -158,8 +158,8 @@ class OnnxEncoder(LocalBiEncoder):
         fp32 = onnx_file(self, False)
         return _ort_session(fp32) if self.quantized and fp32.exists() else None
 
-    @property
-    def dimension(self) -> int:
+    @cached_property
+    def dimension(self) -> int:  # type: ignore[override]
         pooling, config = read_json(self.folder / "1_Pooling" / "config.json"), read_json(self.folder / "config.json")
         return int(pooling.get("word_embedding_dimension") or config.get("hidden_size") or config["dim"])
 

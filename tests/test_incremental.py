@@ -234,3 +234,35 @@ def test_the_next_batch_is_chunked_while_this_one_is_embedded(tmp_path: Path) ->
     assert chunked_meanwhile.is_set() and main_thread not in threads
     assert report.added == 30 and ix.count()["documents"] == 30 and len(enc.embedded) == 30
     _consistent(ix)
+
+
+def test_an_interrupt_stops_the_embedding_thread_within_a_slice(tmp_path: Path) -> None:
+    import time
+
+    from searchbert.indexing import EMBED_SLICE
+
+    files = {f"doc{i:04}.md": f"document number {i} about topic {i % 7}" for i in range(EMBED_SLICE * 8 + 10)}
+    root = write_tree(tmp_path / "d", files)
+    started = threading.Event()
+
+    class SlowThenCtrlC(FakeEncoder):
+        def token_spans(self, text: str) -> list[tuple[int, int]]:
+            if started.is_set():  # the user presses Ctrl-C while the first batch is being embedded
+                raise KeyboardInterrupt
+            return super().token_spans(text)
+
+        def encode(self, texts, **kw):
+            started.set()
+            time.sleep(0.005 * len(texts))  # 0.3 s a slice, 2.6 s the whole batch
+            return super().encode(texts, **kw)
+
+    enc = SlowThenCtrlC()
+    ix = Index.create(tmp_path / "ix", encoder=enc)
+    with pytest.raises(KeyboardInterrupt):
+        ix.add([root], commit_chunks=EMBED_SLICE * 8)
+    deadline = time.monotonic() + 2
+    while any(t.name.startswith("searchbert-embed") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name.startswith("searchbert-embed") for t in threading.enumerate())
+    assert len(enc.calls) <= 2  # one slice (maybe two), not the batch's eight
+    assert ix.count()["documents"] == 0  # nothing half-committed
