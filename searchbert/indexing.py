@@ -125,12 +125,19 @@ class Writer:
         interpreter joins the embedding thread before it exits."""
         import numpy as np
 
+        if not texts:
+            return self.index.encoder.encode([])
+        # longest first across the whole batch, so each slice pads as little as one big call would
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         parts = []
-        for start in range(0, len(texts), EMBED_SLICE):
+        for start in range(0, len(order), EMBED_SLICE):
             if self._stopping:
                 raise CancelledError
-            parts.append(self.index.encoder.encode(texts[start : start + EMBED_SLICE]))
-        return np.concatenate(parts) if parts else self.index.encoder.encode([])
+            parts.append(self.index.encoder.encode([texts[i] for i in order[start : start + EMBED_SLICE]]))
+        stacked = np.concatenate(parts)
+        vectors = np.empty_like(stacked)
+        vectors[order] = stacked
+        return vectors
 
     def _commit(self, batch: list[_Pending], vectors: np.ndarray) -> None:
         """Store one embedded batch (documents, chunks and vectors) in one transaction."""

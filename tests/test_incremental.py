@@ -266,3 +266,19 @@ def test_an_interrupt_stops_the_embedding_thread_within_a_slice(tmp_path: Path) 
     assert not any(t.name.startswith("searchbert-embed") for t in threading.enumerate())
     assert len(enc.calls) <= 2  # one slice (maybe two), not the batch's eight
     assert ix.count()["documents"] == 0  # nothing half-committed
+
+
+def test_each_stored_vector_is_its_own_chunks_embedding(tmp_path: Path) -> None:
+    from searchbert.indexing import EMBED_SLICE
+
+    # lengths all over the place, more than one slice: the batch is embedded longest first and put back in order
+    files = {f"d{i:03}.md": " ".join(f"word{j}" for j in range(1 + (i * 7) % 30)) for i in range(EMBED_SLICE * 2 + 5)}
+    root = write_tree(tmp_path / "d", files)
+    ix = Index.create(tmp_path / "ix", encoder=FakeEncoder(), title_prefix=False)  # embedded text = stored text
+    ix.add([root])
+    rows = ix.store.execute("SELECT id, text FROM chunks ORDER BY id").fetchall()
+    ids, stored = ix.store.vectors_of([r[0] for r in rows], ix.manifest.dimension)
+    by_id = dict(zip(ids.tolist(), stored))
+    expected = FakeEncoder().encode([text for _, text in rows])
+    for (chunk_id, _), vector in zip(rows, expected):
+        np.testing.assert_allclose(by_id[chunk_id], vector, atol=1e-6)
