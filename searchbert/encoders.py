@@ -19,7 +19,7 @@ _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 
 
 class Encoder(Protocol):
-    """A bi-encoder: its identity, its token limit, its tokenizer's spans, and `encode`."""
+    """A bi-encoder: its identity, its token limit, its tokenizer's spans, `encode` and `encode_queries`."""
 
     model_id: str
     max_tokens: int  # word pieces per text, special tokens excluded
@@ -32,6 +32,10 @@ class Encoder(Protocol):
     def token_spans(self, text: str) -> list[tuple[int, int]]: ...
 
     def encode(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray: ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Query vectors: `encode` unless the encoder embeds queries another way (int8 ONNX: at full precision)."""
+        ...
 
 
 def _looks_like_path(model: str) -> bool:
@@ -121,6 +125,13 @@ class LocalBiEncoder:
     @property
     def dimension(self) -> int:
         raise NotImplementedError
+
+    def encode(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Queries are embedded like documents unless a runner says otherwise."""
+        return self.encode(texts)
 
     def fingerprint(self) -> dict[str, Any]:
         """What makes two encoders' vectors comparable (the same model, whatever runs it)."""

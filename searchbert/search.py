@@ -41,13 +41,6 @@ class _Scored:
     bm25_chunk: int | None = None  # the document's best chunk by BM25 (by_document hybrid shows it when BM25 leads)
 
 
-def _encode_queries(encoder: object, queries: list[str]) -> np.ndarray:
-    """Query vectors: through `encode_queries` where an encoder has one (an int8 encoder runs queries at full
-    precision), else `encode`."""
-    encode = getattr(encoder, "encode_queries", None) or encoder.encode  # type: ignore[attr-defined]
-    return encode(queries)
-
-
 def allowed_chunks(index: Index, filters: Filters) -> set[int]:
     """Ids of the chunks of the documents that pass the filters."""
     rows = index.store.execute("SELECT id, path, root, mtime FROM documents").fetchall()
@@ -155,7 +148,7 @@ def search(
     total = len(allowed) if allowed is not None else index.store.counts()["chunks"]
     if total == 0:
         return [[] for _ in queries]
-    query_vectors = _encode_queries(index.encoder, list(queries)) if mode != "bm25" else None
+    query_vectors = index.encoder.encode_queries(list(queries)) if mode != "bm25" else None
     depth = max(k * (1 if chunks else OVERFETCH), candidates if reranker else 0)
     ranked: list[list[_Scored]] = [[] for _ in queries]
     doc_of: dict[int, int] = {}

@@ -50,6 +50,9 @@ class FakeEncoder:
             out[row] = out[row] / norm if norm else out[row]
         return out
 
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode(texts)
+
 
 @pytest.fixture
 def fake_encoder() -> FakeEncoder:
