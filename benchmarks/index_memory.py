@@ -24,7 +24,7 @@ from real_vectors import sentences
 
 CHILD = """
 import json, resource, sys
-from searchbert.indexing import index_paths
+from searchbert.index import index_paths
 report = index_paths(sys.argv[1], [sys.argv[2]])
 peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"chunks": report.chunks_embedded, "peak_mib": peak_kib / 1024}))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 from .errors import SearchbertError
-from .records import Chunk, Document, Hit, IndexReport
+from .records import Chunk, Document, Filters, Hit, IndexReport
 
 if TYPE_CHECKING:
     from .index import Index

@@ -143,8 +143,7 @@ def index_cmd(
     Re-running it embeds only new and changed files and drops deleted ones. It can be stopped at any moment:
     what was committed stays searchable, and the next run picks up where it stopped.
     """
-    from .index import locate_index
-    from .indexing import index_paths
+    from .index import index_paths, locate_index
 
     target = locate_index(index_path)
     report = index_paths(

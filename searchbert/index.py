@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .bm25 import BM25Retriever
 from .chunking import ChunkSettings
-from .encoders import Encoder
-from .errors import IncompatibleIndex, IndexExists, IndexLocked, IndexNotFound, InvalidArgument
+from .encoders import Encoder, resolve_model
+from .errors import IncompatibleIndex, IndexExists, IndexLocked, IndexNotFound, InvalidArgument, NoDocuments
 from .indexing import COMMIT_CHUNKS, Writer, add_documents, add_files
 from .loaders import Discovery, discover, existing_roots
 from .manifest import Manifest, check_compatible, now_iso
@@ -37,7 +37,8 @@ MANIFEST, DATABASE, VECTORS, VECTORS_STATE, LOCK = (
     "write.lock",
 )
 LEXICAL = "bm25"
-_OWN_FILES = (MANIFEST, DATABASE, DATABASE + "-wal", DATABASE + "-shm", VECTORS, VECTORS_STATE, LOCK)
+# the lock file is never deleted: a writer waiting on it would then hold a lock on a file nobody else sees
+_OWN_FILES = (MANIFEST, DATABASE, DATABASE + "-wal", DATABASE + "-shm", VECTORS, VECTORS_STATE)
 DEFAULT_INDEX = Path("indexes") / "default"
 #: seconds a writer waits for another writer before giving up
 LOCK_TIMEOUT_S = 600.0
@@ -57,12 +58,50 @@ def locate_index(explicit: str | os.PathLike[str] | None = None, *, start: Path 
     return here / DEFAULT_INDEX
 
 
+class WriteLock:
+    """The index's write lock (write.lock, never deleted): one writer at a time; readers never wait.
+
+    Re-entrant in one process, so creating an index and then filling it is one hold of the lock.
+    """
+
+    def __init__(self, path: Path) -> None:
+        from filelock import FileLock
+
+        self.path = path
+        self._lock = FileLock(str(path / LOCK))
+
+    @contextmanager
+    def held(self, timeout: float | None = None) -> Iterator[None]:
+        from filelock import Timeout
+
+        timeout = LOCK_TIMEOUT_S if timeout is None else timeout
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            log.warning(
+                "another searchbert process is writing to %s; waiting for it (up to %.0f s)", self.path, timeout
+            )
+            try:
+                self._lock.acquire(timeout=timeout)
+            except Timeout:
+                raise IndexLocked(
+                    f"another process is still writing to {self.path} after {timeout:.0f} s; try again when it is done"
+                ) from None
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+
 class Index:
     """A searchable collection of documents, stored in one folder."""
 
-    def __init__(self, path: Path, manifest: Manifest, encoder: Encoder | None = None) -> None:
+    def __init__(
+        self, path: Path, manifest: Manifest, encoder: Encoder | None = None, *, lock: WriteLock | None = None
+    ) -> None:
         self.path = path
         self.manifest = manifest
+        self.lock = lock or WriteLock(path)
         self.store = Store(path / DATABASE)
         self._encoder = encoder
         self._vectors: FaissFlatIndex | None = None
@@ -85,6 +124,8 @@ class Index:
         rebuild: bool = False,
         backend: str = "auto",
         index_type: str = "auto",
+        lock: WriteLock | None = None,
+        lock_timeout: float | None = None,
     ) -> Index:
         """Make a new, empty index at path (rebuild=True replaces one that is there).
 
@@ -93,10 +134,6 @@ class Index:
         auto: onnx-int8 for the bundled model (measured within 0.5 nDCG@10 of fp32), onnx for other models.
         """
         path = Path(path)
-        if (path / MANIFEST).exists():
-            if not rebuild:
-                raise IndexExists(f"an index already exists at {path}: open it, or pass --rebuild to start it over")
-            wipe(path)
         if encoder is None:
             from .onnx_encoder import make_encoder
 
@@ -105,8 +142,18 @@ class Index:
         chunking = ChunkSettings.for_model(
             enc.max_tokens, chunk_size, overlap, strategy=strategy, title_prefix=title_prefix
         )
-        path.mkdir(parents=True, exist_ok=True)
         resolve_type(index_type, 0)  # reject an unknown type before anything is written
+        path.mkdir(parents=True, exist_ok=True)
+        lock = lock or WriteLock(path)
+        with lock.held(lock_timeout):  # a second creator waits, then finds this index and refuses to replace it
+            if (path / MANIFEST).exists():
+                if not rebuild:
+                    raise IndexExists(f"an index already exists at {path}: open it, or pass --rebuild to start over")
+                wipe(path)
+            return cls._new(path, enc, chunking, index_type, lock)
+
+    @classmethod
+    def _new(cls, path: Path, enc: Encoder, chunking: ChunkSettings, index_type: str, lock: WriteLock) -> Index:
         manifest = Manifest(
             model=enc.fingerprint(),
             vector_index={"type": index_type},
@@ -115,7 +162,7 @@ class Index:
             created=now_iso(),
             updated=now_iso(),
         )
-        index = cls(path, manifest, enc)
+        index = cls(path, manifest, enc, lock=lock)
         index.store.create_schema()
         index.save_vectors()
         # the manifest goes last: a folder without one is not an index yet, whatever else is in it
@@ -123,7 +170,14 @@ class Index:
         return index
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, encoder: Encoder | None = None, backend: str | None = None) -> Index:
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        encoder: Encoder | None = None,
+        backend: str | None = None,
+        lock: WriteLock | None = None,
+    ) -> Index:
         """Open an existing index; the encoder, if given, must be the one it was built with.
 
         backend (without encoder) runs the index's model on that runtime, which must give the index's vectors:
@@ -145,7 +199,7 @@ class Index:
             encoder = make_encoder(manifest.model_id, backend)
         if encoder is not None:
             check_compatible(manifest, encoder.fingerprint(), None)
-        return cls(path, manifest, encoder)
+        return cls(path, manifest, encoder, lock=lock)
 
     def close(self) -> None:
         self.store.close()
@@ -252,23 +306,7 @@ class Index:
     @contextmanager
     def writing(self, timeout: float | None = None) -> Iterator[None]:
         """Hold the index's write lock: one writer at a time; readers are never blocked."""
-        from filelock import FileLock, Timeout
-
-        timeout = LOCK_TIMEOUT_S if timeout is None else timeout
-        lock = FileLock(str(self.path / LOCK))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            log.warning(
-                "another searchbert process is writing to %s; waiting for it (up to %.0f s)", self.path, timeout
-            )
-            try:
-                lock.acquire(timeout=timeout)
-            except Timeout:
-                raise IndexLocked(
-                    f"another process is still writing to {self.path} after {timeout:.0f} s; try again when it is done"
-                ) from None
-        try:
+        with self.lock.held(timeout):
             for stale in self.path.glob(f".{VECTORS}.*.tmp"):  # left by a writer that was killed mid-save
                 stale.unlink(missing_ok=True)
             self._vectors = self._load_vectors(exact=True)  # what the last writer committed
@@ -279,8 +317,6 @@ class Index:
                 self.save_lexical()  # bm25s cannot update in place; rebuilding from SQLite takes seconds
                 self.manifest = replace(self.manifest, updated=now_iso())
                 self.manifest.save(self.path / MANIFEST)
-        finally:
-            lock.release()
 
     def add(
         self,
@@ -318,12 +354,16 @@ class Index:
         return writer.report(started)
 
     def remove(self, paths: Iterable[str | os.PathLike[str]]) -> int:
-        """Drop documents by path (a file, or everything under a folder); returns how many were removed."""
+        """Drop documents by id or path (a record, a file, or everything under a folder); returns how many went."""
         with self.writing():
             writer = Writer(self)
             ids: set[int] = set()
             for p in paths:
-                ids.update(d.id for d in self.store.documents_under(str(Path(p).expanduser().resolve())))
+                record = self.store.document(str(p))  # a record's id (or a file's exact path)
+                if record is not None:
+                    ids.add(record.id)
+                else:
+                    ids.update(d.id for d in self.store.documents_under(str(Path(p).expanduser().resolve())))
             writer.remove(sorted(ids))
         return writer.counts["removed"]
 
@@ -431,3 +471,96 @@ def _progress(total: int | None, enabled: bool) -> Iterator[Any]:
 
     with tqdm(total=total, unit="doc", desc="indexing", dynamic_ncols=True, mininterval=0.5) as bar:
         yield bar
+
+
+def index_paths(
+    index_path: str | os.PathLike[str],
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    model: str | None = None,
+    encoder: Encoder | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    chunk_size: int | None = None,
+    overlap: int | None = None,
+    title_prefix: bool | None = None,
+    rebuild: bool = False,
+    progress: bool = False,
+    commit_chunks: int = COMMIT_CHUNKS,
+    lock_timeout: float | None = None,
+    backend: str | None = None,
+    index_type: str | None = None,
+) -> IndexReport:
+    """Create the index if needed (or refuse to mix models and settings) and add paths to it.
+
+    The write lock is taken before the folder is looked at, so two first runs (or a run and a --rebuild) never
+    both create an index: the second waits, then opens what the first made.
+    """
+    index_path = Path(index_path)
+    roots = existing_roots(paths)
+    found = discover(roots, include, exclude)  # walked once, here, and handed to add()
+    if not found.files and (rebuild or not (index_path / MANIFEST).exists()):
+        raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
+    index_path.mkdir(parents=True, exist_ok=True)
+    lock = WriteLock(index_path)
+    with lock.held(lock_timeout):
+        if (index_path / MANIFEST).exists() and not rebuild:
+            index = Index.open(index_path, encoder=encoder, backend=backend, lock=lock)
+            _check_settings(index, model, index_type, chunk_size, overlap, title_prefix)
+        else:
+            index = Index.create(
+                index_path,
+                model,
+                encoder=encoder,
+                chunk_size=chunk_size,
+                overlap=overlap,
+                title_prefix=True if title_prefix is None else title_prefix,
+                rebuild=rebuild,
+                backend=backend or "auto",
+                index_type=index_type or "auto",
+                lock=lock,
+            )
+        with index:
+            report = index.add(
+                roots,
+                include=include,
+                exclude=exclude,
+                progress=progress,
+                commit_chunks=commit_chunks,
+                lock_timeout=lock_timeout,
+                found=found,
+            )
+    if report.indexed == 0 and report.removed == 0:
+        raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
+    from .onnx_encoder import prepare_query_encoder
+
+    prepare_query_encoder(index)  # export the model once, so `query` runs without torch
+    return report
+
+
+def _check_settings(
+    index: Index,
+    model: str | None,
+    index_type: str | None,
+    chunk_size: int | None,
+    overlap: int | None,
+    title_prefix: bool | None,
+) -> None:
+    """Refuse settings an existing index was not built with; a new vector index type is taken up."""
+    m = index.manifest
+    if model is not None and resolve_model(model)[0] != m.model_id:
+        raise IncompatibleIndex(
+            f"{index.path} was built with model {m.model_id}, not {model}: "
+            "leave out --model, or pass --rebuild to start the index over with the new model"
+        )
+    if index_type is not None and index_type != m.vector_index.get("type"):
+        index.manifest = replace(m, vector_index={"type": index_type})
+        index.settings_changed = True  # the vector file is rebuilt at the end of the run, changes or not
+    asked = ChunkSettings.for_model(
+        m.model["max_tokens"],
+        chunk_size or m.chunking.max_tokens,
+        m.chunking.overlap if overlap is None else overlap,
+        strategy=m.chunking.strategy,
+        title_prefix=m.chunking.title_prefix if title_prefix is None else title_prefix,
+    )
+    check_compatible(m, m.model, asked)

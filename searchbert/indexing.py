@@ -12,23 +12,21 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .chunking import ChunkSettings, chunk_document, document_prefix
-from .encoders import resolve_model
-from .errors import DocumentError, IncompatibleIndex, NoDocuments
-from .loaders import Discovery, discover, existing_roots, read_bytes, read_document
-from .manifest import check_compatible, now_iso
+from .chunking import chunk_document, document_prefix
+from .errors import DocumentError
+from .loaders import Discovery, read_bytes, read_document
+from .manifest import now_iso
 from .records import Chunk, Document, IndexReport
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from .encoders import Encoder
     from .index import Index
 
 log = logging.getLogger("searchbert")
@@ -50,6 +48,8 @@ class _Pending:
     chunks: list[Chunk]
     prefix: str
     replaces: int | None  # id of the stored version this one replaces
+    #: vectors copied from a stored document with the same content and title (a moved file): nothing to embed
+    vectors: np.ndarray | None = None
 
 
 @dataclass
@@ -83,6 +83,14 @@ class Writer:
 
     def offer(self, doc: Document, sha256: str, replaces: int | None) -> None:
         """Chunk a new or changed document and queue it; hands the batch on to be embedded when it is full."""
+        if any(p.doc.path == doc.path for p in self.pending):  # the same id twice in one call: the last one wins
+            self.pending = [p for p in self.pending if p.doc.path != doc.path]
+        store = self.index.store
+        donor = store.same_content(sha256, doc.title, doc.format)
+        if donor is not None:  # a moved or copied file: its chunks and vectors are already stored
+            chunks, vectors = store.chunks_of(donor, self.index.manifest.dimension)
+            self.pending.append(_Pending(doc, sha256, chunks, "", replaces, vectors))
+            return
         enc, settings = self.index.encoder, self.index.manifest.chunking
         prefix = document_prefix(doc.title, enc.token_spans, settings)
         chunks = chunk_document(doc.text, enc.token_spans, settings, prefix)
@@ -102,10 +110,10 @@ class Writer:
             batch, self.pending = self.pending, []
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="searchbert-embed")
-            texts = [p.prefix + c.text for p in batch for c in p.chunks]
+            texts = [p.prefix + c.text for p in batch if p.vectors is None for c in p.chunks]
             self.in_flight = _Embedding(batch, self._pool.submit(self._embed, texts))
         if previous is not None:
-            self._commit(previous.batch, previous.vectors.result())
+            self._commit(previous.batch, _merge(previous.batch, previous.vectors.result()))
 
     def finish(self) -> None:
         """Embed and commit everything queued; on return all of it is in the index."""
@@ -158,7 +166,7 @@ class Writer:
         vectors_index.add(new_ids, vectors)
         for p in batch:
             self.counts["updated" if p.replaces is not None else "added"] += 1
-        self.counts["chunks"] += len(vectors)
+        self.counts["chunks"] += sum(len(p.chunks) for p in batch if p.vectors is None)
         if self.progress is not None:
             self.progress.update(len(batch))  # type: ignore[attr-defined]
         size = len(vectors_index) * vectors_index.dimension * 4
@@ -189,6 +197,20 @@ class Writer:
             errors=tuple(self.errors),
             seconds=time.monotonic() - started,
         )
+
+
+def _merge(batch: list[_Pending], embedded: np.ndarray) -> np.ndarray:
+    """The batch's vectors in order: freshly embedded ones, and those reused from stored documents."""
+    import numpy as np
+
+    parts, offset = [], 0
+    for p in batch:
+        if p.vectors is not None:
+            parts.append(p.vectors)
+        else:
+            parts.append(embedded[offset : offset + len(p.chunks)])
+            offset += len(p.chunks)
+    return np.concatenate(parts) if parts else embedded
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -236,21 +258,26 @@ def add_files(writer: Writer, found: Discovery, roots: Iterable[Path]) -> None:
     store = writer.index.store
     for k, v in found.skipped.items():
         writer.skipped[k] += v
-    gone = [
-        d.id
-        for root in roots
-        for d in store.documents_under(str(root.resolve()))
-        if d.path not in seen and not Path(d.path).exists()
-    ]
-    writer.remove(gone)
+    for path, why in found.errors:
+        writer.errors.append((path, why))
+        log.warning("skipped %s: %s", path, why)
+    # what this run did not select under its roots (deleted, excluded, now too large...) leaves the index, and so
+    # does every document of a folder that no longer exists (a moved folder must not answer twice)
+    gone = {d.id for root in roots for d in store.documents_under(str(root.resolve())) if d.path not in seen}
+    gone.update(d.id for root in store.roots() if not os.path.exists(root) for d in store.documents_in_root(root))
+    writer.remove(sorted(gone))
 
 
 def add_documents(writer: Writer, documents: Iterable[Document]) -> None:
     """Index documents given as data (no files): keyed by `path`, changed when their text's hash changes."""
     store = writer.index.store
+    offered: set[str] = set()
     try:
         for doc in documents:
             digest = sha256_bytes(doc.text.encode("utf-8"))
+            if doc.path in offered and not any(p.doc.path == doc.path for p in writer.pending):
+                writer.finish()  # its earlier version is on its way to the store: let it land, then replace it
+            offered.add(doc.path)
             stored = store.document(doc.path)
             if stored and stored.sha256 == digest:
                 writer.counts["unchanged"] += 1
@@ -259,78 +286,3 @@ def add_documents(writer: Writer, documents: Iterable[Document]) -> None:
         writer.finish()
     finally:
         writer.close()
-
-
-def index_paths(
-    index_path: str | os.PathLike[str],
-    paths: Sequence[str | os.PathLike[str]],
-    *,
-    model: str | None = None,
-    encoder: Encoder | None = None,
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    chunk_size: int | None = None,
-    overlap: int | None = None,
-    title_prefix: bool | None = None,
-    rebuild: bool = False,
-    progress: bool = False,
-    commit_chunks: int = COMMIT_CHUNKS,
-    lock_timeout: float | None = None,
-    backend: str | None = None,
-    index_type: str | None = None,
-) -> IndexReport:
-    """Create the index if needed (or refuse to mix models and settings) and add paths to it."""
-    from .index import MANIFEST, Index  # index.py imports this module: import it when called
-
-    index_path = Path(index_path)
-    roots = existing_roots(paths)
-    exists = (index_path / MANIFEST).exists() and not rebuild
-    found = discover(roots, include, exclude)  # walked once, here, and handed to add()
-    if not exists and not found.files:
-        raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
-    if exists:
-        index = Index.open(index_path, encoder=encoder, backend=backend)
-        if model is not None and resolve_model(model)[0] != index.manifest.model_id:
-            raise IncompatibleIndex(
-                f"{index_path} was built with model {index.manifest.model_id}, not {model}: "
-                "leave out --model, or pass --rebuild to start the index over with the new model"
-            )
-        if index_type is not None and index_type != index.manifest.vector_index.get("type"):
-            index.manifest = replace(index.manifest, vector_index={"type": index_type})
-            index.settings_changed = True  # the vector file is rebuilt at the end of the run, changes or not
-        asked = ChunkSettings.for_model(
-            index.manifest.model["max_tokens"],
-            chunk_size or index.manifest.chunking.max_tokens,
-            index.manifest.chunking.overlap if overlap is None else overlap,
-            strategy=index.manifest.chunking.strategy,
-            title_prefix=index.manifest.chunking.title_prefix if title_prefix is None else title_prefix,
-        )
-        check_compatible(index.manifest, index.manifest.model, asked)
-    else:
-        index = Index.create(
-            index_path,
-            model,
-            encoder=encoder,
-            chunk_size=chunk_size,
-            overlap=overlap,
-            title_prefix=True if title_prefix is None else title_prefix,
-            rebuild=rebuild,
-            backend=backend or "auto",
-            index_type=index_type or "auto",
-        )
-    with index:
-        report = index.add(
-            roots,
-            include=include,
-            exclude=exclude,
-            progress=progress,
-            commit_chunks=commit_chunks,
-            lock_timeout=lock_timeout,
-            found=found,
-        )
-    if report.indexed == 0 and report.removed == 0:
-        raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
-    from .onnx_encoder import prepare_query_encoder
-
-    prepare_query_encoder(index)  # export the model once, so `query` runs without torch
-    return report

@@ -259,11 +259,26 @@ class Discovery:
 
     files: list[tuple[Path, Path]] = field(default_factory=list)  # (file, root)
     skipped: Counter[str] = field(default_factory=Counter)
+    #: (path as it can be printed, why) for files that are there but cannot be indexed
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+
+def printable(path: Path | str) -> str:
+    """A path as text that can be stored and printed: bytes that are not UTF-8 are shown as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _matches(relpath: str, patterns: Iterable[str]) -> bool:
     name = relpath.rsplit("/", 1)[-1]
     return any(fnmatch.fnmatch(relpath, p) or fnmatch.fnmatch(name, p) for p in patterns)
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_venv(dirpath: str) -> bool:
@@ -307,6 +322,10 @@ def discover(roots: Iterable[Path], include: Iterable[str] = (), exclude: Iterab
             rel = rel.replace(os.sep, "/")
             if path.name.startswith("."):
                 found.skipped["hidden"] += 1
+            elif not _utf8(str(path)):
+                # SQLite, JSON and the terminal all need text: such a name cannot be stored or shown as it is
+                found.skipped["unreadable"] += 1
+                found.errors.append((printable(path), "the file name is not valid UTF-8: rename the file"))
             elif include and not _matches(rel, include):
                 found.skipped["not included"] += 1
             elif exclude and _matches(rel, exclude):

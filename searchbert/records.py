@@ -79,6 +79,12 @@ class Filters:
     exts: tuple[str, ...] = ()
     since: float | None = None
 
+    def __post_init__(self) -> None:
+        # a plain string is one pattern, never a sequence of one-letter patterns
+        for name in ("paths", "exts"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
+
     def __bool__(self) -> bool:
         return bool(self.paths or self.exts or self.since is not None)
 
@@ -94,8 +100,9 @@ class Filters:
         if self.since is not None and mtime < self.since:
             return False
         if self.paths:
+            # only the part below the indexed folder: the folders above it say nothing about the document
             rel = Document(path=path, text="", root=root).relpath
-            return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(path, p) for p in self.paths)
+            return any(fnmatch.fnmatchcase(rel, p) for p in self.paths)
         return True
 
 

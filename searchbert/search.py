@@ -115,6 +115,17 @@ def _rerank(reranker: Reranker, query: str, ranked: list[_Scored], texts: dict[i
     return sorted(out, key=lambda e: -e.score)
 
 
+def _pool(ranked: list[_Scored], k: int, candidates: int, doc_of: dict[int, int]) -> tuple[list[_Scored], set[int]]:
+    """The chunks a reranker reads: the best `candidates`, and more until they cover k documents (one long
+    document must not fill the pool and leave fewer than k documents to return); with the documents they cover."""
+    docs: set[int] = set()
+    for n, e in enumerate(ranked):
+        if n >= candidates and len(docs) >= k:
+            return ranked[:n], docs
+        docs.add(doc_of[e.chunk_id])
+    return ranked, docs
+
+
 def _best_per_document(ranked: list[_Scored], doc_of: dict[int, int]) -> list[_Scored]:
     seen: set[int] = set()
     out = []
@@ -162,15 +173,15 @@ def search(
         still = []
         for q, (d, b) in zip(todo, lists):
             ranked[q] = _combine(mode, d, b, doc_of, by_document=not chunks and reranker is None)
-            if len(ranked[q]) < k and depth < total:
+            found = len(ranked[q]) if reranker is None or chunks else len(_pool(ranked[q], k, candidates, doc_of)[1])
+            if found < k and depth < total:
                 still.append(q)
         todo, depth = still, depth * 4
     if reranker is not None:
-        texts = {
-            cid: row.text for cid, row in store.chunks({e.chunk_id for r in ranked for e in r[:candidates]}).items()
-        }
+        pools = [_pool(r, k if not chunks else 0, candidates, doc_of)[0] for r in ranked]
+        texts = {cid: row.text for cid, row in store.chunks({e.chunk_id for p in pools for e in p}).items()}
         for q, query in enumerate(queries):
-            ranked[q] = _rerank(reranker, query, [e for e in ranked[q][:candidates] if e.chunk_id in texts], texts)
+            ranked[q] = _rerank(reranker, query, [e for e in pools[q] if e.chunk_id in texts], texts)
             if not chunks:
                 ranked[q] = _best_per_document(ranked[q], doc_of)
     return _hits(index, [[e for e in r if min_score is None or e.score >= min_score][:k] for r in ranked])

@@ -52,6 +52,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+_DOC_COLUMNS = "id, path, root, title, size, mtime, sha256, chunk_count"
+
+
 @dataclass(frozen=True)
 class StoredDocument:
     """A document row as the store keeps it (no text: that lives in its chunks)."""
@@ -143,20 +146,46 @@ class Store:
         return gen
 
     def document(self, path: str) -> StoredDocument | None:
-        row = self.execute(
-            "SELECT id, path, root, title, size, mtime, sha256, chunk_count FROM documents WHERE path = ?", [path]
-        ).fetchone()
+        row = self.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE path = ?", [path]).fetchone()
         return StoredDocument(*row) if row else None
 
     def documents_under(self, root: str) -> list[StoredDocument]:
         """Documents whose path is `root` or lies below it."""
         prefix = root.rstrip("/") + "/"
         rows = self.execute(
-            "SELECT id, path, root, title, size, mtime, sha256, chunk_count FROM documents"
-            " WHERE path = ? OR substr(path, 1, ?) = ?",
+            f"SELECT {_DOC_COLUMNS} FROM documents WHERE path = ? OR substr(path, 1, ?) = ?",
             [root, len(prefix), prefix],
         ).fetchall()
         return [StoredDocument(*row) for row in rows]
+
+    def roots(self) -> list[str]:
+        """The folders files were indexed from (records added as data have none)."""
+        return [r[0] for r in self.execute("SELECT DISTINCT root FROM documents WHERE root != ''")]
+
+    def documents_in_root(self, root: str) -> list[StoredDocument]:
+        rows = self.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE root = ?", [root]).fetchall()
+        return [StoredDocument(*row) for row in rows]
+
+    def same_content(self, sha256: str, title: str, format: str) -> int | None:
+        """A stored document whose chunks and vectors would be the same as a new one's, or None."""
+        row = self.execute(
+            "SELECT id FROM documents WHERE sha256 = ? AND title = ? AND format = ? AND chunk_count > 0 LIMIT 1",
+            [sha256, title, format],
+        ).fetchone()
+        return row[0] if row else None
+
+    def chunks_of(self, doc_id: int, dimension: int) -> tuple[list[Chunk], np.ndarray]:
+        """A document's chunks and their vectors, in order."""
+        import numpy as np
+
+        rows = self.execute(
+            "SELECT ordinal, text, start_char, end_char, start_line, end_line, vector FROM chunks"
+            " WHERE document_id = ? ORDER BY ordinal",
+            [doc_id],
+        ).fetchall()
+        chunks = [Chunk(*row[:6]) for row in rows]
+        vectors = np.frombuffer(b"".join(r[6] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
+        return chunks, vectors
 
     def touch(self, doc_id: int, size: int, mtime: float) -> None:
         self.execute("UPDATE documents SET size = ?, mtime = ? WHERE id = ?", [size, mtime, doc_id])

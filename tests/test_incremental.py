@@ -11,8 +11,7 @@ import pytest
 
 from searchbert import Index, health
 from searchbert.errors import IncompatibleIndex, IndexLocked
-from searchbert.index import LOCK, VECTORS, VECTORS_STATE
-from searchbert.indexing import index_paths
+from searchbert.index import LOCK, VECTORS, VECTORS_STATE, index_paths
 from searchbert.records import Filters
 
 from .conftest import DOCS, FakeEncoder, write_tree
