@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 if TYPE_CHECKING:
     import numpy as np
 
+    from .vectors import Selection
+
 K1, B = 0.9, 0.4
 Id = TypeVar("Id", int, str)
 
@@ -48,7 +50,7 @@ class BM25Retriever(Generic[Id]):
         import bm25s
 
         self.ids = list(ids)
-        self._position = {id_: i for i, id_ in enumerate(self.ids)}
+        self._id_array: np.ndarray | None = None
         if _bm25 is not None:
             self._bm25 = _bm25
         else:
@@ -74,13 +76,13 @@ class BM25Retriever(Generic[Id]):
         return len(self.ids)
 
     def search_many(
-        self, queries: Sequence[str], k: int, allowed: set[Id] | None = None
+        self, queries: Sequence[str], k: int, allowed: Selection | None = None
     ) -> list[list[tuple[Id, float]]]:
         """Best k ids per query, restricted to `allowed` ids when given (filtering inside the search)."""
-        k = min(k, len(self.ids) if allowed is None else len(allowed & self._position.keys()))
+        mask = self._mask(allowed)
+        k = min(k, len(self.ids) if mask is None else int(mask.sum()))
         if not queries or k <= 0:
             return [[] for _ in queries]
-        mask = self._mask(allowed)
         rows, scores = self._bm25.retrieve(_tokenize(queries), k=k, show_progress=False, n_threads=0, weight_mask=mask)
         # a score of 0 means no query term occurs in the text: not a match
         return [
@@ -88,14 +90,15 @@ class BM25Retriever(Generic[Id]):
             for row, score_row in zip(rows, scores)
         ]
 
-    def _mask(self, allowed: set[Id] | None) -> np.ndarray | None:
+    def _mask(self, allowed: Selection | None) -> np.ndarray | None:
+        """bm25s' weight mask (1 for a text that may be returned) from a selection of integer ids."""
         if allowed is None:
             return None
         import numpy as np
 
-        mask = np.zeros(len(self.ids), dtype=np.float32)
-        mask[[self._position[i] for i in allowed if i in self._position]] = 1.0
-        return mask
+        if self._id_array is None:
+            self._id_array = np.asarray(self.ids, dtype=np.int64)
+        return allowed.contains(self._id_array).astype(np.float32)
 
     def save(self, folder: Path, state: dict[str, Any]) -> None:
         """Write to a temp folder, then swap it in: a reader sees the old folder, the new one, or none (rebuild)."""

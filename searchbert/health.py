@@ -65,10 +65,11 @@ def _check(index: Index) -> tuple[list[str], str]:
         knob = next((k for k in ("nprobe", "ef_search") if k in built), None)
         if knob and "recall_estimate" in built:
             kind += f", {knob} {built[knob]}: estimated recall@10 {built['recall_estimate']}"
-        current = state.get("generation") == store.generation
-        vector_file = f"{kind}, " + (
-            "current" if current else "stale: rebuilt from the database on open (--repair rewrites it)"
-        )
+        behind = store.generation - int(state.get("generation", -1))
+        if not index.vectors.trusted:
+            vector_file = f"{kind}, too old to catch up: read from the database on open (--repair rewrites it)"
+        else:
+            vector_file = f"{kind}, " + ("current" if not behind else f"{behind} commits behind (caught up on open)")
     except (OSError, ValueError, RuntimeError):
         vector_file = "missing or unreadable: rebuilt from the database on open (--repair rewrites it)"
     return problems, vector_file
@@ -105,6 +106,7 @@ def repair(index_path: str | None = None) -> IndexStatus:
             broken = [r[0] for r in store.execute(_HALF_STORED)]
             store.delete_documents(broken)  # the next `index` run embeds them again
             store.execute("DELETE FROM chunks WHERE document_id NOT IN (SELECT id FROM documents)")
-            store.bump_generation()  # so the vector file is rebuilt from SQLite and rewritten
-        index._vectors = index._load_vectors()
+            store.bump_generation()
+        index.save_vectors(rebuild=True)  # from SQLite, whatever state the file was in
+        index.save_lexical()
     return status(str(index.path))

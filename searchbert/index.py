@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -18,25 +17,22 @@ from .chunking import ChunkSettings
 from .encoders import Encoder, resolve_model
 from .errors import IncompatibleIndex, IndexExists, IndexLocked, IndexNotFound, InvalidArgument, NoDocuments
 from .indexing import COMMIT_CHUNKS, Writer, add_documents, add_files
+from .live import VECTORS, VECTORS_STATE, LiveVectors, save_vectors
 from .loaders import Discovery, discover, existing_roots
 from .manifest import Manifest, check_compatible, now_iso
 from .records import Document, Filters, Hit, IndexReport
 from .store import Store
-from .vectors import FaissFlatIndex, ann_settings, atomic_write, resolve_type
+from .vectors import resolve_type
 
 if TYPE_CHECKING:
     from .rerank import Reranker
 
 log = logging.getLogger("searchbert")
 
-MANIFEST, DATABASE, VECTORS, VECTORS_STATE, LOCK = (
-    "manifest.json",
-    "index.db",
-    "vectors.faiss",
-    "vectors.json",
-    "write.lock",
-)
-LEXICAL = "bm25"
+MANIFEST, DATABASE, LOCK, LEXICAL = "manifest.json", "index.db", "write.lock", "bm25"
+#: below this many chunks a reader whose saved BM25 index is behind the store rebuilds it in memory (seconds);
+#: above, it keeps the saved one until the writer saves the next (new chunks are found by the dense side till then)
+BM25_REBUILD_MAX = 200_000
 # the lock file is never deleted: a writer waiting on it would then hold a lock on a file nobody else sees
 _OWN_FILES = (MANIFEST, DATABASE, DATABASE + "-wal", DATABASE + "-shm", VECTORS, VECTORS_STATE)
 DEFAULT_INDEX = Path("indexes") / "default"
@@ -104,8 +100,9 @@ class Index:
         self.lock = lock or WriteLock(path)
         self.store = Store(path / DATABASE)
         self._encoder = encoder
-        self._vectors: FaissFlatIndex | None = None
+        self._vectors: LiveVectors | None = None
         self._lexical: BM25Retriever[int] | None = None
+        self._lexical_generation = -1
         self.settings_changed = False
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
@@ -222,72 +219,50 @@ class Index:
             self._encoder = enc
         return self._encoder
 
-    # -- vectors ---------------------------------------------------------------------------------------------------
+    # -- what searches read ----------------------------------------------------------------------------------------
 
     @property
-    def vectors(self) -> FaissFlatIndex:
-        """The FAISS index: the saved file if it is as new as SQLite, else rebuilt from the vectors in SQLite."""
+    def vectors(self) -> LiveVectors:
+        """The vectors as of now: the saved FAISS file plus what was committed since (caught up on each access)."""
         if self._vectors is None:
-            self._vectors = self._load_vectors()
-        return self._vectors
-
-    def _load_vectors(self, exact: bool = False) -> FaissFlatIndex:
-        dim = self.manifest.dimension
-        try:
-            state = json.loads((self.path / VECTORS_STATE).read_text())
-            if state.get("generation") == self.store.generation and not (
-                exact and state.get("built", {}).get("type", "flat") != "flat"
-            ):
-                # searches map the file (large indexes are not read whole); a writer needs its own copy
-                index = FaissFlatIndex.load(self.path / VECTORS, dim, mmap=not exact)
-                index.tune(state.get("built", {}))
-                return index
-        except (OSError, ValueError, RuntimeError):
-            pass
-        # a stale or approximate file is never trusted for writing: the exact index from SQLite is always right
-        log.info("rebuilding the vector index of %s from its stored vectors", self.path)
-        index = FaissFlatIndex(dim)
-        for ids, vectors in self.store.all_vectors(dim):
-            index.add(ids, vectors)
-        return index
-
-    def save_vectors(self, final: bool = True) -> None:
-        """Write the FAISS file atomically, then record which committed state it holds.
-
-        An exact index is written as it is; an approximate one (chosen by the manifest's index type and the number
-        of vectors) is built from all stored vectors, so only at the end of a run (final=True).
-        """
-        import numpy as np
-
-        vectors = self._vectors if self._vectors is not None else FaissFlatIndex(self.manifest.dimension)
-        self._vectors = vectors
-        kind = resolve_type(self.manifest.vector_index.get("type", "auto"), len(vectors))
-        built: dict[str, Any] = {"type": "flat"}
-        if kind == "flat":
-            vectors.save(self.path / VECTORS)
-        elif final:
-            built = ann_settings(kind, len(vectors), self.manifest.dimension)
-            parts = list(self.store.all_vectors(self.manifest.dimension))
-            ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
-            matrix = np.vstack([p[1] for p in parts]) if parts else np.zeros((0, self.manifest.dimension), np.float32)
-            FaissFlatIndex.build(built, self.manifest.dimension, ids, matrix).save(self.path / VECTORS)
+            self._vectors = LiveVectors(self.path, self.store, self.manifest.dimension)
         else:
-            return
-        state = json.dumps({"generation": self.store.generation, "count": len(vectors), "built": built})
-        atomic_write(self.path / VECTORS_STATE, lambda tmp: tmp.write_text(state))
+            self._vectors.refresh()
+        return self._vectors
 
     @property
     def lexical(self) -> BM25Retriever[int]:
         """The BM25 index over the chunks: the saved one if it is as new as SQLite, else rebuilt from SQLite."""
-        if self._lexical is None:
-            try:
-                retriever, state = BM25Retriever.load(self.path / LEXICAL)
-                if state.get("generation") != self.store.generation:
-                    raise ValueError("stale")
-                self._lexical = retriever
-            except (OSError, ValueError):
-                self._lexical = self._build_lexical()
-        return self._lexical
+        if self._lexical is None or self._lexical_generation != self.store.generation:
+            self._load_lexical()
+        return self._lexical  # type: ignore[return-value]
+
+    def _load_lexical(self) -> None:
+        generation = self.store.generation
+        try:
+            retriever, state = BM25Retriever.load(self.path / LEXICAL)
+            saved = int(state.get("generation", -1))
+        except (OSError, ValueError):
+            retriever, saved = None, -1
+        if retriever is not None and saved == generation:
+            self._lexical, self._lexical_generation = retriever, generation
+        elif retriever is not None and self.store.counts()["chunks"] > BM25_REBUILD_MAX:
+            # a long write is under way: rebuilding here would cost minutes per commit; chunks removed since are
+            # dropped from its results by search, new ones wait for the writer's save
+            self._lexical, self._lexical_generation = retriever, generation
+        else:
+            if retriever is None and generation > 0 and self.store.counts()["chunks"]:
+                log.warning(
+                    "the BM25 index of %s is missing or unreadable: rebuilt in memory; "
+                    "run `searchbert status --repair` to save it",
+                    self.path,
+                )
+            self._lexical, self._lexical_generation = self._build_lexical(), generation
+
+    def refresh(self) -> None:
+        """Catch up with what other processes committed since the last search (one read when nothing did)."""
+        if self._vectors is not None:
+            self._vectors.refresh()
 
     def _build_lexical(self) -> BM25Retriever[int]:
         prefix = self.manifest.chunking.title_prefix
@@ -296,10 +271,22 @@ class Index:
         )  # a cursor: the texts stream through the tokenizer, never all held at once
         return BM25Retriever.from_rows((i, f"{title}\n{text}" if prefix else text) for i, title, text in rows)
 
+    def save_vectors(self, final: bool = True, rebuild: bool = False) -> None:
+        """Bring the saved FAISS file up to the store (see live.save_vectors)."""
+        save_vectors(
+            self.path,
+            self.store,
+            self.manifest.dimension,
+            self.manifest.vector_index.get("type", "auto"),
+            final=final,
+            rebuild=rebuild or (final and self.settings_changed),
+        )
+
     def save_lexical(self) -> None:
         """Rebuild the BM25 index from SQLite and save it with the generation it holds."""
-        self._lexical = self._build_lexical()
-        self._lexical.save(self.path / LEXICAL, {"generation": self.store.generation})
+        generation = self.store.generation
+        self._lexical, self._lexical_generation = self._build_lexical(), generation
+        self._lexical.save(self.path / LEXICAL, {"generation": generation})
 
     # -- writing ---------------------------------------------------------------------------------------------------
 
@@ -309,7 +296,6 @@ class Index:
         with self.lock.held(timeout):
             for stale in self.path.glob(f".{VECTORS}.*.tmp"):  # left by a writer that was killed mid-save
                 stale.unlink(missing_ok=True)
-            self._vectors = self._load_vectors(exact=True)  # what the last writer committed
             generation = self.store.generation
             yield
             if self.store.generation != generation or self.settings_changed or not (self.path / VECTORS).exists():

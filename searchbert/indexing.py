@@ -151,25 +151,21 @@ class Writer:
         """Store one embedded batch (documents, chunks and vectors) in one transaction."""
         store, now = self.index.store, now_iso()
         replaced = [p.replaces for p in batch if p.replaces is not None]
-        new_ids: list[int] = []
         with store.transaction():
-            old_ids = store.chunk_ids(replaced)
             store.delete_documents(replaced)
             offset = 0
             for p in batch:
                 n = len(p.chunks)
-                new_ids += store.insert_document(p.doc, p.sha256, p.chunks, vectors[offset : offset + n], now)
+                store.insert_document(p.doc, p.sha256, p.chunks, vectors[offset : offset + n], now)
                 offset += n
             store.bump_generation()
-        vectors_index = self.index.vectors
-        vectors_index.remove(old_ids)
-        vectors_index.add(new_ids, vectors)
         for p in batch:
             self.counts["updated" if p.replaces is not None else "added"] += 1
         self.counts["chunks"] += sum(len(p.chunks) for p in batch if p.vectors is None)
         if self.progress is not None:
             self.progress.update(len(batch))  # type: ignore[attr-defined]
-        size = len(vectors_index) * vectors_index.dimension * 4
+        # readers catch up from the saved file by reading what was committed since: keep that short
+        size = store.counts()["chunks"] * self.index.manifest.dimension * 4
         if size < SAVE_ALWAYS_BYTES or time.monotonic() - self.last_save > SAVE_EVERY_S:
             self.index.save_vectors(final=False)
             self.last_save = time.monotonic()
@@ -180,10 +176,8 @@ class Writer:
             return
         store = self.index.store
         with store.transaction():
-            chunk_ids = store.chunk_ids(doc_ids)
             store.delete_documents(doc_ids)
             store.bump_generation()
-        self.index.vectors.remove(chunk_ids)
         self.counts["removed"] += len(doc_ids)
 
     def report(self, started: float) -> IndexReport:

@@ -6,6 +6,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+def relpath(path: str, root: str) -> str:
+    """The path relative to the folder it was indexed from (a record's id as it is)."""
+    base = root.rstrip("/") + "/"
+    return path[len(base) :] if root and path.startswith(base) else path
+
+
+def extension(path: str) -> str:
+    """The file extension, lower case, without the dot."""
+    import os
+
+    return os.path.splitext(path)[1].lower().lstrip(".")
+
+
 @dataclass(frozen=True)
 class Document:
     """A readable document: its identity (`path`), its text and what is known of its file."""
@@ -21,9 +34,7 @@ class Document:
     @property
     def relpath(self) -> str:
         """The path relative to the folder it was indexed from (the path itself if none)."""
-        if self.root and self.path.startswith(self.root.rstrip("/") + "/"):
-            return self.path[len(self.root.rstrip("/")) + 1 :]
-        return self.path
+        return relpath(self.path, self.root)
 
 
 @dataclass(frozen=True)
@@ -89,21 +100,35 @@ class Filters:
         return bool(self.paths or self.exts or self.since is not None)
 
     def matches(self, path: str, root: str, mtime: float) -> bool:
-        """Whether a document passes every filter given."""
+        """Whether a document passes every filter given (what `sql` selects, in Python)."""
         import fnmatch
-        import os
 
-        if self.exts and os.path.splitext(path)[1].lower().lstrip(".") not in {
-            e.lower().lstrip(".") for e in self.exts
-        }:
+        if self.exts and extension(path) not in {e.lower().lstrip(".") for e in self.exts}:
             return False
         if self.since is not None and mtime < self.since:
             return False
+        # only the part below the indexed folder: the folders above it say nothing about the document
+        return not self.paths or any(fnmatch.fnmatchcase(relpath(path, root), p) for p in self.paths)
+
+    def sql(self) -> tuple[str, list[Any]]:
+        """The filters as an SQL condition on the documents table, with its parameters."""
+        where, params = ["1"], []
+        if self.exts:
+            exts = sorted({e.lower().lstrip(".") for e in self.exts})
+            where.append(f"ext IN ({','.join('?' * len(exts))})")
+            params += exts
+        if self.since is not None:
+            where.append("mtime >= ?")
+            params.append(self.since)
         if self.paths:
-            # only the part below the indexed folder: the folders above it say nothing about the document
-            rel = Document(path=path, text="", root=root).relpath
-            return any(fnmatch.fnmatchcase(rel, p) for p in self.paths)
-        return True
+            where.append("(" + " OR ".join("relpath GLOB ?" for _ in self.paths) + ")")
+            params += [_glob(p) for p in self.paths]
+        return " AND ".join(where), params
+
+
+def _glob(pattern: str) -> str:
+    """An fnmatch pattern in SQLite's GLOB syntax (the same but for negated classes: [!a] is [^a] there)."""
+    return pattern.replace("[!", "[^")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import InvalidArgument
 from .records import Filters, Hit
-from .vectors import nearest
+from .vectors import Selection
 
 if TYPE_CHECKING:
     from .index import Index
@@ -41,27 +41,17 @@ class _Scored:
     bm25_chunk: int | None = None  # the document's best chunk by BM25 (by_document hybrid shows it when BM25 leads)
 
 
-def allowed_chunks(index: Index, filters: Filters) -> set[int]:
-    """Ids of the chunks of the documents that pass the filters."""
-    rows = index.store.execute("SELECT id, path, root, mtime FROM documents").fetchall()
-    docs = [doc_id for doc_id, path, root, mtime in rows if filters.matches(path, root, mtime)]
-    return set(index.store.chunk_ids(docs))
+def allowed_chunks(index: Index, filters: Filters) -> Selection:
+    """The chunks of the documents that pass the filters: one SQL query, then a bitmap over chunk ids."""
+    where, params = filters.sql()
+    return Selection.from_ranges(*index.store.allowed_ranges(where, params))
 
 
-def _dense(index: Index, queries: np.ndarray, depth: int, allowed: set[int] | None) -> list[list[tuple[int, float]]]:
-    """Nearest chunks; with a filter on an approximate index, an exact scan of the allowed vectors instead (an
-    approximate index may hold too few of them in the cells it visits to fill k). A compressed index's shortlist
-    is re-scored with the vectors stored in SQLite."""
-    if allowed is None:
-        dimension = index.manifest.dimension
-        return index.vectors.nearest(queries, depth, lambda ids: index.store.vectors_of(ids, dimension))
-    if index.vectors.exact:
-        return nearest(index.vectors, queries, depth, allowed)
-    from .vectors import NumpyIndex
-
-    exact = NumpyIndex(index.manifest.dimension)
-    exact.add(*index.store.vectors_of(sorted(allowed), index.manifest.dimension))
-    return nearest(exact, queries, depth)
+def _dense(index: Index, queries: np.ndarray, depth: int, allowed: Selection | None) -> list[list[tuple[int, float]]]:
+    """Nearest chunks, filtered inside the vector index; a compressed index's shortlist is re-scored with the
+    vectors stored in SQLite."""
+    dimension = index.manifest.dimension
+    return index.vectors.nearest(queries, depth, allowed, lambda ids: index.store.vectors_of(ids, dimension))
 
 
 def _rank_lists(
@@ -154,6 +144,7 @@ def search(
     if candidates <= 0:
         raise InvalidArgument(f"candidates must be a positive number, got {candidates}")
     store = index.store
+    index.refresh()
     allowed = allowed_chunks(index, filters) if filters else None
     # bm25 mode never needs the vector index: count the chunks in SQLite
     total = len(allowed) if allowed is not None else index.store.counts()["chunks"]

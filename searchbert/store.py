@@ -15,13 +15,21 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .records import Chunk, Document
+from .records import Chunk, Document, extension, relpath
 
 if TYPE_CHECKING:
     import numpy as np
     import sqlite_utils
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# version 2: filter columns (searched in SQL) and the log of removed chunks (readers catch up from a saved file)
+_V2 = """
+CREATE INDEX IF NOT EXISTS documents_ext ON documents(ext);
+CREATE INDEX IF NOT EXISTS documents_mtime ON documents(mtime);
+CREATE TABLE IF NOT EXISTS removed_chunks (chunk_id INTEGER NOT NULL, generation INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS removed_generation ON removed_chunks(generation);
+"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -34,7 +42,10 @@ CREATE TABLE IF NOT EXISTS documents (
     mtime REAL NOT NULL,
     sha256 TEXT NOT NULL,
     chunk_count INTEGER NOT NULL,
-    indexed_at TEXT NOT NULL
+    indexed_at TEXT NOT NULL,
+    relpath TEXT NOT NULL DEFAULT '',
+    ext TEXT NOT NULL DEFAULT '',
+    first_chunk INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -49,7 +60,9 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+""" + _V2
+
+
 
 
 _DOC_COLUMNS = "id, path, root, title, size, mtime, sha256, chunk_count"
@@ -95,6 +108,33 @@ class Store:
         self.execute("PRAGMA synchronous=NORMAL")
         self.execute("PRAGMA foreign_keys=ON")
         self.path = path
+        if self.has_schema() and int(self.get_meta("schema_version", "1")) < SCHEMA_VERSION:
+            self._migrate()
+
+    def has_schema(self) -> bool:
+        return self.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is not None
+
+    def _migrate(self) -> None:
+        """Bring an index written by an older searchbert up to this schema, in one transaction."""
+        with self.transaction():
+            if int(self.get_meta("schema_version", "1")) >= SCHEMA_VERSION:
+                return  # another process migrated it while this one waited
+            for column, kind in (("relpath", "TEXT NOT NULL DEFAULT ''"), ("ext", "TEXT NOT NULL DEFAULT ''")):
+                self.execute(f"ALTER TABLE documents ADD COLUMN {column} {kind}")
+            self.execute("ALTER TABLE documents ADD COLUMN first_chunk INTEGER NOT NULL DEFAULT 0")
+            rows = self.execute("SELECT id, path, root FROM documents").fetchall()
+            self.conn.executemany(
+                "UPDATE documents SET relpath = ?, ext = ? WHERE id = ?",
+                [(relpath(path, root), extension(path), doc_id) for doc_id, path, root in rows],
+            )
+            self.execute(
+                "UPDATE documents SET first_chunk ="
+                " coalesce((SELECT min(id) FROM chunks WHERE document_id = documents.id), 0)"
+            )
+            for statement in _statements(_V2):  # executescript would commit the transaction half way
+                self.execute(statement)
+            self.set_meta("removed_since", str(self.generation))  # the log is complete from here on
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
 
     @cached_property
     def db(self) -> sqlite_utils.Database:
@@ -107,10 +147,15 @@ class Store:
         return self.conn.execute(sql, params)
 
     def create_schema(self) -> None:
-        self.conn.executescript(_SCHEMA)
+        for statement in _statements(_SCHEMA):
+            self.execute(statement)
         with self.transaction():
             self.db["meta"].upsert_all(
-                [{"key": "schema_version", "value": str(SCHEMA_VERSION)}, {"key": "generation", "value": "0"}],
+                [
+                    {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                    {"key": "generation", "value": "0"},
+                    {"key": "removed_since", "value": "0"},
+                ],
                 pk="key",
             )
 
@@ -198,19 +243,69 @@ class Store:
         return ids
 
     def delete_documents(self, doc_ids: Sequence[int]) -> None:
+        """Delete documents and their chunks, logging the chunk ids under the generation this transaction commits
+        (call inside a transaction that then bumps the generation once)."""
+        generation = self.generation + 1
         for part in _batches(doc_ids, 500):
             marks = ",".join("?" * len(part))
+            self.execute(
+                "INSERT INTO removed_chunks(chunk_id, generation)"
+                f" SELECT id, ? FROM chunks WHERE document_id IN ({marks})",
+                [generation, *part],
+            )
             self.execute(f"DELETE FROM chunks WHERE document_id IN ({marks})", part)
             self.execute(f"DELETE FROM documents WHERE id IN ({marks})", part)
+
+    def removed_since(self, generation: int) -> np.ndarray | None:
+        """Ids of the chunks removed by commits after `generation`; None if the log no longer reaches back so far."""
+        import numpy as np
+
+        if generation < int(self.get_meta("removed_since", "0")):
+            return None
+        rows = self.execute("SELECT chunk_id FROM removed_chunks WHERE generation > ?", [generation]).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def forget_removed(self, up_to: int) -> None:
+        """Drop log entries no reader needs: those at or before a generation saved vector files have caught up with."""
+        with self.transaction():
+            if up_to > int(self.get_meta("removed_since", "0")):
+                self.execute("DELETE FROM removed_chunks WHERE generation <= ?", [up_to])
+                self.set_meta("removed_since", str(up_to))
+
+    def vectors_after(self, chunk_id: int, dimension: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of every chunk with a larger id (ids only grow: these were committed later)."""
+        rows = self.execute("SELECT id, vector FROM chunks WHERE id > ? ORDER BY id", [chunk_id]).fetchall()
+        return _decode(rows, dimension)
+
+    def allowed_ranges(self, where: str, params: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """(first chunk id, chunk count) of the documents matching an SQL condition: a document's chunks are
+        inserted together, so their ids are consecutive."""
+        import numpy as np
+
+        rows = self.execute(f"SELECT first_chunk, chunk_count FROM documents WHERE {where}", params).fetchall()
+        data = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        return data[:, 0], data[:, 1]
 
     def insert_document(
         self, doc: Document, sha256: str, chunks: Sequence[Chunk], vectors: np.ndarray, now: str
     ) -> list[int]:
         """Insert one document with its chunks and their vectors; returns the new chunk ids."""
         cur = self.execute(
-            "INSERT INTO documents(path, root, title, format, size, mtime, sha256, chunk_count, indexed_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [doc.path, doc.root, doc.title, doc.format, doc.size, doc.mtime, sha256, len(chunks), now],
+            "INSERT INTO documents(path, root, title, format, size, mtime, sha256, chunk_count, indexed_at, relpath,"
+            " ext) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                doc.path,
+                doc.root,
+                doc.title,
+                doc.format,
+                doc.size,
+                doc.mtime,
+                sha256,
+                len(chunks),
+                now,
+                relpath(doc.path, doc.root),
+                extension(doc.path),
+            ],
         )
         doc_id = cur.lastrowid
         ids = []
@@ -230,6 +325,8 @@ class Store:
                 ],
             )
             ids.append(cur.lastrowid)
+        if ids:
+            self.execute("UPDATE documents SET first_chunk = ? WHERE id = ?", [ids[0], doc_id])
         return ids
 
     def document_ids(self, chunk_ids: Iterable[int]) -> dict[int, int]:
@@ -281,6 +378,10 @@ class Store:
 
     def stats(self) -> dict[str, Any]:
         return {**self.counts(), "generation": self.generation}
+
+
+def _statements(script: str) -> list[str]:
+    return [q.strip() for q in script.split(";") if q.strip()]
 
 
 def _decode(rows: list[tuple[int, bytes]], dimension: int) -> tuple[np.ndarray, np.ndarray]:

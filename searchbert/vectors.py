@@ -14,6 +14,68 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+class Selection:
+    """A set of ids as a bitmap (id i is in it when bit i is set): built once per query from SQL, and read by FAISS
+    in C++ (IDSelectorBitmap) and by BM25 as a weight mask, with no Python set of ids in between."""
+
+    def __init__(self, bits: np.ndarray, count: int | None = None) -> None:
+        self.bits = bits
+        self.count = int(bits.sum()) if count is None else int(count)
+        self._packed: np.ndarray | None = None
+
+    @classmethod
+    def from_ids(cls, ids: object) -> Selection:
+        import numpy as np
+
+        array = _as_ids(ids)
+        bits = np.zeros(int(array.max()) + 1 if len(array) else 0, dtype=bool)
+        bits[array] = True
+        return cls(bits)
+
+    @classmethod
+    def from_ranges(cls, starts: np.ndarray, counts: np.ndarray) -> Selection:
+        """The ids start <= id < start + count of every range (ranges do not overlap)."""
+        import numpy as np
+
+        if not len(starts):
+            return cls(np.zeros(0, dtype=bool), 0)
+        ends = starts + counts
+        size = int(ends.max()) + 1
+        edges = np.bincount(starts, minlength=size) - np.bincount(ends, minlength=size)
+        return cls(np.cumsum(edges)[:-1] > 0, int(counts.sum()))
+
+    @classmethod
+    def excluding(cls, ids: np.ndarray, last: int) -> Selection:
+        """Every id from 0 to `last` but these."""
+        import numpy as np
+
+        bits = np.ones(last + 1, dtype=bool)
+        bits[ids[ids <= last]] = False
+        return cls(bits)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def contains(self, ids: np.ndarray) -> np.ndarray:
+        """A boolean mask: which of these ids are in the selection."""
+        import numpy as np
+
+        ids = _as_ids(ids)
+        inside = (ids >= 0) & (ids < len(self.bits))
+        out = np.zeros(len(ids), dtype=bool)
+        out[inside] = self.bits[ids[inside]]
+        return out
+
+    def selector(self) -> Any:
+        """A FAISS IDSelectorBitmap over this selection (valid while the selection lives)."""
+        import faiss
+        import numpy as np
+
+        if self._packed is None:
+            self._packed = np.packbits(self.bits, bitorder="little")
+        return faiss.IDSelectorBitmap(len(self._packed), faiss.swig_ptr(self._packed))
+
+
 class VectorIndex(Protocol):
     """Inner-product search over vectors that carry int64 ids."""
 
@@ -23,7 +85,9 @@ class VectorIndex(Protocol):
 
     def remove(self, ids: np.ndarray) -> int: ...
 
-    def search(self, queries: np.ndarray, k: int, allowed: set[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, allowed: Selection | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of the k nearest per query, among `allowed` ids if given; id -1 pads a short row."""
         ...
 
@@ -52,7 +116,7 @@ def atomic_write(path: Path, write: object) -> None:
 
 
 def nearest(
-    index: VectorIndex, queries: np.ndarray, k: int, allowed: set[int] | None = None
+    index: VectorIndex, queries: np.ndarray, k: int, allowed: Selection | None = None
 ) -> list[list[tuple[int, float]]]:
     """search() as lists of (id, score) per query, padding dropped."""
     scores, ids = index.search(queries, k, allowed)
@@ -220,13 +284,17 @@ class FaissFlatIndex:
         return isinstance(faiss.downcast_index(self._index.index), faiss.IndexIVFPQ)
 
     def nearest(
-        self, queries: np.ndarray, k: int, vectors_of: Callable[[list[int]], tuple[np.ndarray, np.ndarray]]
+        self,
+        queries: np.ndarray,
+        k: int,
+        vectors_of: Callable[[list[int]], tuple[np.ndarray, np.ndarray]] | None = None,
+        allowed: Selection | None = None,
     ) -> list[list[tuple[int, float]]]:
-        """Unfiltered k nearest per query as (id, score) lists; compressed codes shortlist RESCORE * k candidates,
-        which `vectors_of` (ids -> (ids, exact vectors)) re-scores."""
-        if not self.compressed:
-            return nearest(self, queries, k)
-        _, candidates = self.search(queries, k * RESCORE)
+        """The k nearest per query as (id, score) lists; compressed codes shortlist RESCORE * k candidates, which
+        `vectors_of` (ids -> (ids, exact vectors)) re-scores."""
+        if not self.compressed or vectors_of is None:
+            return nearest(self, queries, k, allowed)
+        _, candidates = self.search(queries, k * RESCORE, allowed)
         return rescore(_as_vectors(queries, self.dimension), candidates, vectors_of, k)
 
     def tune(self, settings: dict[str, object]) -> None:
@@ -250,16 +318,36 @@ class FaissFlatIndex:
         ids = _as_ids(ids)
         return int(self._index.remove_ids(faiss.IDSelectorBatch(ids))) if len(ids) else 0
 
-    def search(self, queries: np.ndarray, k: int, allowed: set[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        import faiss
+    def search(self, queries: np.ndarray, k: int, allowed: Selection | None = None) -> tuple[np.ndarray, np.ndarray]:
+        import numpy as np
 
         queries = _as_vectors(queries, self.dimension)
         k = min(k, max(len(self), 1))
         if allowed is None:
             return self._index.search(queries, k)
-        # the selector filters inside the scan: k matching results whenever k matching vectors exist
-        selector = faiss.IDSelectorBatch(_as_ids(sorted(allowed)))
-        return self._index.search(queries, k, params=faiss.SearchParameters(sel=selector))
+        if not len(allowed):
+            return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
+        selector = allowed.selector()  # kept alive here: the parameters hold a bare pointer to it
+        return self._index.search(queries, k, params=self._filtered(selector, len(allowed)))
+
+    def _filtered(self, selector: Any, allowed: int) -> Any:
+        """Search parameters that filter inside the scan. An approximate index visits more of itself the narrower
+        the filter (nprobe / efSearch divided by the share allowed), so about as many allowed vectors are seen as an
+        unfiltered search sees, and k are found whenever k match; a narrow filter on IVF becomes a full scan of the
+        lists, each vector checked against the bitmap before any distance is computed."""
+        import math
+
+        import faiss
+
+        share = min(1.0, allowed / max(len(self), 1))
+        inner = faiss.downcast_index(self._index.index)
+        if isinstance(inner, faiss.IndexIVF):
+            nprobe = min(inner.nlist, math.ceil(inner.nprobe / share))
+            return faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+        if isinstance(inner, faiss.IndexHNSW):
+            ef = min(max(len(self), 16), math.ceil(inner.hnsw.efSearch / share))
+            return faiss.SearchParametersHNSW(sel=selector, efSearch=ef)
+        return faiss.SearchParameters(sel=selector)
 
     def ids(self) -> np.ndarray:
         import faiss
@@ -315,12 +403,12 @@ class NumpyIndex:
         self._ids, self._vectors = self._ids[keep], self._vectors[keep]
         return removed
 
-    def search(self, queries: np.ndarray, k: int, allowed: set[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allowed: Selection | None = None) -> tuple[np.ndarray, np.ndarray]:
         import numpy as np
 
         scores = _as_vectors(queries, self.dimension) @ self._vectors.T
         if allowed is not None:
-            scores[:, ~np.isin(self._ids, _as_ids(sorted(allowed)))] = -np.inf
+            scores[:, ~allowed.contains(self._ids)] = -np.inf
         k = min(k, max(len(self), 1))
         if not len(self):
             return np.full((len(scores), k), -np.inf, dtype=np.float32), np.full((len(scores), k), -1, dtype=np.int64)

@@ -1,0 +1,230 @@
+"""The vectors a search reads: the saved FAISS file, plus what SQLite committed after it was saved.
+
+A saved vector file records the store generation it holds. A reader maps it (a large file is never read whole) and
+catches up with later commits cheaply, whatever the index type: chunks added since are those with larger ids (ids only
+grow), held in a small exact index beside the file; chunks removed since are read from the store's removal log and
+masked out. Each search first compares the store's generation (one read) and catches up when it moved, so a process
+that keeps an index open for hours sees what other processes index.
+
+The one rule for trusting a saved file: its generation is one the removal log still reaches back to. A missing,
+unreadable or too old file is not trusted, and every vector is then read from SQLite (with a warning).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .vectors import FaissFlatIndex, Selection, ann_settings, atomic_write, resolve_type
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .store import Store
+
+log = logging.getLogger("searchbert")
+
+VECTORS, VECTORS_STATE = "vectors.faiss", "vectors.json"
+#: an approximate index is trained again once the collection has grown or shrunk this many times over
+RETRAIN_FACTOR = 2.0
+
+
+def read_state(folder: Path) -> dict[str, Any] | None:
+    """What the saved vector file holds (generation, count, build settings), or None if there is none."""
+    try:
+        state = json.loads((folder / VECTORS_STATE).read_text())
+        return state if isinstance(state, dict) and "generation" in state else None
+    except (OSError, ValueError):
+        return None
+
+
+def _file_key(folder: Path) -> tuple[int, int, int] | None:
+    try:
+        st = (folder / VECTORS_STATE).stat()
+        return st.st_ino, st.st_mtime_ns, st.st_size
+    except OSError:
+        return None
+
+
+class LiveVectors:
+    """The saved index (`base`) minus the chunks removed since, plus the chunks added since (`delta`)."""
+
+    def __init__(self, folder: Path, store: Store, dimension: int) -> None:
+        self.folder, self.store, self.dimension = folder, store, dimension
+        self._key: tuple[int, int, int] | None = None
+        self._seen = -1  # the store generation caught up with
+        self.built: dict[str, Any] = {"type": "flat"}
+        self.trusted = True
+        self._reset(FaissFlatIndex(dimension), -1)
+        self.refresh()
+
+    def _reset(self, base: FaissFlatIndex, log_from: int) -> None:
+        import numpy as np
+
+        self.base = base
+        self.base_ids = np.sort(base.ids())
+        self._last_id = int(self.base_ids[-1]) if len(self.base_ids) else -1
+        self._log_from = log_from
+        self.delta = FaissFlatIndex(self.dimension)
+        self.removed = np.zeros(0, dtype=np.int64)
+        self._not_removed: Selection | None = None
+
+    def _load_base(self) -> None:
+        """Map the saved file if it can be trusted; else start empty, so every vector comes from SQLite."""
+        state, key = read_state(self.folder), _file_key(self.folder)
+        self._key = key
+        reason = ""
+        if state is None:
+            reason = "the vector file is missing or unreadable"
+        elif int(state["generation"]) < int(self.store.get_meta("removed_since", "0")):
+            reason = "the vector file is older than the database's change log"
+        else:
+            try:
+                base = FaissFlatIndex.load(self.folder / VECTORS, self.dimension, mmap=True)
+                base.tune(state.get("built", {}))
+                self.built = state.get("built", {"type": "flat"})
+                self.trusted = True
+                self._reset(base, int(state["generation"]))
+                return
+            except (OSError, RuntimeError, ValueError) as exc:
+                reason = f"the vector file cannot be read ({str(exc).strip().splitlines()[-1][:200]})"
+        if self.store.counts()["chunks"]:
+            log.warning(
+                "%s of %s: searching vectors read from the database instead (slower to open); "
+                "run `searchbert status --repair` to rewrite it",
+                reason,
+                self.folder,
+            )
+        self.built, self.trusted = {"type": "flat"}, False
+        self._reset(FaissFlatIndex(self.dimension), self.store.generation)
+
+    def refresh(self) -> None:
+        """Catch up with commits made since the last look: one read when nothing changed."""
+        import numpy as np
+
+        generation = self.store.generation
+        if _file_key(self.folder) != self._key:
+            self._load_base()
+        elif generation == self._seen:
+            return
+        gone = self.store.removed_since(self._log_from)
+        if gone is None:  # the log was cut past this base: only a newer file (or the database) can help
+            self._load_base()
+            gone = self.store.removed_since(self._log_from)
+            gone = np.zeros(0, dtype=np.int64) if gone is None else gone
+        if len(gone):
+            self.delta.remove(gone)
+            in_base = gone[np.isin(gone, self.base_ids)]
+            self.removed = np.union1d(self.removed, in_base)
+            self._not_removed = None
+        ids, vectors = self.store.vectors_after(self._last_id, self.dimension)
+        if len(ids):
+            self.delta.add(ids, vectors)
+            self._last_id = int(ids[-1])
+        self._log_from = self._seen = generation
+
+    def __len__(self) -> int:
+        return len(self.base_ids) - len(self.removed) + len(self.delta)
+
+    def ids(self) -> np.ndarray:
+        import numpy as np
+
+        kept = self.base_ids[~np.isin(self.base_ids, self.removed)]
+        return np.concatenate([kept, self.delta.ids()])
+
+    def nearest(
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed: Selection | None = None,
+        vectors_of: Callable[[list[int]], tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> list[list[tuple[int, float]]]:
+        """The k nearest chunks per query as (id, score), among `allowed` if given."""
+        selection = allowed
+        if selection is None and len(self.removed):
+            if self._not_removed is None:
+                self._not_removed = Selection.excluding(self.removed, self._last_id)
+            selection = self._not_removed
+        # removed chunks belong to no stored document, so a selection built from SQL never holds them
+        found = self.base.nearest(queries, k, vectors_of, selection)
+        if not len(self.delta):
+            return found
+        extra = self.delta.nearest(queries, k, None, allowed)
+        return [sorted(a + b, key=lambda hit: -hit[1])[:k] for a, b in zip(found, extra)]
+
+
+def save_vectors(
+    folder: Path, store: Store, dimension: int, index_type: str, *, final: bool = True, rebuild: bool = False
+) -> bool:
+    """Bring the saved vector file up to the store's generation; returns whether a file was written.
+
+    An update starts from the saved file and applies what was committed since (no copy of the vectors beyond the
+    index itself). The file is built anew from SQLite when it cannot be trusted, when the index type changes, or when
+    an approximate index has grown or shrunk RETRAIN_FACTOR times since it was trained. An approximate build reads
+    every vector, so it happens only at the end of a run (final=True).
+    """
+    generation, count = store.generation, store.counts()["chunks"]
+    kind = resolve_type(index_type, count)
+    state = read_state(folder)
+    built = (state or {}).get("built", {"type": "flat"})
+    if not final and kind != "flat":
+        return False
+    index = None if rebuild else _updated(folder, store, dimension, state, kind, count)
+    if index is None:
+        built = {"type": "flat"} if kind == "flat" else ann_settings(kind, count, dimension)
+        started = time.monotonic()
+        index = _built(store, dimension, built)
+        if kind != "flat":
+            built["trained_on"] = count
+            log.info("built a %s vector index of %d vectors in %.1f s", kind, count, time.monotonic() - started)
+    index.save(folder / VECTORS)
+    text = json.dumps({"generation": generation, "count": len(index), "built": built})
+    atomic_write(folder / VECTORS_STATE, lambda tmp: tmp.write_text(text))
+    if state is not None:  # readers still on the previous file may need the log since it; older entries can go
+        store.forget_removed(int(state["generation"]))
+    return True
+
+
+def _updated(
+    folder: Path, store: Store, dimension: int, state: dict[str, Any] | None, kind: str, count: int
+) -> FaissFlatIndex | None:
+    """The saved index with the commits since applied, or None when it has to be built anew."""
+    if state is None:
+        return None
+    built = state.get("built", {"type": "flat"})
+    if built.get("type", "flat") != kind:
+        return None
+    trained = int(built.get("trained_on", count) or 1)
+    if kind != "flat" and not trained / RETRAIN_FACTOR <= count <= trained * RETRAIN_FACTOR:
+        return None
+    gone = store.removed_since(int(state["generation"]))
+    if gone is None or (kind == "hnsw" and len(gone)):  # FAISS cannot delete from an HNSW graph
+        return None
+    try:
+        index = FaissFlatIndex.load(folder / VECTORS, dimension)
+    except (OSError, RuntimeError, ValueError):
+        return None
+    index.remove(gone)
+    ids, vectors = store.vectors_after(int(index.ids().max()) if len(index) else -1, dimension)
+    index.add(ids, vectors)
+    return index
+
+
+def _built(store: Store, dimension: int, built: dict[str, Any]) -> FaissFlatIndex:
+    """A new index over every stored vector."""
+    import numpy as np
+
+    if built["type"] == "flat":
+        index = FaissFlatIndex(dimension)
+        for ids, vectors in store.all_vectors(dimension):
+            index.add(ids, vectors)
+        return index
+    parts = list(store.all_vectors(dimension))
+    ids = np.concatenate([p[0] for p in parts])
+    matrix = np.vstack([p[1] for p in parts])
+    del parts
+    return FaissFlatIndex.build(built, dimension, ids, matrix)

@@ -1,0 +1,172 @@
+"""A long-lived Index sees what other processes commit, cheaply; filters run in SQL; old indexes are migrated."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from searchbert import Filters, Index
+from searchbert.index import VECTORS_STATE, index_paths
+
+from .conftest import DOCS, FakeEncoder, write_tree
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _index_in_another_process(index: Path, docs: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from tests.conftest import FakeEncoder
+        from searchbert.index import index_paths
+        index_paths({str(index)!r}, [{str(docs)!r}], encoder=FakeEncoder())
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+
+def test_an_open_index_sees_what_another_process_indexes(tmp_path: Path) -> None:
+    docs = write_tree(tmp_path / "docs", DOCS)
+    index_paths(tmp_path / "ix", [docs], encoder=FakeEncoder())
+    reader = Index.open(tmp_path / "ix", encoder=FakeEncoder())
+    for mode in ("dense", "bm25"):
+        assert reader.search("signing key", k=1, mode=mode)[0].path.endswith("ops/keys.md")
+    (docs / "lighthouse.md").write_text("# Lighthouses\n\nThe lighthouse keeper trims the wick.\n")
+    (docs / "ops/keys.md").write_text("# Keys\n\nHardware tokens replaced the old procedure.\n")
+    _index_in_another_process(tmp_path / "ix", docs)
+    for mode in ("dense", "bm25", "hybrid"):
+        assert reader.search("lighthouse keeper wick", k=1, mode=mode)[0].path.endswith("lighthouse.md"), mode
+        texts = " ".join(h.text for h in reader.search("signing key retire", k=10, mode=mode))
+        assert "retire the old key" not in texts and "Hardware tokens" in texts, mode
+    assert reader.count()["documents"] == len(DOCS) + 1
+
+
+def test_a_reader_catches_up_from_the_saved_file_without_reading_every_vector(tmp_path: Path, monkeypatch) -> None:
+    docs = write_tree(tmp_path / "docs", DOCS)
+    enc = FakeEncoder()
+    index_paths(tmp_path / "ix", [docs], encoder=enc)
+    (docs / "new.md").write_text("zebra crossing")
+    (docs / "cooking/pasta.md").unlink()
+    with monkeypatch.context() as m:  # as if the writer were still at work: SQLite has commits the file has not
+        m.setattr("searchbert.index.save_vectors", lambda *a, **k: False)
+        index_paths(tmp_path / "ix", [docs], encoder=enc)
+    state = json.loads((tmp_path / "ix" / VECTORS_STATE).read_text())
+    assert state["count"] == len(DOCS)
+
+    from searchbert.store import Store
+
+    def no_full_scan(*args, **kwargs):
+        raise AssertionError("a reader must not read every stored vector to catch up")
+
+    monkeypatch.setattr(Store, "all_vectors", no_full_scan)
+    reader = Index.open(tmp_path / "ix", encoder=enc)
+    assert reader.search("zebra crossing", k=1)[0].path.endswith("new.md")
+    assert not any(h.path.endswith("pasta.md") for h in reader.search("pasta boil water", k=10))
+    live = reader.vectors
+    assert len(live.delta) == 1 and len(live.removed) == 1  # one chunk added, one masked out
+    stored = sorted(r[0] for r in reader.store.execute("SELECT id FROM chunks"))
+    assert sorted(live.ids().tolist()) == stored
+
+
+def test_an_update_starts_from_the_saved_file(tmp_path: Path, monkeypatch) -> None:
+    docs = write_tree(tmp_path / "docs", DOCS)
+    enc = FakeEncoder()
+    index_paths(tmp_path / "ix", [docs], encoder=enc)
+    from searchbert.store import Store
+
+    monkeypatch.setattr(Store, "all_vectors", lambda *a, **k: (_ for _ in ()).throw(AssertionError("full rebuild")))
+    (docs / "ops/keys.md").write_text("# Keys\n\nHardware tokens now.\n")
+    index_paths(tmp_path / "ix", [docs], encoder=enc)
+    with Index.open(tmp_path / "ix", encoder=enc) as ix:
+        assert ix.vectors.trusted and len(ix.vectors.delta) == 0 and len(ix.vectors.removed) == 0
+        assert ix.search("hardware tokens", k=1)[0].path.endswith("ops/keys.md")
+
+
+def test_sql_filters_select_what_filters_match(tmp_path: Path) -> None:
+    files = {
+        "guides/install.md": "a",
+        "guides/Upgrade.MD": "b",
+        "notes/install-notes.txt": "c",
+        "notes/deep/x.rst": "d",
+        "api/[draft].md": "e",
+        "readme.md": "f",
+    }
+    docs = write_tree(tmp_path / "docs", {k: f"{v} words here" for k, v in files.items()})
+    os.utime(docs / "readme.md", (1e9, 1e9))
+    ix = Index.create(tmp_path / "ix", encoder=FakeEncoder())
+    ix.add([docs])
+    rows = ix.store.execute("SELECT path, root, mtime, first_chunk FROM documents").fetchall()
+    cases = [
+        Filters(paths=("guides/*",)),
+        Filters(paths=("*install*",)),
+        Filters(paths=("*/[!i]*",)),
+        Filters(paths=("notes/*/x.rst", "readme.md")),
+        Filters(exts=("md",)),
+        Filters(exts=(".TXT", "rst")),
+        Filters(since=1.5e9),
+        Filters(paths=("*",), exts=("md",), since=1.5e9),
+    ]
+    from searchbert.search import allowed_chunks
+
+    for f in cases:
+        want = {first for path, root, mtime, first in rows if f.matches(path, root, mtime)}
+        got = set(np.flatnonzero(allowed_chunks(ix, f).bits).tolist())
+        assert got == want, f
+        assert want, f  # every case selects something
+
+
+def test_an_index_of_the_previous_schema_is_migrated_on_open(tmp_path: Path) -> None:
+    docs = write_tree(tmp_path / "docs", DOCS)
+    index_paths(tmp_path / "ix", [docs], encoder=FakeEncoder())
+    con = sqlite3.connect(tmp_path / "ix" / "index.db")  # take it back to schema 1, as the last release wrote it
+    con.executescript(
+        "DROP INDEX documents_ext; DROP INDEX documents_mtime; DROP TABLE removed_chunks;"
+        "ALTER TABLE documents DROP COLUMN relpath; ALTER TABLE documents DROP COLUMN ext;"
+        "ALTER TABLE documents DROP COLUMN first_chunk; DELETE FROM meta WHERE key = 'removed_since';"
+        "UPDATE meta SET value = '1' WHERE key = 'schema_version';"
+    )
+    con.close()
+    with Index.open(tmp_path / "ix", encoder=FakeEncoder()) as ix:
+        assert ix.store.get_meta("schema_version") == "2"
+        hits = ix.search("pasta bread", k=5, filters=Filters(paths=("cooking/*",), exts=("md",)))
+        assert sorted(Path(h.path).name for h in hits) == ["bread.md", "pasta.md"]
+    (docs / "cooking/pasta.md").unlink()
+    assert index_paths(tmp_path / "ix", [docs], encoder=FakeEncoder()).removed == 1
+
+
+@pytest.mark.parametrize("share", [0.01, 0.1, 0.5])
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivf-sq8", "hnsw"])
+def test_filtered_search_finds_k_within_the_filter(kind: str, share: float) -> None:
+    """Any vector index, filtered by a bitmap: the exact top k among the allowed ids (ANN: recall >= 0.95)."""
+    from searchbert.vectors import FaissFlatIndex, NumpyIndex, Selection, ann_settings, nearest
+
+    dim, n = 32, 20_000
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((100, dim)).astype(np.float32)
+    vectors = centres[rng.integers(0, 100, n)] + 0.8 * rng.standard_normal((n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(n, dtype=np.int64) * 2 + 1
+    if kind == "flat":
+        index = FaissFlatIndex(dim)
+        index.add(ids, vectors)
+    else:
+        index = FaissFlatIndex.build(ann_settings(kind, n, dim), dim, ids, vectors)
+    allowed = Selection.from_ids(ids[rng.random(n) < share])
+    oracle = NumpyIndex(dim)
+    oracle.add(ids, vectors)
+    queries = vectors[:50] + 0.1
+    found = nearest(index, queries, 10, allowed)
+    truth = nearest(oracle, queries, 10, allowed)
+    assert all(len(f) == 10 for f in found)
+    assert all(allowed.contains(np.array([i for i, _ in f])).all() for f in found)
+    recall = np.mean([len({i for i, _ in f} & {i for i, _ in t}) / 10 for f, t in zip(found, truth)])
+    assert recall == 1.0 if kind == "flat" else recall >= 0.95
