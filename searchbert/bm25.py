@@ -15,6 +15,16 @@ if TYPE_CHECKING:
     from .vectors import Selection
 
 K1, B = 0.9, 0.4
+
+
+def _bm25s() -> Any:
+    """bm25s, with its logger put back to WARNING: it sets itself to DEBUG on import."""
+    import logging
+
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
 Id = TypeVar("Id", int, str)
 
 
@@ -24,6 +34,8 @@ def _tokenize_corpus(texts: Iterable[str]) -> Any:
     `_tokenize`, so queries tokenized by it match."""
     import numpy as np
     import Stemmer
+
+    _bm25s()
     from bm25s.tokenization import Tokenized, Tokenizer
 
     tokenizer = Tokenizer(stopwords="en", stemmer=Stemmer.Stemmer("english"))
@@ -33,8 +45,9 @@ def _tokenize_corpus(texts: Iterable[str]) -> Any:
 
 
 def _tokenize(texts: Sequence[str]) -> list[list[str]]:
-    import bm25s
     import Stemmer
+
+    bm25s = _bm25s()
 
     return bm25s.tokenize(
         list(texts), stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False, return_ids=False
@@ -47,8 +60,7 @@ class BM25Retriever(Generic[Id]):
     def __init__(
         self, ids: Sequence[Id], texts: Iterable[str] | None = None, *, _bm25: Any = None, _tokens: Any = None
     ) -> None:
-        import bm25s
-
+        bm25s = _bm25s()
         self.ids = list(ids)
         self._id_array: np.ndarray | None = None
         if _bm25 is not None:
@@ -105,18 +117,24 @@ class BM25Retriever(Generic[Id]):
         tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
         old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
         shutil.rmtree(tmp, ignore_errors=True)
-        self._bm25.save(str(tmp))
-        (tmp / "ids.json").write_text(json.dumps(self.ids))
-        (tmp / "state.json").write_text(json.dumps(state))
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(tmp, folder)
+        try:
+            self._bm25.save(str(tmp))
+            (tmp / "ids.json").write_text(json.dumps(self.ids))
+            (tmp / "state.json").write_text(json.dumps(state))
+            if folder.exists():
+                os.replace(folder, old)
+            os.replace(tmp, folder)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            from .errors import storage_error
+
+            raise storage_error(exc, folder) from exc
         shutil.rmtree(old, ignore_errors=True)
 
     @classmethod
     def load(cls, folder: Path) -> tuple[BM25Retriever[Any], dict[str, Any]]:
         """The saved retriever and the state saved with it; OSError/ValueError if there is none."""
-        import bm25s
+        bm25s = _bm25s()
 
         state = json.loads((folder / "state.json").read_text())
         ids = json.loads((folder / "ids.json").read_text())

@@ -78,6 +78,7 @@ def main(verbose: bool) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("searchbert: %(message)s"))
         log.addHandler(handler)
+    log.propagate = False  # said once, by this handler, whatever a library does to the root logger
     log.setLevel(logging.INFO if verbose else logging.WARNING)
 
 

@@ -38,6 +38,21 @@ class Encoder(Protocol):
         ...
 
 
+def checked(vectors: np.ndarray, count: int, dimension: int, model_id: str) -> np.ndarray:
+    """The encoder's output, if it is what the index holds: `count` vectors of `dimension` float32 numbers."""
+    import numpy as np
+
+    array = np.ascontiguousarray(vectors, dtype=np.float32)
+    if array.shape != (count, dimension):
+        from .errors import IncompatibleIndex
+
+        raise IncompatibleIndex(
+            f"model {model_id} returned vectors of shape {tuple(array.shape)} for {count} texts, but this index "
+            f"holds {dimension}-dimension vectors: use the index's own model, or pass --rebuild to start over"
+        )
+    return array
+
+
 def _looks_like_path(model: str) -> bool:
     return model.startswith((".", "/", "~")) or model.count("/") > 1 or Path(model).expanduser().exists()
 

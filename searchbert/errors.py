@@ -50,3 +50,26 @@ class DatasetError(SearchbertError):
 
 class IndexLocked(SearchbertError):
     """Another process is writing to the index and did not finish in time."""
+
+
+class StorageError(SearchbertError):
+    """The index's folder or files cannot be read or written (permissions, a full disk, a broken file system)."""
+
+
+def storage_error(exc: BaseException, path: object) -> StorageError:
+    """A StorageError that says what went wrong with `path` in a person's words, and what to do."""
+    import errno
+
+    text = str(exc)
+    number = getattr(exc, "errno", None)
+    if number in (errno.EACCES, errno.EPERM, errno.EROFS) or "readonly" in text or "Permission denied" in text:
+        return StorageError(
+            f"searchbert cannot write to {path}: permission denied. Check the folder's owner and permissions, "
+            "or pass --index to put the index somewhere writable"
+        )
+    if number in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in text or "No space left" in text:
+        return StorageError(
+            f"the disk is full while writing {path}: free some space and run again "
+            "(everything committed before this batch is kept)"
+        )
+    return StorageError(f"cannot use the index files at {path}: {text}")

@@ -15,7 +15,15 @@ from . import __version__
 from .bm25 import BM25Retriever
 from .chunking import ChunkSettings
 from .encoders import Encoder, resolve_model
-from .errors import IncompatibleIndex, IndexExists, IndexLocked, IndexNotFound, InvalidArgument, NoDocuments
+from .errors import (
+    IncompatibleIndex,
+    IndexExists,
+    IndexLocked,
+    IndexNotFound,
+    InvalidArgument,
+    NoDocuments,
+    storage_error,
+)
 from .indexing import COMMIT_CHUNKS, Writer, add_documents, add_files
 from .live import VECTORS, VECTORS_STATE, LiveVectors, save_vectors
 from .loaders import Discovery, discover, existing_roots
@@ -83,6 +91,8 @@ class WriteLock:
                 raise IndexLocked(
                     f"another process is still writing to {self.path} after {timeout:.0f} s; try again when it is done"
                 ) from None
+        except OSError as exc:  # after Timeout, which is an OSError too
+            raise storage_error(exc, self.path) from exc
         try:
             yield
         finally:
@@ -140,7 +150,7 @@ class Index:
             enc.max_tokens, chunk_size, overlap, strategy=strategy, title_prefix=title_prefix
         )
         resolve_type(index_type, 0)  # reject an unknown type before anything is written
-        path.mkdir(parents=True, exist_ok=True)
+        _make_folder(path)
         lock = lock or WriteLock(path)
         with lock.held(lock_timeout):  # a second creator waits, then finds this index and refuses to replace it
             if (path / MANIFEST).exists():
@@ -439,6 +449,13 @@ def _reranker(rerank: Reranker | str | bool | None) -> Reranker | None:
     return rerank
 
 
+def _make_folder(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, path) from exc
+
+
 def wipe(path: Path) -> None:
     """Delete an index's own files (and nothing else a user may have put in the folder)."""
     import shutil
@@ -487,7 +504,7 @@ def index_paths(
     found = discover(roots, include, exclude)  # walked once, here, and handed to add()
     if not found.files and (rebuild or not (index_path / MANIFEST).exists()):
         raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
-    index_path.mkdir(parents=True, exist_ok=True)
+    _make_folder(index_path)
     lock = WriteLock(index_path)
     with lock.held(lock_timeout):
         if (index_path / MANIFEST).exists() and not rebuild:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .chunking import chunk_document, document_prefix
+from .encoders import checked
 from .errors import DocumentError
 from .loaders import Discovery, read_bytes, read_document
 from .manifest import now_iso
@@ -81,6 +82,10 @@ class Writer:
     _pool: ThreadPoolExecutor | None = None
     _stopping: bool = False
 
+    @property
+    def _model(self) -> str:
+        return self.index.manifest.model_id
+
     def offer(self, doc: Document, sha256: str, replaces: int | None) -> None:
         """Chunk a new or changed document and queue it; hands the batch on to be embedded when it is full."""
         if any(p.doc.path == doc.path for p in self.pending):  # the same id twice in one call: the last one wins
@@ -141,7 +146,8 @@ class Writer:
         for start in range(0, len(order), EMBED_SLICE):
             if self._stopping:
                 raise CancelledError
-            parts.append(self.index.encoder.encode([texts[i] for i in order[start : start + EMBED_SLICE]]))
+            part = [texts[i] for i in order[start : start + EMBED_SLICE]]
+            parts.append(checked(self.index.encoder.encode(part), len(part), self.index.manifest.dimension, self._model))
         stacked = np.concatenate(parts)
         vectors = np.empty_like(stacked)
         vectors[order] = stacked

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,12 +62,32 @@ def export(base: LocalBiEncoder, quantized: bool = False) -> Path:
     if not fp32.exists():
         _export_fp32(base, fp32)
     if quantized:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        with _root_logging_untouched():
+            from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        atomic_write(
-            target, lambda tmp: quantize_dynamic(str(fp32), str(tmp), per_channel=True, weight_type=QuantType.QInt8)
-        )
+            atomic_write(
+                target,
+                lambda tmp: quantize_dynamic(str(fp32), str(tmp), per_channel=True, weight_type=QuantType.QInt8),
+            )
     return target
+
+
+@contextmanager
+def _root_logging_untouched() -> Iterator[None]:
+    """Keep onnxruntime's quantizer from configuring the root logger: it logs through `logging.warning`, which
+    installs a root handler when there is none, and from then on every library's log lines (and each of ours a
+    second time) reach the user. Its advice on pre-processing is for image models and does not apply here."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    guard = logging.NullHandler()
+    root.addHandler(guard)
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def _export_fp32(base: LocalBiEncoder, target: Path) -> None:
@@ -243,7 +264,11 @@ def make_encoder(model: str | None = None, backend: str = "auto") -> LocalBiEnco
         except (ModelNotAvailable, ImportError, RuntimeError, OSError) as exc:
             import logging
 
-            logging.getLogger("searchbert").info("using torch: the ONNX runner is not available (%s)", exc)
+            logging.getLogger("searchbert").warning(
+                "running the model with torch (slower): the ONNX runner is not available (%s). "
+                "Pass --backend torch to choose it and silence this",
+                exc,
+            )
             return SentenceTransformerEncoder(model)
     if backend == "torch":
         return SentenceTransformerEncoder(model)
@@ -259,8 +284,15 @@ def encoder_for(fingerprint: dict[str, Any]) -> LocalBiEncoder:
     quantized = fingerprint.get("quantization") == "int8"
     try:
         return OnnxEncoder(fingerprint["id"], quantized=quantized, export_if_missing=quantized)
-    except (ModelNotAvailable, ImportError):
-        return SentenceTransformerEncoder(fingerprint["id"])
+    except (ModelNotAvailable, ImportError, RuntimeError, OSError) as exc:
+        torch = SentenceTransformerEncoder(fingerprint["id"])
+        if supported(torch):  # torch is this model's only runner otherwise: nothing to say
+            import logging
+
+            logging.getLogger("searchbert").warning(
+                "searching with torch (slower to start): %s. The next `searchbert index` run exports the model", exc
+            )
+        return torch
 
 
 def prepare_query_encoder(index: Any) -> None:

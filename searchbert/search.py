@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .encoders import checked
 from .errors import InvalidArgument
 from .records import Filters, Hit
 from .vectors import Selection
@@ -150,7 +151,10 @@ def search(
     total = len(allowed) if allowed is not None else index.store.counts()["chunks"]
     if total == 0:
         return [[] for _ in queries]
-    query_vectors = index.encoder.encode_queries(list(queries)) if mode != "bm25" else None
+    query_vectors = None
+    if mode != "bm25":
+        raw = index.encoder.encode_queries(list(queries))
+        query_vectors = checked(raw, len(queries), index.manifest.dimension, index.manifest.model_id)
     depth = max(k * (1 if chunks else OVERFETCH), candidates if reranker else 0)
     ranked: list[list[_Scored]] = [[] for _ in queries]
     doc_of: dict[int, int] = {}

@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import storage_error
 from .records import Chunk, Document, extension, relpath
 
 if TYPE_CHECKING:
@@ -101,15 +102,18 @@ class Store:
     """The SQLite file of one index."""
 
     def __init__(self, path: Path) -> None:
-        # plain sqlite3 for reads: importing sqlite-utils costs half a second a query does not need to pay
-        self.conn = sqlite3.connect(str(path), timeout=60, isolation_level=None, check_same_thread=False)
-        # WAL: readers keep reading the last committed state while a writer works
-        self.execute("PRAGMA journal_mode=WAL")
-        self.execute("PRAGMA synchronous=NORMAL")
-        self.execute("PRAGMA foreign_keys=ON")
         self.path = path
-        if self.has_schema() and int(self.get_meta("schema_version", "1")) < SCHEMA_VERSION:
-            self._migrate()
+        try:
+            # plain sqlite3 for reads: importing sqlite-utils costs half a second a query does not need to pay
+            self.conn = sqlite3.connect(str(path), timeout=60, isolation_level=None, check_same_thread=False)
+            # WAL: readers keep reading the last committed state while a writer works
+            self.execute("PRAGMA journal_mode=WAL")
+            self.execute("PRAGMA synchronous=NORMAL")
+            self.execute("PRAGMA foreign_keys=ON")
+            if self.has_schema() and int(self.get_meta("schema_version", "1")) < SCHEMA_VERSION:
+                self._migrate()
+        except sqlite3.Error as exc:
+            raise storage_error(exc, path) from exc
 
     def has_schema(self) -> bool:
         return self.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is not None
@@ -165,13 +169,17 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One atomic write: everything inside lands together or not at all."""
-        self.execute("BEGIN IMMEDIATE")
         try:
-            yield
-        except BaseException:
-            self.execute("ROLLBACK")
-            raise
-        self.execute("COMMIT")
+            self.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if self.conn.in_transaction:  # SQLite may already have rolled back (a full disk does)
+                    self.execute("ROLLBACK")
+                raise
+            self.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise storage_error(exc, self.path) from exc
 
     def get_meta(self, key: str, default: str = "") -> str:
         row = self.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()

@@ -100,19 +100,24 @@ class VectorIndex(Protocol):
 
 def atomic_write(path: Path, write: object) -> None:
     """Write through a temp file, fsync, then rename over `path`: readers see the old file or the new, never half."""
+    from .errors import storage_error
+
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        write(tmp)  # type: ignore[operator]
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        try:
+            write(tmp)  # type: ignore[operator]
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except (OSError, RuntimeError) as exc:  # FAISS reports a failed write as a RuntimeError
+        raise storage_error(exc, path) from exc
 
 
 def nearest(

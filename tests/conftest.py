@@ -54,6 +54,14 @@ class FakeEncoder:
         return self.encode(texts)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The ONNX exports of this test run go to a temporary folder, never to the user's cache (subprocesses too)."""
+    import os
+
+    os.environ["SEARCHBERT_CACHE"] = str(tmp_path_factory.mktemp("searchbert-cache"))
+
+
 @pytest.fixture
 def fake_encoder() -> FakeEncoder:
     return FakeEncoder()
