@@ -147,7 +147,8 @@ class Writer:
             if self._stopping:
                 raise CancelledError
             part = [texts[i] for i in order[start : start + EMBED_SLICE]]
-            parts.append(checked(self.index.encoder.encode(part), len(part), self.index.manifest.dimension, self._model))
+            vectors = self.index.encoder.encode(part)
+            parts.append(checked(vectors, len(part), self.index.manifest.dimension, self._model))
         stacked = np.concatenate(parts)
         vectors = np.empty_like(stacked)
         vectors[order] = stacked
