@@ -47,6 +47,20 @@ index_option = click.option(
 )
 
 
+def bm25_options(func: F) -> F:
+    """--bm25-k1 and --bm25-b, shared by `index` and `eval`."""
+    func = click.option(
+        "--bm25-b",
+        type=click.FloatRange(0, 1),
+        help="BM25 length normalisation b (default 0.75; an index keeps its own).",
+    )(func)
+    return click.option(  # type: ignore[return-value]
+        "--bm25-k1",
+        type=click.FloatRange(0),
+        help="BM25 term-frequency saturation k1 (default 1.5; changing it rebuilds only the BM25 index).",
+    )(func)
+
+
 def display_path(path: str) -> str:
     """A path relative to the current folder when it lies below it, as a person would type it."""
     try:
@@ -119,6 +133,7 @@ def main(verbose: bool) -> None:
     show_default=True,
     help="Seconds to wait for another process writing to the same index.",
 )
+@bm25_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @reports_errors
@@ -136,6 +151,8 @@ def index_cmd(
     index_type: str | None,
     batch_size: int,
     lock_timeout: float,
+    bm25_k1: float | None,
+    bm25_b: float | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -162,6 +179,8 @@ def index_cmd(
         lock_timeout=lock_timeout,
         backend=backend,
         index_type=index_type,
+        bm25_k1=bm25_k1,
+        bm25_b=bm25_b,
     )
     if as_json:
         click.echo(json.dumps({"index": str(target), **report.to_dict()}, indent=2))
@@ -351,7 +370,8 @@ def _explain(h: Any) -> str:
     type=click.Choice(["dense", "bm25", "hybrid"]),
     default="dense",
     show_default=True,
-    help="dense: the bi-encoder through searchbert's index; bm25: the lexical baseline (bm25s); hybrid: both, fused.",
+    help="dense: the bi-encoder through searchbert's index; bm25: the lexical baseline (bm25s, k1 1.5, b 0.75); "
+    "hybrid: both, fused.",
 )
 @click.option("--rerank-model", metavar="ID_OR_PATH", help="Rerank each query's candidates with this cross-encoder.")
 @click.option(
@@ -390,6 +410,7 @@ def _explain(h: Any) -> str:
     help="Where the collection's index is cached. Default: indexes/eval.",
 )
 @click.option("--run-file", type=click.Path(dir_okay=False, path_type=Path), help="Write the run in TREC format.")
+@bm25_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 @reports_errors
@@ -407,6 +428,8 @@ def eval_cmd(
     title_prefix: bool | None,
     cache_dir: Path | None,
     run_file: Path | None,
+    bm25_k1: float | None,
+    bm25_b: float | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -429,6 +452,8 @@ def eval_cmd(
         rerank=rerank_model,
         candidates=candidates,
         backend=backend,
+        bm25_k1=bm25_k1,
+        bm25_b=bm25_b,
         **{k: v for k, v in options.items() if v is not None},
     )
     if run_file:

@@ -156,6 +156,7 @@ def _index_run(
     cache_dir: Path,
     progress: bool,
     search_options: dict[str, Any],
+    lexical: dict[str, float],
     **chunk_options: Any,
 ) -> tuple[dict[str, dict[str, float]], str, int]:
     from .index import MANIFEST, Index
@@ -168,8 +169,11 @@ def _index_run(
     path = cache_dir / key
     if (path / MANIFEST).exists():
         index = Index.open(path, encoder=encoder)
+        index.set_lexical(**lexical)  # BM25's settings need no embedding: the cache serves them all
     else:
-        index = Index.create(path, encoder=encoder, strategy=PROTOCOLS[protocol]["strategy"], **chunk_options)
+        index = Index.create(
+            path, encoder=encoder, strategy=PROTOCOLS[protocol]["strategy"], bm25=lexical, **chunk_options
+        )
     with index:
         # the normal incremental path: a cached index re-embeds nothing (every text hashes the same)
         report = index.add_documents(_documents(collection, protocol), progress=progress, total=len(collection.corpus))
@@ -178,11 +182,12 @@ def _index_run(
     return {q: {h.path: h.score for h in hs} for q, hs in zip(qids, hits)}, encoder.model_id, report.chunks_embedded
 
 
-def _bm25_run(collection: Collection) -> dict[str, dict[str, float]]:
+def _bm25_run(collection: Collection, k1: float, b: float) -> dict[str, dict[str, float]]:
     from .bm25 import BM25Retriever
 
     ids = list(collection.corpus)
-    retriever = BM25Retriever(ids, [f"{t} {x}".strip() for t, x in (collection.corpus[i] for i in ids)])
+    texts = [f"{t} {x}".strip() for t, x in (collection.corpus[i] for i in ids)]
+    retriever = BM25Retriever(ids, texts, k1=k1, b=b)
     qids = list(collection.queries)
     results = retriever.search_many([collection.queries[q] for q in qids], DEPTH)
     return {q: dict(r) for q, r in zip(qids, results)}
@@ -201,9 +206,14 @@ def evaluate(
     rerank: Any = None,
     candidates: int = DEPTH,
     backend: str = "auto",
+    bm25_k1: float | None = None,
+    bm25_b: float | None = None,
     **chunk_options: Any,
 ) -> EvalResult:
     """Index a collection (cached), run its queries, and score the run."""
+    from .bm25 import K1, B
+
+    lexical = {"k1": K1 if bm25_k1 is None else bm25_k1, "b": B if bm25_b is None else bm25_b}
     if mode not in MODES:
         raise InvalidArgument(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     if protocol not in PROTOCOLS:
@@ -213,7 +223,7 @@ def evaluate(
     collection = load_collection(folder, split)
     embedded = 0
     if mode == "bm25":
-        run, model_id, protocol = _bm25_run(collection), "bm25", "-"
+        run, model_id, protocol = _bm25_run(collection, **lexical), "bm25", "-"
     else:
         cache = Path(cache_dir) if cache_dir else default_cache_dir()
         if encoder is None:
@@ -222,7 +232,7 @@ def evaluate(
             encoder = make_encoder(model, backend)
         search_options = {"mode": mode, "rerank": rerank, "candidates": candidates}
         run, model_id, embedded = _index_run(
-            collection, folder, protocol, encoder, cache, progress, search_options, **chunk_options
+            collection, folder, protocol, encoder, cache, progress, search_options, lexical, **chunk_options
         )
     return EvalResult(
         dataset=collection.name,

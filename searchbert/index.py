@@ -133,6 +133,7 @@ class Index:
         index_type: str = "auto",
         lock: WriteLock | None = None,
         lock_timeout: float | None = None,
+        bm25: dict[str, float] | None = None,
     ) -> Index:
         """Make a new, empty index at path (rebuild=True replaces one that is there).
 
@@ -157,13 +158,22 @@ class Index:
                 if not rebuild:
                     raise IndexExists(f"an index already exists at {path}: open it, or pass --rebuild to start over")
                 wipe(path)
-            return cls._new(path, enc, chunking, index_type, lock)
+            return cls._new(path, enc, chunking, index_type, lock, _lexical_settings(bm25))
 
     @classmethod
-    def _new(cls, path: Path, enc: Encoder, chunking: ChunkSettings, index_type: str, lock: WriteLock) -> Index:
+    def _new(
+        cls,
+        path: Path,
+        enc: Encoder,
+        chunking: ChunkSettings,
+        index_type: str,
+        lock: WriteLock,
+        lexical: dict[str, float],
+    ) -> Index:
         manifest = Manifest(
             model=enc.fingerprint(),
             vector_index={"type": index_type},
+            lexical=lexical,
             chunking=chunking,
             searchbert_version=__version__,
             created=now_iso(),
@@ -279,7 +289,18 @@ class Index:
         rows = self.store.execute(
             "SELECT c.id, d.title, c.text FROM chunks c JOIN documents d ON d.id = c.document_id ORDER BY c.id"
         )  # a cursor: the texts stream through the tokenizer, never all held at once
-        return BM25Retriever.from_rows((i, f"{title}\n{text}" if prefix else text) for i, title, text in rows)
+        texts = ((i, f"{title}\n{text}" if prefix else text) for i, title, text in rows)
+        return BM25Retriever.from_rows(texts, k1=self.manifest.lexical["k1"], b=self.manifest.lexical["b"])
+
+    def set_lexical(self, k1: float | None = None, b: float | None = None) -> None:
+        """Change BM25's k1 and b: the BM25 index is rebuilt from SQLite and saved (nothing is embedded)."""
+        wanted = _lexical_settings({k: v for k, v in (("k1", k1), ("b", b)) if v is not None}, self.manifest.lexical)
+        if wanted == self.manifest.lexical:
+            return
+        with self.writing():
+            self.manifest = replace(self.manifest, lexical=wanted, updated=now_iso())
+            self.save_lexical()
+            self.manifest.save(self.path / MANIFEST)
 
     def save_vectors(self, final: bool = True, rebuild: bool = False) -> None:
         """Bring the saved FAISS file up to the store (see live.save_vectors)."""
@@ -449,6 +470,16 @@ def _reranker(rerank: Reranker | str | bool | None) -> Reranker | None:
     return rerank
 
 
+def _lexical_settings(asked: dict[str, float] | None, base: dict[str, float] | None = None) -> dict[str, float]:
+    """BM25's k1 and b: those asked for, else `base`'s, else the defaults; checked."""
+    from .bm25 import K1, B
+
+    settings = {"k1": K1, "b": B, **(base or {}), **(asked or {})}
+    if settings["k1"] < 0 or not 0 <= settings["b"] <= 1:
+        raise InvalidArgument(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={settings['k1']} b={settings['b']}")
+    return {"k1": float(settings["k1"]), "b": float(settings["b"])}
+
+
 def _make_folder(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -493,6 +524,8 @@ def index_paths(
     lock_timeout: float | None = None,
     backend: str | None = None,
     index_type: str | None = None,
+    bm25_k1: float | None = None,
+    bm25_b: float | None = None,
 ) -> IndexReport:
     """Create the index if needed (or refuse to mix models and settings) and add paths to it.
 
@@ -510,6 +543,7 @@ def index_paths(
         if (index_path / MANIFEST).exists() and not rebuild:
             index = Index.open(index_path, encoder=encoder, backend=backend, lock=lock)
             _check_settings(index, model, index_type, chunk_size, overlap, title_prefix)
+            index.set_lexical(bm25_k1, bm25_b)
         else:
             index = Index.create(
                 index_path,
@@ -522,6 +556,7 @@ def index_paths(
                 backend=backend or "auto",
                 index_type=index_type or "auto",
                 lock=lock,
+                bm25={k: v for k, v in (("k1", bm25_k1), ("b", bm25_b)) if v is not None},
             )
         with index:
             report = index.add(

@@ -26,6 +26,8 @@ class Manifest:
     model: dict[str, Any]
     chunking: ChunkSettings
     vector_index: dict[str, Any] = field(default_factory=lambda: {"type": "flat-ip"})
+    #: BM25's k1 and b: an index's own, since bm25s bakes them into its scores when it builds
+    lexical: dict[str, float] = field(default_factory=dict)
     format: int = FORMAT_VERSION
     searchbert_version: str = ""
     created: str = ""
@@ -57,6 +59,9 @@ class Manifest:
                     f"{path.parent} was written by a newer searchbert (format {data['format']}): upgrade searchbert"
                 )
             data["chunking"] = ChunkSettings(**data["chunking"])
+            from .bm25 import LEGACY_B, LEGACY_K1
+
+            data.setdefault("lexical", {"k1": LEGACY_K1, "b": LEGACY_B})  # what it was built with before
             return cls(**data)
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise IndexCorrupt(f"cannot read {path}: {exc}") from exc

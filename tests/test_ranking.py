@@ -181,4 +181,46 @@ def test_bm25_built_from_a_stream_scores_like_lucene() -> None:
 
     n_docs, avg_len = 4, (3 + 4 + 4 + 1) / 4  # the stopword-only doc counts one (an empty token)
     idf = math.log(1 + (n_docs - 2 + 0.5) / (2 + 0.5))  # "run" and "cat" are each in docs 1 and 2
-    assert hits[1][1] == pytest.approx(2 * idf / (1 + 0.9 * (1 - 0.4 + 0.4 * 4 / avg_len)), rel=1e-4)
+    from searchbert.bm25 import K1, B
+
+    assert hits[1][1] == pytest.approx(2 * idf / (1 + K1 * (1 - B + B * 4 / avg_len)), rel=1e-4)
+
+
+def test_bm25_settings_are_recorded_and_changing_them_embeds_nothing(tmp_path: Path) -> None:
+    import json
+
+    from searchbert.bm25 import K1, B
+    from searchbert.index import index_paths
+
+    docs = write_tree(tmp_path / "docs", {f"d{i}.md": f"# Fruit\n\napple {'apple ' * i} pear" for i in range(6)})
+    enc = FakeEncoder()
+    index_paths(tmp_path / "ix", [docs], encoder=enc)
+    manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
+    assert manifest["lexical"] == {"k1": K1, "b": B} == {"k1": 1.5, "b": 0.75}
+    with Index.open(tmp_path / "ix", encoder=enc) as ix:
+        before = {h.path: h.score for h in ix.search("apple", k=6, mode="bm25")}
+    enc.calls.clear()
+    index_paths(tmp_path / "ix", [docs], encoder=enc, bm25_k1=0.5, bm25_b=0.0)
+    assert enc.embedded == []
+    assert json.loads((tmp_path / "ix" / "manifest.json").read_text())["lexical"] == {"k1": 0.5, "b": 0.0}
+    with Index.open(tmp_path / "ix", encoder=enc) as ix:
+        after = {h.path: h.score for h in ix.search("apple", k=6, mode="bm25")}
+    assert before.keys() == after.keys() and before != after
+    # with b = 0, Lucene's BM25 term weight is idf * tf / (tf + k1), whatever the length: d3 has tf 4, d1 tf 2
+    ratio = after[str(docs / "d3.md")] / after[str(docs / "d1.md")]
+    assert ratio == pytest.approx((4 / (4 + 0.5)) / (2 / (2 + 0.5)), rel=1e-4)
+
+
+def test_an_index_without_recorded_bm25_settings_keeps_the_ones_it_was_built_with(tmp_path: Path) -> None:
+    import json
+
+    from searchbert.bm25 import LEGACY_B, LEGACY_K1
+    from searchbert.index import index_paths
+
+    docs = write_tree(tmp_path / "docs", {"a.md": "alpha", "b.md": "bravo"})
+    index_paths(tmp_path / "ix", [docs], encoder=FakeEncoder())
+    path = tmp_path / "ix" / "manifest.json"
+    data = json.loads(path.read_text())
+    del data["lexical"]
+    path.write_text(json.dumps(data))
+    assert Index.open(tmp_path / "ix").manifest.lexical == {"k1": LEGACY_K1, "b": LEGACY_B}
