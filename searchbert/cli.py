@@ -133,6 +133,14 @@ def main(verbose: bool) -> None:
     show_default=True,
     help="Seconds to wait for another process writing to the same index.",
 )
+@click.option(
+    "--max-doc-size",
+    type=click.FloatRange(0),
+    default=2,
+    show_default=True,
+    metavar="MB",
+    help="Skip documents whose text is larger (in MB; 0: no limit). A 10 MB log takes minutes to embed.",
+)
 @bm25_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -151,6 +159,7 @@ def index_cmd(
     index_type: str | None,
     batch_size: int,
     lock_timeout: float,
+    max_doc_size: float,
     bm25_k1: float | None,
     bm25_b: float | None,
     quiet: bool,
@@ -181,6 +190,7 @@ def index_cmd(
         index_type=index_type,
         bm25_k1=bm25_k1,
         bm25_b=bm25_b,
+        max_doc_size=int(max_doc_size * 1_000_000),
     )
     if as_json:
         click.echo(json.dumps({"index": str(target), **report.to_dict()}, indent=2))

@@ -26,7 +26,7 @@ from .errors import (
 )
 from .indexing import COMMIT_CHUNKS, Writer, add_documents, add_files
 from .live import VECTORS, VECTORS_STATE, LiveVectors, save_vectors
-from .loaders import Discovery, discover, existing_roots
+from .loaders import MAX_FILE_BYTES, Discovery, discover, existing_roots
 from .manifest import Manifest, check_compatible, now_iso
 from .records import Document, Filters, Hit, IndexReport
 from .store import Store
@@ -41,6 +41,9 @@ MANIFEST, DATABASE, LOCK, LEXICAL = "manifest.json", "index.db", "write.lock", "
 #: below this many chunks a reader whose saved BM25 index is behind the store rebuilds it in memory (seconds);
 #: above, it keeps the saved one until the writer saves the next (new chunks are found by the dense side till then)
 BM25_REBUILD_MAX = 200_000
+#: a document whose text is larger is skipped unless asked for: one 10 MB log takes minutes to embed on a laptop,
+#: and a folder of notes should not wait for it
+MAX_DOC_BYTES = 2_000_000
 # the lock file is never deleted: a writer waiting on it would then hold a lock on a file nobody else sees
 _OWN_FILES = (MANIFEST, DATABASE, DATABASE + "-wal", DATABASE + "-shm", VECTORS, VECTORS_STATE)
 DEFAULT_INDEX = Path("indexes") / "default"
@@ -345,18 +348,20 @@ class Index:
         commit_chunks: int = COMMIT_CHUNKS,
         lock_timeout: float | None = None,
         found: Discovery | None = None,
+        max_doc_size: int = MAX_DOC_BYTES,
     ) -> IndexReport:
         """Index files and folders: new and changed files are embedded, unchanged ones skipped, deleted ones dropped.
 
         Work is committed every `commit_chunks` chunks: a crash or kill loses at most the batch in flight.
-        `found` is the discovery of these paths when the caller has already walked them.
+        `found` is the discovery of these paths when the caller has already walked them. A file whose text is
+        larger than `max_doc_size` bytes is skipped (0: no limit).
         """
         roots = existing_roots(paths)
         if found is None:
-            found = discover(roots, include, exclude)
+            found = discover(roots, include, exclude, max_file_bytes=MAX_FILE_BYTES if max_doc_size else None)
         started = time.monotonic()
         with self.writing(lock_timeout), _progress(len(found.files), progress) as bar:
-            writer = Writer(self, progress=bar, commit_chunks=commit_chunks)
+            writer = Writer(self, progress=bar, commit_chunks=commit_chunks, max_doc_bytes=max_doc_size)
             add_files(writer, found, roots)
         return writer.report(started)
 
@@ -526,6 +531,7 @@ def index_paths(
     index_type: str | None = None,
     bm25_k1: float | None = None,
     bm25_b: float | None = None,
+    max_doc_size: int = MAX_DOC_BYTES,
 ) -> IndexReport:
     """Create the index if needed (or refuse to mix models and settings) and add paths to it.
 
@@ -534,7 +540,8 @@ def index_paths(
     """
     index_path = Path(index_path)
     roots = existing_roots(paths)
-    found = discover(roots, include, exclude)  # walked once, here, and handed to add()
+    # walked once, here, and handed to add()
+    found = discover(roots, include, exclude, max_file_bytes=MAX_FILE_BYTES if max_doc_size else None)
     if not found.files and (rebuild or not (index_path / MANIFEST).exists()):
         raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
     _make_folder(index_path)
@@ -567,6 +574,7 @@ def index_paths(
                 commit_chunks=commit_chunks,
                 lock_timeout=lock_timeout,
                 found=found,
+                max_doc_size=max_doc_size,
             )
     if report.indexed == 0 and report.removed == 0:
         raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")

@@ -74,6 +74,9 @@ class Writer:
     progress: object = None
     commit_chunks: int = COMMIT_CHUNKS
     pending: list[_Pending] = field(default_factory=list)
+    deferred: list[_Pending] = field(default_factory=list)
+    #: extracted text larger than this (UTF-8 bytes) is skipped; 0: no limit
+    max_doc_bytes: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     errors: list[tuple[str, str]] = field(default_factory=list)
@@ -88,8 +91,9 @@ class Writer:
 
     def offer(self, doc: Document, sha256: str, replaces: int | None) -> None:
         """Chunk a new or changed document and queue it; hands the batch on to be embedded when it is full."""
-        if any(p.doc.path == doc.path for p in self.pending):  # the same id twice in one call: the last one wins
+        if any(p.doc.path == doc.path for p in self.pending + self.deferred):  # the same id twice: the last wins
             self.pending = [p for p in self.pending if p.doc.path != doc.path]
+            self.deferred = [p for p in self.deferred if p.doc.path != doc.path]
         store = self.index.store
         donor = store.same_content(sha256, doc.title, doc.format)
         if donor is not None:  # a moved or copied file: its chunks and vectors are already stored
@@ -104,7 +108,13 @@ class Writer:
             if replaces is not None:  # the file was emptied: its old chunks must go
                 self.remove([replaces])
             return
-        self.pending.append(_Pending(doc, sha256, chunks, prefix, replaces))
+        item = _Pending(doc, sha256, chunks, prefix, replaces)
+        if len(chunks) >= self.commit_chunks:
+            # a document is committed whole: one this large waits for the end, so it never holds back the
+            # commit of the small ones around it (after a kill they are searchable)
+            self.deferred.append(item)
+            return
+        self.pending.append(item)
         if sum(len(p.chunks) for p in self.pending) >= self.commit_chunks:
             self.flush()
 
@@ -121,9 +131,12 @@ class Writer:
             self._commit(previous.batch, _merge(previous.batch, previous.vectors.result()))
 
     def finish(self) -> None:
-        """Embed and commit everything queued; on return all of it is in the index."""
+        """Embed and commit everything queued, large documents last, each alone; on return all of it is stored."""
         self.flush()
-        self.flush()  # the second call commits the batch the first one started
+        while self.deferred:
+            self.pending = [self.deferred.pop(0)]
+            self.flush()
+        self.flush()  # commits the batch the last call started
 
     def close(self) -> None:
         """Stop the embedding thread; a batch not committed yet is dropped (the next run embeds it again)."""
@@ -200,6 +213,11 @@ class Writer:
         )
 
 
+def too_large(limit: int) -> str:
+    """The summary's reason for documents over the size limit, saying how to let them in."""
+    return f"text over {limit / 1e6:g} MB (raise --max-doc-size, 0 for no limit)"
+
+
 def _merge(batch: list[_Pending], embedded: np.ndarray) -> np.ndarray:
     """The batch's vectors in order: freshly embedded ones, and those reused from stored documents."""
     import numpy as np
@@ -228,24 +246,33 @@ def _add_files(writer: Writer, found: Discovery) -> set[str]:
             continue
         seen.add(key)
         stored = store.document(key)
+        limit = writer.max_doc_bytes
         try:
             stat = path.stat()
-            if stored and stored.size == stat.st_size and stored.mtime == stat.st_mtime:
+            # a file no larger than the limit has text no larger either (text is never longer than its file's
+            # bytes, PDF aside): only larger ones need reading to know, whether they changed or not
+            may_be_too_large = bool(limit) and stat.st_size > limit
+            if stored and stored.size == stat.st_size and stored.mtime == stat.st_mtime and not may_be_too_large:
                 writer.counts["unchanged"] += 1
                 continue
             raw = read_bytes(path)
             digest = sha256_bytes(raw[0])
-            if stored and stored.sha256 == digest:
-                store.touch(stored.id, raw[1].st_size, raw[1].st_mtime)  # same bytes, new mtime: nothing to embed
-                writer.counts["unchanged"] += 1
-                continue
-            doc = read_document(path, root, raw)
+            same = stored is not None and stored.sha256 == digest
+            doc = read_document(path, root, raw) if may_be_too_large or not same else None
         except (DocumentError, OSError) as exc:
             writer.errors.append((key, str(exc)))
             writer.skipped["unreadable"] += 1
             log.warning("skipped %s: %s", key, exc)
             continue
-        writer.offer(doc, digest, stored.id if stored else None)
+        if doc is not None and limit and len(doc.text.encode("utf-8")) > limit:
+            writer.skipped[too_large(limit)] += 1
+            seen.discard(key)  # indexed before it grew (or before the limit): it leaves the index
+            continue
+        if same:
+            store.touch(stored.id, raw[1].st_size, raw[1].st_mtime)  # type: ignore[union-attr]  # same bytes
+            writer.counts["unchanged"] += 1
+            continue
+        writer.offer(doc, digest, stored.id if stored else None)  # type: ignore[arg-type]
     writer.finish()
     return seen
 

@@ -302,8 +302,18 @@ def _walk(root: Path) -> Iterator[tuple[str, list[str]]]:
         yield dirpath, sorted(filenames)
 
 
-def discover(roots: Iterable[Path], include: Iterable[str] = (), exclude: Iterable[str] = ()) -> Discovery:
-    """Find the files searchbert can read under each root (a folder or a single file)."""
+def discover(
+    roots: Iterable[Path],
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    *,
+    max_file_bytes: int | None = MAX_FILE_BYTES,
+) -> Discovery:
+    """Find the files searchbert can read under each root (a folder or a single file).
+
+    Files larger than `max_file_bytes` (None: no limit) are passed over unread.
+    """
+    limit = max_file_bytes
     include, exclude = tuple(include), tuple(exclude)
     found = Discovery()
     for root in roots:
@@ -334,8 +344,8 @@ def discover(roots: Iterable[Path], include: Iterable[str] = (), exclude: Iterab
                 found.skipped["unsupported type"] += 1
             elif not path.is_file():
                 found.skipped["not a regular file"] += 1
-            elif path.stat().st_size > MAX_FILE_BYTES:
-                found.skipped["larger than 20 MB"] += 1
+            elif limit is not None and path.stat().st_size > limit:
+                found.skipped[f"file over {limit / 1e6:g} MB (--max-doc-size 0 lifts it)"] += 1
             else:
                 found.files.append((path, base))
     return found

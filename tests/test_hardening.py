@@ -169,3 +169,39 @@ def test_two_first_time_runs_with_different_models_never_share_an_index(tmp_path
     ]
     outputs = sorted(p.communicate(timeout=60)[0].strip() for p in runs)
     assert outputs == ["indexed", "refused"]
+
+
+def test_a_document_over_the_size_limit_is_skipped_with_its_own_reason(tmp_path: Path) -> None:
+    docs = write_tree(tmp_path / "docs", {"note.md": "lighthouse", "big.txt": "word " * 1000})
+    report = index_paths(tmp_path / "ix", [docs], encoder=FakeEncoder(), max_doc_size=1000)
+    assert report.added == 1
+    [(reason, count)] = report.skipped.items()
+    assert count == 1 and "--max-doc-size" in reason
+    assert index_paths(tmp_path / "ix", [docs], encoder=FakeEncoder(), max_doc_size=0).added == 1
+    # grown past the limit: it leaves the index
+    assert index_paths(tmp_path / "ix", [docs], encoder=FakeEncoder(), max_doc_size=1000).removed == 1
+
+
+def test_a_large_document_never_holds_back_the_small_ones(tmp_path: Path) -> None:
+    """The large file sorts first; the run is stopped while it embeds: the small notes are committed already."""
+    files = {"a-large.txt": "\n\n".join(f"paragraph {i} of the long report" for i in range(300))}
+    files |= {f"note{i}.md": f"# Note {i}\n\nlighthouse keeper {i}" for i in range(3)}
+    docs = write_tree(tmp_path / "docs", files)
+
+    class Stopped(Exception):
+        pass
+
+    class StopsOnTheLargeOne(FakeEncoder):
+        def encode(self, texts, *, batch_size=None):  # type: ignore[override]
+            if any("long report" in t for t in texts):
+                raise Stopped
+            return super().encode(texts)
+
+    with pytest.raises(Stopped):
+        index_paths(tmp_path / "ix", [docs], encoder=StopsOnTheLargeOne(), commit_chunks=16)
+    with Index.open(tmp_path / "ix", encoder=FakeEncoder()) as ix:
+        assert sorted(Path(h.path).name for h in ix.search("lighthouse keeper", k=10)) == [
+            "note0.md",
+            "note1.md",
+            "note2.md",
+        ]
