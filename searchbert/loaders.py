@@ -160,27 +160,15 @@ class CodeReader:
 
 
 class HtmlReader:
-    """HTML through a real parser (selectolax): visible text only, the <title> as title."""
+    """HTML: the page's main content without its site's navigation (see html.py); the first heading as title."""
 
     suffixes = HTML_SUFFIXES
     format = "html"
 
     def read(self, data: bytes, name: str) -> tuple[str, str]:
-        from selectolax.lexbor import LexborHTMLParser
+        from .html import read_html
 
-        tree = LexborHTMLParser(decode(data))
-        title_node = tree.css_first("title")
-        title = title_node.text(strip=True) if title_node else ""
-        tree.strip_tags(["script", "style", "noscript", "template", "svg", "head"])
-        body = tree.body or tree.root
-        raw = body.text(separator="\n", strip=False) if body else ""
-        # inline tags split words into separate text nodes: join lines, keep paragraph breaks
-        lines = [re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in raw.splitlines()]
-        text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-        if not title:
-            h1 = tree.css_first("h1")
-            title = h1.text(strip=True) if h1 else ""
-        return text, title or name
+        return read_html(decode(data), name)
 
 
 class PdfReader:

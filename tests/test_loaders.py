@@ -102,3 +102,66 @@ def test_single_file_root(tmp_path: Path) -> None:
     write_tree(tmp_path, {"one.md": "# One\n\ntext"})
     found = discover([tmp_path / "one.md"])
     assert [p.name for p, _ in found.files] == ["one.md"]
+
+
+SPHINX_PAGE = """<!DOCTYPE html><html><head><title>Dealing with Bugs &#8212; Python 3.11 documentation</title></head><body>
+<div class="related" role="navigation"><ul><li><a href="index.html">index</a></li><li>modules |</li>
+<li><a href="next.html">next</a> |</li><li>Python &#187; 3.11 Documentation &#187;</li></ul></div>
+<div class="document"><div class="documentwrapper"><div class="bodywrapper"><div class="body" role="main">
+<section id="bugs"><h1>Dealing with Bugs<a class="headerlink" href="#bugs">¶</a></h1>
+<p>Python is a <em>mature</em> language; please <a href="https://bugs.python.org">report a bug</a> when you find
+one.</p><pre>def f():
+    return 1</pre></section></div></div></div>
+<div class="sphinxsidebar" role="navigation"><h3>Table of Contents</h3><ul><li>Previous topic</li>
+<li>Next topic</li><li>This Page</li><li>Report a Bug</li><li>Show Source</li></ul></div></div>
+<div class="footer">&#169; Copyright 2001-2023, Python Software Foundation.</div></body></html>"""
+
+MKDOCS_PAGE = """<html><head><title>Install - MyTool</title></head><body>
+<header class="md-header"><nav>MyTool <a href="/">Home</a> <a href="/guide">Guide</a></nav></header>
+<div class="md-container"><nav class="md-nav" aria-label="Navigation"><ul><li>Home</li><li>Install</li></ul></nav>
+<div class="md-content"><article class="md-content__inner md-typeset"><h1>Install</h1>
+<p>Run <code>pip install mytool</code> and then <strong>restart</strong> the shell.</p>
+<ul><li>Linux</li><li>macOS</li></ul></article></div></div>
+<footer class="md-footer"><a href="/prev">Previous</a> Made with Material for MkDocs</footer></body></html>"""
+
+PLAIN_PAGE = """<html><head><title>My recipes</title></head><body>
+<header><h2>Kitchen notes</h2><a href="/">home</a> | <a href="/about">about</a></header>
+<h1>Bread</h1><p>Mix <b>flour</b>, water and <a href="yeast.html">yeast</a>. Knead.</p>
+<footer>Copyright me, 2024</footer></body></html>"""
+
+
+@pytest.mark.parametrize(
+    "page, title, wanted, unwanted",
+    [
+        (
+            SPHINX_PAGE,
+            "Dealing with Bugs",
+            ["Python is a mature language; please report a bug when you find one.", "def f():\n    return 1"],
+            ["Table of Contents", "Previous topic", "modules", "Copyright", "¶", "Python » 3.11"],
+        ),
+        (
+            MKDOCS_PAGE,
+            "Install",
+            ["Run pip install mytool and then restart the shell.", "Linux\nmacOS"],
+            ["Home", "Guide", "Previous", "Material for MkDocs"],
+        ),
+        (
+            PLAIN_PAGE,
+            "Bread",
+            ["Bread\n\nMix flour, water and yeast. Knead."],
+            ["Kitchen notes", "home", "about", "Copyright"],
+        ),
+    ],
+    ids=["sphinx", "mkdocs", "plain"],
+)
+def test_html_keeps_the_page_and_drops_its_chrome(
+    tmp_path: Path, page: str, title: str, wanted: list[str], unwanted: list[str]
+) -> None:
+    (tmp_path / "page.html").write_text(page, encoding="utf-8")
+    doc = read_document(tmp_path / "page.html")
+    assert doc.title == title
+    for text in wanted:
+        assert text in doc.text, (text, doc.text)
+    for text in unwanted:
+        assert text not in doc.text, (text, doc.text)
+    assert doc.text.startswith(title)  # the page's own first words come first

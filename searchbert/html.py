@@ -1,0 +1,169 @@
+"""HTML -> the page's own text: its main content where the page marks it, without the site's navigation and chrome.
+
+Documentation sites repeat their table of contents, sidebars, breadcrumbs and footers on every page; embedded with
+each page they cost tokens and blur the chunk that carries the page's subject. The text keeps the page's inline
+structure: a link's words stay in their sentence, and only block elements (paragraphs, headings, list items, rows)
+start a new line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+#: where pages mark their main content, most specific first: HTML5 and ARIA, then the documentation generators'
+#: body containers (Sphinx, Read the Docs, MkDocs Material, Docusaurus, pdoc/rustdoc and common blog themes)
+MAIN_SELECTORS = (
+    "main",
+    "[role=main]",
+    "div[itemprop=articleBody]",
+    "div.body",
+    "div.md-content",
+    "div.theme-doc-markdown",
+    "#main-content",
+    "#content",
+    "div.content",
+)
+#: never part of the page's own text, wherever they are
+CHROME = (
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "svg",
+    "nav",
+    "aside",
+    "[role=navigation]",
+    "[role=search]",
+    "[role=complementary]",
+    "a.headerlink",  # Sphinx's pilcrow after every heading
+    "div.sphinxsidebar",
+    "div.related",
+)
+#: page-level chrome, dropped when no main content is marked (inside an article, a header holds its title)
+PAGE_CHROME = ("header", "footer", "[role=banner]", "[role=contentinfo]")
+
+BLOCKS = frozenset(
+    (
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "br",
+        "caption",
+        "dd",
+        "details",
+        "dialog",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    )
+)
+#: blocks followed by a blank line
+PARAGRAPHS = frozenset(("p", "pre", "table", "ul", "ol", "dl", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6"))
+_SPACES = re.compile(r"[ \t\r\n\f\v\u00a0]+")
+
+
+def read_html(markup: str, name: str) -> tuple[str, str]:
+    """(text, title) of an HTML page: its main content's text, and its first heading or <title>."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    tree = LexborHTMLParser(markup)
+    title_node = tree.css_first("title")
+    page_title = title_node.text(strip=True) if title_node else ""
+    _drop(tree, CHROME)
+    root = _main(tree)
+    if root is None:
+        _drop(tree, PAGE_CHROME)
+        root = tree.body or tree.root
+    heading = root.css_first("h1") if root is not None else None
+    title = (heading.text(strip=True) if heading else "") or page_title
+    return (text_of(root) if root is not None else ""), title or name
+
+
+def _drop(tree: Any, selectors: tuple[str, ...]) -> None:
+    for selector in selectors:
+        for node in tree.css(selector):
+            node.decompose()
+
+
+def _main(tree: Any) -> Any:
+    """The element holding the page's main content, or None where the page does not mark one."""
+    for selector in MAIN_SELECTORS:
+        node = tree.css_first(selector)
+        if node is not None and node.text(strip=True):
+            return node
+    articles = tree.css("article")
+    return articles[0] if len(articles) == 1 else None
+
+
+def text_of(root: Any) -> str:
+    """The visible text under an element: inline runs joined as written, blocks on lines of their own, a blank line
+    between paragraphs; whitespace collapsed except inside <pre>."""
+    out: list[str] = []
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    pre = 0
+    while stack:
+        node, leaving = stack.pop()
+        tag = node.tag
+        if leaving:
+            if tag == "pre":
+                pre -= 1
+            if tag in PARAGRAPHS:
+                out.append("\n\n")
+            elif tag in BLOCKS and out and not out[-1].endswith("\n"):
+                out.append("\n")
+            continue
+        if tag == "-text":
+            text = node.text_content or ""
+            out.append(text if pre else _SPACES.sub(" ", text))
+            continue
+        if tag == "-comment" or (not node.is_element_node and tag != "html"):
+            continue
+        if tag in BLOCKS and out and not out[-1].endswith("\n"):
+            out.append("\n")
+        if tag == "pre":
+            pre += 1
+        stack.append((node, True))
+        children = []
+        child = node.child
+        while child is not None:
+            children.append(child)
+            child = child.next
+        stack.extend((c, False) for c in reversed(children))
+    # collapsed text starts a line with at most one space; a <pre> line keeps its indentation
+    lines = [
+        line.rstrip().removeprefix(" ") if not line.startswith("  ") else line.rstrip()
+        for line in "".join(out).split("\n")
+    ]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
