@@ -201,42 +201,78 @@ def rescore(
     return out
 
 
+#: filter shares the search setting is calibrated for: a narrower filter leaves fewer allowed vectors near a query,
+#: so an approximate index must visit more of itself to find k of them
+FILTER_SHARES = (0.5, 0.1, 0.01)
+
+
 def calibrate(
     index: FaissFlatIndex, ids: np.ndarray, vectors: np.ndarray, probes: np.ndarray, settings: dict[str, Any]
 ) -> None:
-    """Set nprobe / ef_search to the smallest value whose recall@10 reaches RECALL_TARGET, and record both.
+    """Set nprobe / ef_search to the smallest value whose recall@10 reaches RECALL_TARGET, and record both; then
+    the same under filters that allow FILTER_SHARES of the vectors at random (recorded as settings["filtered"]).
 
     `probes` are vectors held out of the index (queries from the data's own distribution); the exact answer is a
     brute-force scan of `vectors` (a second or so at a million).
     """
-    import faiss
     import numpy as np
 
     k = 10
     if len(ids) <= k or not len(probes):
         return
     knob = "nprobe" if "nprobe" in settings else "ef_search"
-    _, exact_rows = faiss.knn(probes, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
-    truth = [set(ids[row].tolist()) for row in exact_rows]
     order = np.argsort(ids)
 
     def lookup(wanted: list[int]) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(wanted), vectors[order[np.searchsorted(ids, wanted, sorter=order)]]
 
     limit = int(settings["nlist"]) if knob == "nprobe" else 1024
-    value, previous = (1 if knob == "nprobe" else 16), None
-    while True:
-        index.tune({knob: value})
-        found = index.nearest(probes, k, lookup)
-        recall = float(np.mean([len({i for i, _ in f} & t) / k for f, t in zip(found, truth)]))
-        if previous is not None and recall - previous[1] < 0.002:  # probing more stopped paying
-            value, recall = previous
-            break
-        if recall >= RECALL_TARGET or value >= limit:
-            break
-        previous, value = (value, recall), min(2 * value, limit)
+    value, recall = _sweep(index, probes, lookup, ids, vectors, None, knob, 1 if knob == "nprobe" else 16, limit)
     settings[knob] = value
     settings["recall_estimate"] = round(recall, 3)
+    index.tune({knob: value})
+    filtered = {}
+    rng = np.random.default_rng(2)
+    for share in FILTER_SHARES:
+        chosen = ids[rng.random(len(ids)) < share]
+        if len(chosen) < 10 * k:
+            break
+        allowed = Selection.from_ids(chosen)
+        limit = int(settings["nlist"]) if knob == "nprobe" else max(1024, int(4 * settings["ef_search"] / share))
+        filtered[str(share)], _ = _sweep(index, probes, lookup, ids, vectors, allowed, knob, value, limit)
+        value = filtered[str(share)]  # a narrower filter never needs less
+    settings["filtered"] = filtered
+
+
+def _sweep(
+    index: FaissFlatIndex,
+    probes: np.ndarray,
+    lookup: Callable[[list[int]], tuple[np.ndarray, np.ndarray]],
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    allowed: Selection | None,
+    knob: str,
+    value: int,
+    limit: int,
+) -> tuple[int, float]:
+    """The smallest knob value, doubling from `value`, whose recall@10 reaches RECALL_TARGET (or where probing more
+    stops paying), and its recall."""
+    import faiss
+    import numpy as np
+
+    k = 10
+    inside = allowed.contains(ids) if allowed is not None else slice(None)
+    _, rows = faiss.knn(probes, vectors[inside], k, metric=faiss.METRIC_INNER_PRODUCT)
+    truth = [set(ids[inside][row].tolist()) for row in rows]
+    previous = None
+    while True:
+        found = index.nearest(probes, k, lookup, allowed, probe=value)
+        recall = float(np.mean([len({i for i, _ in f} & t) / k for f, t in zip(found, truth)]))
+        if previous is not None and recall - previous[1] < 0.002:
+            return previous
+        if recall >= RECALL_TARGET or value >= limit:
+            return value, recall
+        previous, value = (value, recall), min(2 * value, limit)
 
 
 class FaissFlatIndex:
@@ -247,6 +283,7 @@ class FaissFlatIndex:
 
         self.dimension = dimension
         self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self.settings: dict[str, Any] = {}
 
     @property
     def exact(self) -> bool:
@@ -294,17 +331,24 @@ class FaissFlatIndex:
         k: int,
         vectors_of: Callable[[list[int]], tuple[np.ndarray, np.ndarray]] | None = None,
         allowed: Selection | None = None,
+        *,
+        probe: int | None = None,
     ) -> list[list[tuple[int, float]]]:
         """The k nearest per query as (id, score) lists; compressed codes shortlist RESCORE * k candidates, which
-        `vectors_of` (ids -> (ids, exact vectors)) re-scores."""
+        `vectors_of` (ids -> (ids, exact vectors)) re-scores. `probe` overrides nprobe / efSearch (calibration)."""
         if not self.compressed or vectors_of is None:
-            return nearest(self, queries, k, allowed)
-        _, candidates = self.search(queries, k * RESCORE, allowed)
-        return rescore(_as_vectors(queries, self.dimension), candidates, vectors_of, k)
+            scores, ids = self.search(queries, k, allowed, probe=probe)
+        else:
+            _, candidates = self.search(queries, k * RESCORE, allowed, probe=probe)
+            return rescore(_as_vectors(queries, self.dimension), candidates, vectors_of, k)
+        return [[(int(i), float(s)) for i, s in zip(r, d) if i >= 0] for r, d in zip(ids, scores)]
 
     def tune(self, settings: dict[str, object]) -> None:
-        """Apply search-time settings (nprobe, efSearch) recorded with the index."""
+        """Apply search-time settings (nprobe, efSearch, the filtered table) recorded with the index."""
         import faiss
+
+        if "filtered" in settings:
+            self.settings = {**self.settings, "filtered": settings["filtered"]}
 
         inner = faiss.downcast_index(self._index.index)
         if "nprobe" in settings:
@@ -323,36 +367,65 @@ class FaissFlatIndex:
         ids = _as_ids(ids)
         return int(self._index.remove_ids(faiss.IDSelectorBatch(ids))) if len(ids) else 0
 
-    def search(self, queries: np.ndarray, k: int, allowed: Selection | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, allowed: Selection | None = None, *, probe: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import faiss
         import numpy as np
 
         queries = _as_vectors(queries, self.dimension)
         k = min(k, max(len(self), 1))
+        inner = faiss.downcast_index(self._index.index)
         if allowed is None:
-            return self._index.search(queries, k)
+            if probe is None or isinstance(inner, faiss.IndexFlat):
+                return self._index.search(queries, k)
+            params = (
+                faiss.SearchParametersIVF(nprobe=probe)
+                if isinstance(inner, faiss.IndexIVF)
+                else faiss.SearchParametersHNSW(efSearch=probe)
+            )
+            return self._index.search(queries, k, params=params)
         if not len(allowed):
             return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
         selector = allowed.selector()  # kept alive here: the parameters hold a bare pointer to it
-        return self._index.search(queries, k, params=self._filtered(selector, len(allowed)))
+        share = min(1.0, len(allowed) / max(len(self), 1))
+        if isinstance(inner, faiss.IndexIVF):
+            nprobe = probe or self._under_filter(share, inner.nprobe, inner.nlist)
+            return self._index.search(queries, k, params=faiss.SearchParametersIVF(sel=selector, nprobe=nprobe))
+        if isinstance(inner, faiss.IndexHNSW):
+            ef = probe or self._under_filter(share, inner.hnsw.efSearch, None)
+            if ef is None:  # narrower than any calibrated filter: the graph may not connect what it allows
+                return self._exact_in_graph(inner, queries, k, selector)
+            return self._index.search(queries, k, params=faiss.SearchParametersHNSW(sel=selector, efSearch=ef))
+        return self._index.search(queries, k, params=faiss.SearchParameters(sel=selector))
 
-    def _filtered(self, selector: Any, allowed: int) -> Any:
-        """Search parameters that filter inside the scan. An approximate index visits more of itself the narrower
-        the filter (nprobe / efSearch divided by the share allowed), so about as many allowed vectors are seen as an
-        unfiltered search sees, and k are found whenever k match; a narrow filter on IVF becomes a full scan of the
-        lists, each vector checked against the bitmap before any distance is computed."""
+    def _under_filter(self, share: float, plain: int, full: int | None) -> int | None:
+        """nprobe / efSearch for a filter allowing `share` of the vectors: the value calibrated for the nearest
+        narrower share recorded at build time (see calibrate); narrower than all of them, `full` (a scan of every
+        list, each vector checked against the bitmap before any distance is computed). Indexes built before
+        filtered calibration divide the plain value by the share."""
         import math
 
-        import faiss
+        table = {float(s): int(v) for s, v in self.settings.get("filtered", {}).items()}
+        if not table:
+            value = math.ceil(plain / share)
+            return min(value, full) if full else value
+        if share >= max(table):
+            return table[max(table)]
+        if share >= min(table):
+            return table[max(s for s in table if s <= share)]
+        return full
 
-        share = min(1.0, allowed / max(len(self), 1))
-        inner = faiss.downcast_index(self._index.index)
-        if isinstance(inner, faiss.IndexIVF):
-            nprobe = min(inner.nlist, math.ceil(inner.nprobe / share))
-            return faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
-        if isinstance(inner, faiss.IndexHNSW):
-            ef = min(max(len(self), 16), math.ceil(inner.hnsw.efSearch / share))
-            return faiss.SearchParametersHNSW(sel=selector, efSearch=ef)
-        return faiss.SearchParameters(sel=selector)
+    def _exact_in_graph(self, inner: Any, queries: np.ndarray, k: int, selector: Any) -> tuple[np.ndarray, np.ndarray]:
+        """An exact scan of the allowed vectors an HNSW index stores (its flat storage), mapped to our ids."""
+        import faiss
+        import numpy as np
+
+        storage = faiss.downcast_index(inner.storage)
+        id_map = faiss.vector_to_array(self._index.id_map)
+        translated = faiss.IDSelectorTranslated(self._index.id_map, selector)
+        scores, rows = storage.search(queries, k, params=faiss.SearchParameters(sel=translated))
+        return scores, np.where(rows >= 0, id_map[np.clip(rows, 0, None)], -1)
 
     def ids(self) -> np.ndarray:
         import faiss

@@ -146,8 +146,8 @@ def test_an_index_of_the_previous_schema_is_migrated_on_open(tmp_path: Path) -> 
 @pytest.mark.parametrize("share", [0.01, 0.1, 0.5])
 @pytest.mark.parametrize("kind", ["flat", "ivf", "ivf-sq8", "hnsw"])
 def test_filtered_search_finds_k_within_the_filter(kind: str, share: float) -> None:
-    """Any vector index, filtered by a bitmap: the exact top k among the allowed ids (ANN: recall >= 0.95)."""
-    from searchbert.vectors import FaissFlatIndex, NumpyIndex, Selection, ann_settings, nearest
+    """Any vector index, filtered by a bitmap: the exact top k among the allowed ids (ANN: the calibrated recall)."""
+    from searchbert.vectors import RECALL_TARGET, FaissFlatIndex, NumpyIndex, Selection, ann_settings, nearest
 
     dim, n = 32, 20_000
     rng = np.random.default_rng(0)
@@ -163,10 +163,12 @@ def test_filtered_search_finds_k_within_the_filter(kind: str, share: float) -> N
     allowed = Selection.from_ids(ids[rng.random(n) < share])
     oracle = NumpyIndex(dim)
     oracle.add(ids, vectors)
-    queries = vectors[:50] + 0.1
+    queries = centres[rng.integers(0, 100, 100)] + 0.8 * rng.standard_normal((100, dim)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)  # unseen, from the data's distribution
     found = nearest(index, queries, 10, allowed)
     truth = nearest(oracle, queries, 10, allowed)
     assert all(len(f) == 10 for f in found)
     assert all(allowed.contains(np.array([i for i, _ in f])).all() for f in found)
     recall = np.mean([len({i for i, _ in f} & {i for i, _ in t}) / 10 for f, t in zip(found, truth)])
-    assert recall == 1.0 if kind == "flat" else recall >= 0.95
+    # the calibration estimates recall on held-out vectors; other queries land within its error (as unfiltered)
+    assert recall == 1.0 if kind == "flat" else recall >= RECALL_TARGET - 0.03, recall
