@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -183,7 +184,7 @@ def main() -> None:
     for kind in args.types:
         folder = CACHE / f"{kind}-{args.docs}x{args.chunks_per_doc}"
         seconds = build(folder, args.docs, args.chunks_per_doc, kind, encoder)
-        print(f"{kind}: index of {n:,} chunks {'built in %.0f s' % seconds if seconds else 'cached'}", flush=True)
+        print(f"{kind}: index of {n:,} chunks " + (f"built in {seconds:.0f} s" if seconds else "cached"), flush=True)
         index = Index.open(folder, encoder=encoder)
         built = index.vectors.built
         label = kind + (f" ({built.get('factory')}, nprobe {built.get('nprobe')})" if "factory" in built else "")
@@ -210,8 +211,7 @@ def main() -> None:
     text = (
         "# Filtered search and updates at a million chunks\n\n"
         f"`{' '.join(['.venv/bin/python', *sys.argv])}` on {time.strftime('%Y-%m-%d')}, {platform.machine()}, "
-        f"{platform.processor() or 'CPU'} ({len(__import__('os').sched_getaffinity(0))} cores). {args.docs:,} documents x "
-        f"{args.chunks_per_doc} chunks = {n:,} chunks of clustered {DIM}-d vectors; {args.queries} queries, one at a "
+        f"{len(os.sched_getaffinity(0))} cores. {args.docs:,} documents x {args.chunks_per_doc} chunks = {n:,} chunks of clustered {DIM}-d vectors; {args.queries} queries, one at a "
         "time through `Index.search(..., chunks=True)`, k=10. Recall@10 is within the filter, against an exact scan "
         "of the allowed vectors.\n\n"
         "| index | filter | share of chunks | median ms/query | x unfiltered | recall@10 |\n|---|---|---|---|---|---|\n"

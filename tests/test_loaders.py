@@ -104,7 +104,8 @@ def test_single_file_root(tmp_path: Path) -> None:
     assert [p.name for p, _ in found.files] == ["one.md"]
 
 
-SPHINX_PAGE = """<!DOCTYPE html><html><head><title>Dealing with Bugs &#8212; Python 3.11 documentation</title></head><body>
+SPHINX_PAGE = """<!DOCTYPE html><html><head><title>Dealing with Bugs &#8212; Python 3.11 documentation</title></head>
+<body>
 <div class="related" role="navigation"><ul><li><a href="index.html">index</a></li><li>modules |</li>
 <li><a href="next.html">next</a> |</li><li>Python &#187; 3.11 Documentation &#187;</li></ul></div>
 <div class="document"><div class="documentwrapper"><div class="bodywrapper"><div class="body" role="main">
