@@ -211,7 +211,8 @@ def main() -> None:
     text = (
         "# Filtered search and updates at a million chunks\n\n"
         f"`{' '.join(['.venv/bin/python', *sys.argv])}` on {time.strftime('%Y-%m-%d')}, {platform.machine()}, "
-        f"{len(os.sched_getaffinity(0))} cores. {args.docs:,} documents x {args.chunks_per_doc} chunks = {n:,} chunks of clustered {DIM}-d vectors; {args.queries} queries, one at a "
+        f"{len(os.sched_getaffinity(0))} cores. {args.docs:,} documents x {args.chunks_per_doc} chunks = {n:,} "
+        f"chunks of clustered {DIM}-d vectors; {args.queries} queries, one at a "
         "time through `Index.search(..., chunks=True)`, k=10. Recall@10 is within the filter, against an exact scan "
         "of the allowed vectors.\n\n"
         "| index | filter | share of chunks | median ms/query | x unfiltered | recall@10 |\n|---|---|---|---|---|---|\n"
