@@ -7,12 +7,22 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 from .errors import SearchbertError
-from .records import Chunk, Document, Filters, Hit, IndexReport
+from .records import Chunk, Document, Filters, Hit, IndexReport, SearchOptions
 
 if TYPE_CHECKING:
     from .index import Index
 
-__all__ = ["Chunk", "Document", "Filters", "Hit", "Index", "IndexReport", "SearchbertError", "__version__"]
+__all__ = [
+    "Chunk",
+    "Document",
+    "Filters",
+    "Hit",
+    "Index",
+    "IndexReport",
+    "SearchOptions",
+    "SearchbertError",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

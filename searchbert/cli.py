@@ -321,24 +321,24 @@ def query_cmd(
     as_jsonl: bool,
 ) -> None:
     """Search the index for TEXT and show the best documents with the passage that matched."""
-    from .records import Filters
+    from .records import Filters, SearchOptions
 
     filters = Filters(
         paths=paths,
         exts=tuple(e.strip() for e in exts.split(",") if e.strip()) if exts else (),
         since=since.timestamp() if since else None,
     )
+    options = SearchOptions(
+        k=k,
+        mode=mode,
+        chunks=chunks,
+        rerank=(rerank_model or True) if rerank else None,
+        candidates=candidates,
+        filters=filters or None,
+        min_score=min_score,
+    )
     with _open_index(index_path) as index:
-        hits = index.search(
-            text,
-            k=k,
-            chunks=chunks,
-            mode=mode,
-            rerank=(rerank_model or True) if rerank else None,
-            candidates=candidates,
-            filters=filters or None,
-            min_score=min_score,
-        )
+        hits = index.search(text, options=options)
     if as_json:
         click.echo(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False))
     elif as_jsonl:

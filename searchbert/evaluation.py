@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import DatasetError, InvalidArgument
-from .records import Document
+from .records import MODES, Document, SearchOptions
 
 if TYPE_CHECKING:
     from .encoders import Encoder
 
 DEPTH = 100  # documents retrieved per query: enough for R@100
-MODES = ("dense", "bm25", "hybrid")
 PROTOCOLS = {
     # MTEB/BEIR: title + " " + text embedded whole, truncated at the model's limit
     "standard": {"strategy": "truncate"},
@@ -155,7 +154,7 @@ def _index_run(
     encoder: Encoder,
     cache_dir: Path,
     progress: bool,
-    search_options: dict[str, Any],
+    search_options: SearchOptions,
     lexical: dict[str, float],
     **chunk_options: Any,
 ) -> tuple[dict[str, dict[str, float]], str, int]:
@@ -178,7 +177,7 @@ def _index_run(
         # the normal incremental path: a cached index re-embeds nothing (every text hashes the same)
         report = index.add_documents(_documents(collection, protocol), progress=progress, total=len(collection.corpus))
         qids = list(collection.queries)
-        hits = index.search_many([collection.queries[q] for q in qids], k=DEPTH, **search_options)
+        hits = index.search_many([collection.queries[q] for q in qids], options=search_options)
     return {q: {h.path: h.score for h in hs} for q, hs in zip(qids, hits)}, encoder.model_id, report.chunks_embedded
 
 
@@ -230,7 +229,7 @@ def evaluate(
             from .onnx_encoder import make_encoder
 
             encoder = make_encoder(model, backend)
-        search_options = {"mode": mode, "rerank": rerank, "candidates": candidates}
+        search_options = SearchOptions(k=DEPTH, mode=mode, rerank=rerank, candidates=candidates)
         run, model_id, embedded = _index_run(
             collection, folder, protocol, encoder, cache, progress, search_options, lexical, **chunk_options
         )

@@ -28,7 +28,7 @@ from .indexing import COMMIT_CHUNKS, Writer, add_documents, add_files
 from .live import VECTORS, VECTORS_STATE, LiveVectors, save_vectors
 from .loaders import MAX_FILE_BYTES, Discovery, discover, existing_roots
 from .manifest import Manifest, check_compatible, now_iso
-from .records import Document, Filters, Hit, IndexReport
+from .records import Document, Hit, IndexReport, SearchOptions
 from .store import Store
 from .vectors import resolve_type
 
@@ -231,6 +231,11 @@ class Index:
         self.close()
 
     @property
+    def loaded_encoder(self) -> Encoder | None:
+        """The encoder if this index has loaded (or was given) one, else None: asking never loads a model."""
+        return self._encoder
+
+    @property
     def encoder(self) -> Encoder:
         """The index's own model, loaded on first use."""
         if self._encoder is None:
@@ -396,68 +401,31 @@ class Index:
         return self.store.counts()
 
     def search(
-        self,
-        query: str,
-        k: int = 10,
-        *,
-        chunks: bool = False,
-        mode: str = "dense",
-        rerank: Reranker | str | bool | None = None,
-        candidates: int = 50,
-        filters: Filters | None = None,
-        min_score: float | None = None,
+        self, query: str, k: int | None = None, *, options: SearchOptions | None = None, **fields: Any
     ) -> list[Hit]:
         """The k best documents for query (their best chunk each), or the k best chunks with chunks=True.
 
-        mode: "dense" (the bi-encoder), "bm25" or "hybrid" (both, reciprocal rank fusion). rerank: a Reranker, a
-        cross-encoder id or path, or True for the default one; it rescores the best `candidates` chunks.
-        filters narrow the search to part of the index; min_score drops hits scoring below it.
+        `options` (a SearchOptions) or its fields as keywords: mode ("dense", "bm25", "hybrid"), chunks, rerank (a
+        Reranker, a cross-encoder id or path, or True), candidates, filters, min_score.
         """
-        return self.search_many(
-            [query],
-            k,
-            chunks=chunks,
-            mode=mode,
-            rerank=rerank,
-            candidates=candidates,
-            filters=filters,
-            min_score=min_score,
-        )[0]
+        return self.search_many([query], k, options=options, **fields)[0]
 
     def search_many(
-        self,
-        queries: Sequence[str],
-        k: int = 10,
-        *,
-        chunks: bool = False,
-        mode: str = "dense",
-        rerank: Reranker | str | bool | None = None,
-        candidates: int = 50,
-        filters: Filters | None = None,
-        min_score: float | None = None,
+        self, queries: Sequence[str], k: int | None = None, *, options: SearchOptions | None = None, **fields: Any
     ) -> list[list[Hit]]:
         """search() for many queries at once (embedded in one batch)."""
         from .search import search
 
         if isinstance(queries, str):
             raise InvalidArgument("search_many takes a list of queries")
-        if k <= 0:
-            raise InvalidArgument(f"k must be a positive number, got {k}")
+        if k is not None:
+            fields["k"] = k
+        opts = replace(options or SearchOptions(), **fields)
         if any(not q or not q.strip() for q in queries):
             raise InvalidArgument("the query is empty: say what to search for")
         if not queries:
             return []
-        return search(
-            self,
-            list(queries),
-            k,
-            mode=mode,
-            chunks=chunks,
-            reranker=_reranker(rerank),
-            candidates=candidates,
-            filters=filters,
-            min_score=min_score,
-        )
+        return search(self, list(queries), opts, reranker=_reranker(opts.rerank))
 
     def __repr__(self) -> str:
         return f"Index({str(self.path)!r}, model={self.manifest.model_id!r})"
@@ -580,7 +548,7 @@ def index_paths(
         raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
     from .onnx_encoder import prepare_query_encoder
 
-    prepare_query_encoder(index)  # export the model once, so `query` runs without torch
+    prepare_query_encoder(index.loaded_encoder)  # export the model once, so `query` runs without torch
     return report
 
 

@@ -295,9 +295,8 @@ def encoder_for(fingerprint: dict[str, Any]) -> LocalBiEncoder:
         return torch
 
 
-def prepare_query_encoder(index: Any) -> None:
-    """Export the index's model to ONNX if torch is loaded anyway and the model allows it (best effort)."""
-    encoder = index._encoder
+def prepare_query_encoder(encoder: Any) -> None:
+    """Export a model run by torch to ONNX, when torch is loaded anyway and the model allows it (best effort)."""
     if not isinstance(encoder, LocalBiEncoder) or getattr(encoder, "backend", "") != "torch" or not supported(encoder):
         return
     try:

@@ -131,6 +131,37 @@ def _glob(pattern: str) -> str:
     return pattern.replace("[!", "[^")
 
 
+MODES = ("dense", "bm25", "hybrid")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How to search, in one place for every layer (CLI, API, adapters, evaluation).
+
+    k: how many hits. mode: "dense" (the bi-encoder), "bm25" or "hybrid" (both, fused). chunks: rank chunks instead
+    of documents. rerank: a Reranker, a cross-encoder id or path, or True for the default one; it rescores the best
+    `candidates` chunks. filters: search part of the index. min_score: drop hits scoring below it.
+    """
+
+    k: int = 10
+    mode: str = "dense"
+    chunks: bool = False
+    rerank: Any = None
+    candidates: int = 50
+    filters: Filters | None = None
+    min_score: float | None = None
+
+    def __post_init__(self) -> None:
+        from .errors import InvalidArgument
+
+        if not isinstance(self.k, int) or self.k <= 0:
+            raise InvalidArgument(f"k must be a positive number, got {self.k}")
+        if self.mode not in MODES:
+            raise InvalidArgument(f"unknown mode {self.mode!r}: use one of {', '.join(MODES)}")
+        if self.candidates <= 0:
+            raise InvalidArgument(f"candidates must be a positive number, got {self.candidates}")
+
+
 @dataclass(frozen=True)
 class IndexReport:
     """What one `add` did: counts of documents by fate, and why files were skipped."""

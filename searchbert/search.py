@@ -13,15 +13,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .encoders import checked
-from .errors import InvalidArgument
-from .records import Filters, Hit
+from .records import Filters, Hit, SearchOptions
 from .vectors import Selection
 
 if TYPE_CHECKING:
     from .index import Index
     from .rerank import Reranker
 
-MODES = ("dense", "bm25", "hybrid")
 #: chunks fetched per wanted document at first
 OVERFETCH = 4
 #: reciprocal rank fusion constant (Cormack et al., 2009): damps the weight of the very top ranks
@@ -128,22 +126,12 @@ def _best_per_document(ranked: list[_Scored], doc_of: dict[int, int]) -> list[_S
 
 
 def search(
-    index: Index,
-    queries: Sequence[str],
-    k: int,
-    *,
-    mode: str = "dense",
-    chunks: bool = False,
-    reranker: Reranker | None = None,
-    candidates: int = 50,
-    filters: Filters | None = None,
-    min_score: float | None = None,
+    index: Index, queries: Sequence[str], options: SearchOptions, reranker: Reranker | None = None
 ) -> list[list[Hit]]:
-    """The k best hits per query (documents by their best chunk, or chunks)."""
-    if mode not in MODES:
-        raise InvalidArgument(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
-    if candidates <= 0:
-        raise InvalidArgument(f"candidates must be a positive number, got {candidates}")
+    """The k best hits per query (documents by their best chunk, or chunks), as `options` say; `reranker` is
+    options.rerank made ready."""
+    k, mode, chunks, candidates = options.k, options.mode, options.chunks, options.candidates
+    filters, min_score = options.filters, options.min_score
     store = index.store
     index.refresh()
     allowed = allowed_chunks(index, filters) if filters else None
