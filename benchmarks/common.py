@@ -22,3 +22,51 @@ def write_corpus_files(dataset: Path, out: Path, limit: int | None = None) -> in
             (out / f"{doc['_id']}.md").write_text(f"# {doc.get('title', '').strip()}\n\n{doc['text']}\n")
             n += 1
     return n
+
+
+def machine() -> str:
+    """This machine in one line: CPU model, cores this process may use, vector extensions, memory, Python."""
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        model = next(
+            (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), model
+        )
+        flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    except OSError:
+        pass
+    simd = ", ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "amx_tile") if f in flags) or "no AVX2"
+    try:
+        memory = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
+    except (ValueError, OSError):
+        memory = "? GiB"
+    return f"{model}, {len(os.sched_getaffinity(0))} cores ({simd}), {memory}, Python {platform.python_version()}"
+
+
+class Report:
+    """What a benchmark prints, kept to be written to benchmarks/results/NAME.md with when, where and how."""
+
+    def __init__(self, name: str, title: str) -> None:
+        import sys
+        import time
+
+        self.path = REPO / "benchmarks" / "results" / f"{name}.md"
+        self.lines: list[str] = []
+        self.header = (
+            f"# {title}\n\n"
+            f"- command: `{' '.join(['.venv/bin/python', *sys.argv])}`\n"
+            f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}\n"
+            f"- machine: {machine()}\n"
+        )
+
+    def line(self, text: str = "") -> None:
+        print(text, flush=True)
+        self.lines.append(text)
+
+    def save(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(self.header + "\n" + "\n".join(self.lines) + "\n")
+        print(f"(written to {self.path.relative_to(REPO)})")
+        return self.path

@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import Report
 from real_vectors import sentences
 
 CHILD = """
@@ -35,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="*", default=[2000, 8000, 32000])
     args = parser.parse_args()
+    report = Report("index_memory", "Peak memory while indexing")
     texts = sentences()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -52,15 +54,16 @@ def main() -> None:
             result = json.loads(done.stdout.strip().splitlines()[-1])
             vectors_mib = result["chunks"] * 384 * 4 / 2**20
             rows.append((n, result["chunks"], result["peak_mib"], vectors_mib))
-            print(
+            report.line(
                 f"{n:>7,} files  {result['chunks']:>7,} chunks  peak RSS {result['peak_mib']:7.1f} MiB  "
                 f"vectors {vectors_mib:6.1f} MiB  rest {result['peak_mib'] - vectors_mib:7.1f} MiB",
                 flush=True,
             )
     (_, c0, p0, v0), (_, c1, p1, v1) = rows[0], rows[-1]
     per_k = 1000 / (c1 - c0)
-    print(f"peak RSS grew {p1 - p0:.1f} MiB for {c1 - c0:,} more chunks: {(p1 - p0) * per_k:.2f} MiB per 1,000")
-    print(f"beyond the vectors: {((p1 - v1) - (p0 - v0)) * per_k:.2f} MiB per 1,000 chunks")
+    report.line(f"peak RSS grew {p1 - p0:.1f} MiB for {c1 - c0:,} more chunks: {(p1 - p0) * per_k:.2f} MiB per 1,000")
+    report.line(f"beyond the vectors: {((p1 - v1) - (p0 - v0)) * per_k:.2f} MiB per 1,000 chunks")
+    report.save()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATASETS, write_corpus_files
+from common import DATASETS, Report, write_corpus_files
 
 QUERY = "Hematopoietic stem cells segregate their chromosomes randomly."
 PLAIN = """
@@ -58,10 +58,20 @@ def main() -> None:
             t, out_plain = timed(plain_cmd)
             plain.append(t)
     same = [h["chunk_id"] for h in json.loads(out_ours)] == json.loads(out_plain)
-    print(f"searchbert query (new process):          best {min(ours):.3f} s")
-    print(f"plain sentence-transformers + FAISS:     best {min(plain):.3f} s")
-    print(f"same top-10 chunks: {same}")
-    print(f"query time ratio (searchbert / plain): {min(ours) / min(plain):.3f}   target <= 0.1")
+    report = Report(
+        "query_latency", "`searchbert query` in a new process vs a plain sentence-transformers + FAISS script"
+    )
+    report.line(f"{args.docs} SciFact documents indexed; best of {args.repeats} alternating runs of each side.")
+    report.line()
+    report.line("| side | best wall time s |")
+    report.line("|---|---|")
+    report.line(f"| searchbert query (new process) | {min(ours):.3f} |")
+    report.line(f"| plain sentence-transformers + FAISS script | {min(plain):.3f} |")
+    report.line()
+    report.line(
+        f"Same top-10 chunks: {same}. Ratio searchbert / plain: **{min(ours) / min(plain):.3f}** (target <= 0.1)."
+    )
+    report.save()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATASETS
+from common import DATASETS, Report
 
 
 def write_small_files(dataset: Path, out: Path, count: int) -> None:
@@ -49,16 +49,18 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--dataset", default="scifact")
     args = parser.parse_args()
+    report = Report("reindex_noop", "No-op re-index vs first index")
     with tempfile.TemporaryDirectory() as tmp:
         files, index = Path(tmp) / "files", Path(tmp) / "ix"
         write_small_files(DATASETS / args.dataset, files, args.files)
-        first, report = timed_index(files, index)
-        print(f"first index:    {first:8.2f} s  ({report['added']} added, {report['chunks_embedded']} chunks)")
-        again, report = timed_index(files, index)
-        print(
-            f"no-op re-index: {again:8.2f} s  ({report['unchanged']} unchanged, {report['chunks_embedded']} embedded)"
+        first, summary = timed_index(files, index)
+        report.line(f"first index:    {first:8.2f} s  ({summary['added']} added, {summary['chunks_embedded']} chunks)")
+        again, summary = timed_index(files, index)
+        report.line(
+            f"no-op re-index: {again:8.2f} s  ({summary['unchanged']} unchanged, {summary['chunks_embedded']} embedded)"
         )
-    print(f"no-op / first index ratio: {again / first:.4f}   target <= 0.05")
+    report.line(f"no-op / first index ratio: {again / first:.4f}   target <= 0.05")
+    report.save()
 
 
 if __name__ == "__main__":

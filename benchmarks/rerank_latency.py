@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATASETS
+from common import DATASETS, Report
 
 
 def build_cross_encoder(out: Path) -> Path:
@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    report = Report("rerank_latency", "Cross-encoder rerank latency")
 
     from searchbert.rerank import CrossEncoderReranker
 
@@ -54,10 +55,11 @@ def main() -> None:
             started = time.perf_counter()
             reranker.score(query, passages)
             times.append(time.perf_counter() - started)
-    print(
+    report.line(
         f"cross-encoder rerank of {args.candidates} candidates: median {statistics.median(times) * 1000:.0f} ms, "
         f"best {min(times) * 1000:.0f} ms over {args.repeats} runs"
     )
+    report.save()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import Report
+
 #: noise around each cluster centre, relative to the centres' spread: 1.0 makes neighbouring clusters overlap,
 #: so nearest neighbours are not all in one cell (at 0.6 every index found them at any setting)
 NOISE = 1.0
@@ -87,20 +89,24 @@ def main() -> None:
 
     from searchbert.vectors import FaissFlatIndex, ann_settings
 
+    size = f"{args.n // 1_000_000}m" if args.n % 1_000_000 == 0 else f"{args.n // 1000}k"
+    name = "vector_scale_real" if args.real else f"vector_scale_{size}"
+    report = Report(name, "Approximate vector indexes: recall@10, QPS against exact, bytes per vector")
+
     dim, k = 384, 10
     if args.real:
         from real_vectors import load
 
         data, queries = load()
         args.n = len(data)
-        print(f"{args.n:,} real sentence vectors (SciFact + Cranfield), {len(queries)} real queries, k={k}")
+        report.line(f"{args.n:,} real sentence vectors (SciFact + Cranfield), {len(queries)} real queries, k={k}")
     else:
         data = clustered(args.n, dim, clusters=2000, seed=1)
         queries = clustered(args.n + args.queries, dim, clusters=2000, seed=1)[args.n :]
-        print(f"{args.n:,} clustered {dim}-d vectors, {args.queries} queries, k={k}")
+        report.line(f"{args.n:,} clustered {dim}-d vectors, {args.queries} queries, k={k}")
     ids = np.arange(len(data), dtype=np.int64)
-    print("| index | n | build s | recall@10 | QPS | QPS / exact | bytes/vector |")
-    print("|---|---|---|---|---|---|---|")
+    report.line("| index | n | build s | recall@10 | QPS | QPS / exact | bytes/vector |")
+    report.line("|---|---|---|---|---|---|---|")
     baselines: dict[int, tuple[float, np.ndarray]] = {}
 
     def exact_for(n: int) -> tuple[float, np.ndarray]:
@@ -108,7 +114,7 @@ def main() -> None:
             flat = FaissFlatIndex(dim)
             flat.add(ids[:n], data[:n])
             baselines[n] = timed_search(flat, queries, k)
-            print(f"| flat (exact) | {n:,} | 0 | 1.000 | {baselines[n][0]:,.0f} | 1.0 | {dim * 4 + 8} |", flush=True)
+            report.line(f"| flat (exact) | {n:,} | 0 | 1.000 | {baselines[n][0]:,.0f} | 1.0 | {dim * 4 + 8} |")
         return baselines[n]
 
     work = tempfile.TemporaryDirectory()
@@ -125,22 +131,21 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             index.save(Path(tmp) / "v.faiss")
             size = os.path.getsize(Path(tmp) / "v.faiss")
-        print(
+        report.line(
             f"| {kind} ({settings['factory']}, {knob}={settings[knob]} as calibrated: "
             f"estimate {settings['recall_estimate']}) | {n:,} | {build:.0f} | {recall(found, truth):.3f} "
             f"| {qps:,.0f} | {qps / exact_qps:.1f} | {size / n:.0f} |",
-            flush=True,
         )
         # the recall/speed curve around the recorded setting
         for value in (4, 16, 64) if knob == "nprobe" else (16, 64, 256):
             index.tune({knob: value})
             qps, found = timed_search(index, queries, k, stored)
-            print(
+            report.line(
                 f"|   {knob}={value} | | | {recall(found, truth):.3f} | {qps:,.0f} | {qps / exact_qps:.1f} | |",
-                flush=True,
             )
         del index
     work.cleanup()
+    report.save()
 
 
 if __name__ == "__main__":

@@ -135,8 +135,8 @@ def search(
     store = index.store
     index.refresh()
     allowed = allowed_chunks(index, filters) if filters else None
-    # bm25 mode never needs the vector index: count the chunks in SQLite
-    total = len(allowed) if allowed is not None else index.store.counts()["chunks"]
+    # what the retrievers hold (bm25 mode never loads the vector index); counting SQLite's rows would cost a scan
+    total = len(allowed) if allowed is not None else len(index.lexical if mode == "bm25" else index.vectors)
     if total == 0:
         return [[] for _ in queries]
     query_vectors = None
