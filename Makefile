@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 EXTRAS ?= dev,openvino
 DEMO_QUERY ?= which transcription factor keeps blood stem cells dormant
 
-.PHONY: install demo test test-slow lint bench clean
+.PHONY: install demo test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -25,9 +25,6 @@ demo: install
 
 test: install
 	$(PY) -m pytest
-
-test-slow: install
-	$(PY) -m pytest -m slow
 
 lint: install
 	$(VENV)/bin/ruff check searchbert tests benchmarks

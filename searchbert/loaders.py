@@ -269,6 +269,11 @@ def _utf8(name: str) -> bool:
     return True
 
 
+def _identity(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino
+
+
 def _is_venv(dirpath: str) -> bool:
     return os.path.exists(os.path.join(dirpath, "pyvenv.cfg"))
 
@@ -304,6 +309,7 @@ def discover(
     limit = max_file_bytes
     include, exclude = tuple(include), tuple(exclude)
     found = Discovery()
+    files_seen: set[tuple[int, int]] = set()
     for root in roots:
         root = root.resolve()
         if root.is_file():
@@ -334,6 +340,9 @@ def discover(
                 found.skipped["not a regular file"] += 1
             elif limit is not None and path.stat().st_size > limit:
                 found.skipped[f"file over {limit / 1e6:g} MB (--max-doc-size 0 lifts it)"] += 1
+            elif (identity := _identity(path)) in files_seen:
+                continue  # the same file again, through a link or a second root: indexed once
             else:
+                files_seen.add(identity)
                 found.files.append((path, base))
     return found

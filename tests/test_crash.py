@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from searchbert import Index
-from searchbert.index import VECTORS
 
 from .conftest import write_tree
 
@@ -91,8 +90,6 @@ def test_sigkill_at_any_moment_leaves_a_consistent_index_and_resume_finishes(tmp
         "early": lambda g0: (ix / "manifest.json").exists(),
         # between and inside batches, a few commits into the run
         "mid-batch": lambda g0: generation(ix) >= g0 + 4,
-        # while the FAISS file is being written (its temp file exists)
-        "faiss-write": lambda g0: any(ix.glob(f".{VECTORS}.*.tmp")),
     }
     killed = []
     for name, ready in moments.items():
@@ -101,8 +98,8 @@ def test_sigkill_at_any_moment_leaves_a_consistent_index_and_resume_finishes(tmp
         if kill_when(proc, lambda ready=ready, g0=g0: ready(g0)):
             killed.append(name)
         check_consistent_and_searchable(ix)
-    print("killed at:", killed)
-    assert "early" in killed and "mid-batch" in killed
+    # a kill in the middle of writing the FAISS file: test_a_vector_file_write_cut_short_leaves_nothing_wrong
+    assert killed == ["early", "mid-batch"]
     before_docs, before_chunks = check_consistent_and_searchable(ix)
 
     proc = start_index(docs, ix)

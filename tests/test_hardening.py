@@ -122,7 +122,8 @@ def test_a_file_excluded_on_a_rerun_leaves_the_index(tmp_path: Path) -> None:
     report = index_paths(tmp_path / "ix", [docs], encoder=FakeEncoder(), exclude=["cooking/*"])
     assert report.removed == 2
     with Index.open(tmp_path / "ix", encoder=FakeEncoder()) as ix:
-        assert not any("/cooking/" in h.path for h in ix.search("pasta bread", k=10))
+        hits = ix.search("pasta bread", k=10)
+        assert len(hits) == len(DOCS) - 2 and not any("/cooking/" in h.path for h in hits)
 
 
 def test_rebuild_waits_for_the_lock_before_it_deletes_anything(tmp_path: Path) -> None:
@@ -205,3 +206,16 @@ def test_a_large_document_never_holds_back_the_small_ones(tmp_path: Path) -> Non
             "note1.md",
             "note2.md",
         ]
+
+
+def test_a_vector_file_write_cut_short_leaves_nothing_wrong(tmp_path: Path) -> None:
+    """Killed while the FAISS file is written: a temp file is left and the saved file is the previous one."""
+    docs = write_tree(tmp_path / "docs", DOCS)
+    enc = FakeEncoder()
+    index_paths(tmp_path / "ix", [docs], encoder=enc)
+    (tmp_path / "ix" / ".vectors.faiss.99999.tmp").write_bytes(b"half a file")
+    (docs / "new.md").write_text("zebra crossing")
+    index_paths(tmp_path / "ix", [docs], encoder=enc)
+    assert not list((tmp_path / "ix").glob(".*.tmp"))
+    with Index.open(tmp_path / "ix", encoder=enc) as ix:
+        assert ix.vectors.trusted and ix.search("zebra crossing", k=1)[0].path.endswith("new.md")

@@ -67,7 +67,8 @@ def test_new_and_deleted_files(setup) -> None:
     report = ix.add([docs])
     assert (report.added, report.removed) == (1, 1)
     assert enc.embedded == ["Fresh document about lighthouses.\nFresh document about lighthouses."]
-    assert all(not h.path.endswith("backup.txt") for h in ix.search("backup restore", k=10))
+    hits = ix.search("backup restore", k=10)
+    assert len(hits) == len(DOCS) and all(not h.path.endswith("backup.txt") for h in hits)
     _consistent(ix)
 
 
@@ -178,9 +179,19 @@ def test_second_writer_times_out_with_a_clear_error(setup) -> None:
 
 
 def test_vectors_round_trip_through_sqlite(setup) -> None:
-    ix, _, _ = setup
-    rebuilt = np.concatenate([v for _, v in ix.store.all_vectors(ix.manifest.dimension, batch=2)])
-    assert rebuilt.shape == (ix.count()["chunks"], ix.manifest.dimension)
+    """What the encoder returned comes back bit for bit, in batches of awkward size, and by id."""
+    ix, enc, _ = setup
+    dim = ix.manifest.dimension
+    parts = list(ix.store.all_vectors(dim, batch=2))
+    ids, rebuilt = np.concatenate([i for i, _ in parts]), np.concatenate([v for _, v in parts])
+    rows = ix.store.execute(
+        "SELECT d.title, c.text FROM chunks c JOIN documents d ON d.id = c.document_id ORDER BY c.id"
+    ).fetchall()
+    assert len(rows) == len(DOCS) and ids.tolist() == sorted(ids.tolist())
+    np.testing.assert_array_equal(rebuilt, enc.encode([f"{title}\n{text}" for title, text in rows]))
+    again_ids, again = ix.store.vectors_of(ids[::-1].tolist(), dim)
+    order = np.argsort(again_ids)
+    np.testing.assert_array_equal(again[order], rebuilt)
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivf", "ivf-sq8"])

@@ -95,7 +95,10 @@ def test_symlink_loops_are_not_followed_forever(tmp_path: Path) -> None:
     os.symlink(tmp_path / "real", tmp_path / "real" / "loop")
     os.symlink(tmp_path / "real", tmp_path / "alias")
     found = discover([tmp_path])
-    assert 1 <= len(found.files) <= 2  # real/doc.md, maybe once more through the alias, never endlessly
+    assert len(found.files) == 1  # real/doc.md once: not again through the alias, never endlessly
+    assert found.files[0][0].resolve() == (tmp_path / "real" / "doc.md").resolve()
+    both = discover([tmp_path / "real", tmp_path / "alias"])  # the same file reached from two roots
+    assert len(both.files) == 1
 
 
 def test_single_file_root(tmp_path: Path) -> None:
