@@ -2,8 +2,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# the CPU wheel of torch (an unpinned `torch` would pull a multi-GB CUDA build)
-TORCH ?= torch==2.13.0
+# torch: on Linux without an NVIDIA GPU, the CPU build (`+cpu`: from a local wheel or mirror when this machine has
+# one, else from PyTorch's CPU index). From PyPI an unpinned or plain pin is the multi-GB CUDA build on Linux; on
+# macOS and Windows PyPI's wheel is the CPU one. TORCH=... installs exactly what you name instead.
+TORCH_VERSION ?= 2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH ?=
 # dev: pytest and ruff; openvino: so the test suite covers --backend openvino too
 EXTRAS ?= dev,openvino
 DEMO_QUERY ?= which transcription factor keeps blood stem cells dormant
@@ -15,7 +19,12 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
+	@if [ -n "$(TORCH)" ]; then $(PY) -m pip install -q "$(TORCH)"; \
+	elif [ "$$(uname -s)" = Linux ] && ! command -v nvidia-smi >/dev/null 2>&1; then \
+		echo "installing torch $(TORCH_VERSION), CPU build"; \
+		$(PY) -m pip install -q "torch==$(TORCH_VERSION)+cpu" 2>/dev/null \
+		|| $(PY) -m pip install -q "torch==$(TORCH_VERSION)+cpu" --extra-index-url "$(TORCH_CPU_INDEX)"; \
+	else $(PY) -m pip install -q "torch==$(TORCH_VERSION)"; fi
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
