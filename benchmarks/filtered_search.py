@@ -112,9 +112,10 @@ def truth(index, queries: np.ndarray, filters) -> list[list[int]]:
     """The exact top k among the allowed chunks: a brute-force scan of their stored vectors."""
     import faiss
 
-    from searchbert.search import allowed_chunks
-
-    ids = np.flatnonzero(allowed_chunks(index, filters).bits) if filters else None
+    ids = None
+    if filters:
+        starts, counts = index.store.allowed_ranges(*filters.sql())
+        ids = np.concatenate([np.arange(s, s + c) for s, c in zip(starts, counts)])
     ids, vectors = (
         index.store.vectors_of(ids.tolist(), DIM)
         if ids is not None
@@ -125,7 +126,8 @@ def truth(index, queries: np.ndarray, filters) -> list[list[int]]:
 
 
 UPDATE = """
-import json, resource, sys, time
+import json, re, sys, time
+from pathlib import Path
 sys.path.insert(0, {bench!r})
 import numpy as np
 from filtered_search import LookupEncoder, document, DIM
@@ -147,12 +149,14 @@ with index.writing():
         index.store.bump_generation()
     if {rebuild}:
         index.settings_changed = True  # what a one-file update did before: the whole vector index built again
-print(json.dumps({{"seconds": time.perf_counter() - started,
-                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+peak = int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1))
+print(json.dumps({{"seconds": time.perf_counter() - started, "peak_mb": peak / 1024}}))
 """
 
 
 def update_memory(folder: Path, rebuild: bool) -> dict:
+    """Peak memory of a one-file update in a fresh process: VmHWM, which starts anew at exec (ru_maxrss would
+    carry over this process's own peak through the fork)."""
     code = UPDATE.format(bench=str(Path(__file__).parent), folder=str(folder), rebuild=rebuild)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(run.stdout.strip().splitlines()[-1])
@@ -193,7 +197,7 @@ def main() -> None:
             ms, found = latency(index, queries, f)
             exact = truth(index, query_vectors, f)
             rec = float(np.mean([len(set(a) & set(b)) / K for a, b in zip(found, exact)]))
-            share = len(allowed_chunks(index, f)) / n if f else 1.0
+            share = allowed_chunks(index, f).share if f else 1.0
             base = base or ms
             lines.append(f"| {label} | {name} | {share:.3f} | {ms:.2f} | {ms / base:.2f} | {rec:.3f} |")
             print(lines[-1], flush=True)

@@ -6,6 +6,7 @@ k results are found or the matching chunks are spent, so a narrow filter never s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -40,10 +41,34 @@ class _Scored:
     bm25_chunk: int | None = None  # the document's best chunk by BM25 (by_document hybrid shows it when BM25 leads)
 
 
-def allowed_chunks(index: Index, filters: Filters) -> Selection:
-    """The chunks of the documents that pass the filters: one SQL query, then a bitmap over chunk ids."""
+#: a filter allowing more than this share of the chunks is checked on what the retrievers return (an SQL lookup of
+#: a few dozen chunks) instead of inside them: a bitmap of half a million chunks costs more to build than the search
+WIDE_FILTER = 0.2
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """What a filter lets through: `selection`, a bitmap the retrievers search within (a narrow filter), or None
+    for a wide one, whose SQL condition is checked on each retriever's results, fetched 1/share times deeper."""
+
+    count: int
+    share: float
+    where: str
+    params: tuple[object, ...]
+    selection: Selection | None
+
+
+def allowed_chunks(index: Index, filters: Filters, size: int | None = None) -> Allowed:
+    """The chunks of the documents that pass the filters, found in SQL (the filter columns are indexed); `size` is
+    how many chunks the index holds (default: its vectors)."""
     where, params = filters.sql()
-    return Selection.from_ranges(*index.store.allowed_ranges(where, params))
+    total = index.store.execute(f"SELECT coalesce(sum(chunk_count), 0) FROM documents WHERE {where}", params)
+    count = int(total.fetchone()[0])
+    share = count / max(1, len(index.vectors) if size is None else size)
+    selection = None
+    if share <= WIDE_FILTER:
+        selection = Selection.from_ranges(*index.store.allowed_ranges(where, params))
+    return Allowed(count, share, where, tuple(params), selection)
 
 
 def _dense(index: Index, queries: np.ndarray, depth: int, allowed: Selection | None) -> list[list[tuple[int, float]]]:
@@ -134,11 +159,13 @@ def search(
     filters, min_score = options.filters, options.min_score
     store = index.store
     index.refresh()
-    allowed = allowed_chunks(index, filters) if filters else None
     # what the retrievers hold (bm25 mode never loads the vector index); counting SQLite's rows would cost a scan
-    total = len(allowed) if allowed is not None else len(index.lexical if mode == "bm25" else index.vectors)
+    size = len(index.lexical if mode == "bm25" else index.vectors)
+    allowed = allowed_chunks(index, filters, size) if filters else None
+    total = allowed.count if allowed is not None else size
     if total == 0:
         return [[] for _ in queries]
+    inside = allowed.selection if allowed is not None else None
     query_vectors = None
     if mode != "bm25":
         raw = index.encoder.encode_queries(list(queries))
@@ -149,9 +176,14 @@ def search(
     todo = list(range(len(queries)))
     while todo:
         depth = min(depth, total)
-        dense = _dense(index, query_vectors[todo], depth, allowed) if query_vectors is not None else None
-        bm25 = index.lexical.search_many([queries[q] for q in todo], depth, allowed) if mode != "dense" else None
+        # a wide filter is checked afterwards: fetch deep enough that about `depth` of the results pass it
+        fetch = depth if allowed is None or inside is not None else min(size, math.ceil(depth / allowed.share))
+        dense = _dense(index, query_vectors[todo], fetch, inside) if query_vectors is not None else None
+        bm25 = index.lexical.search_many([queries[q] for q in todo], fetch, inside) if mode != "dense" else None
         lists = [(dense[i] if dense else [], bm25[i] if bm25 else []) for i in range(len(todo))]
+        if allowed is not None and inside is None:
+            passing = store.passing({c for pair in lists for hits in pair for c, _ in hits}, allowed)
+            lists = [tuple([h for h in hits if h[0] in passing][:depth] for hits in pair) for pair in lists]
         doc_of.update(store.document_ids({c for pair in lists for hits in pair for c, _ in hits}))
         still = []
         for q, (d, b) in zip(todo, lists):

@@ -26,8 +26,9 @@ SCHEMA_VERSION = 2
 
 # version 2: filter columns (searched in SQL) and the log of removed chunks (readers catch up from a saved file)
 _V2 = """
-CREATE INDEX IF NOT EXISTS documents_ext ON documents(ext);
-CREATE INDEX IF NOT EXISTS documents_mtime ON documents(mtime);
+CREATE INDEX IF NOT EXISTS documents_ext ON documents(ext, first_chunk, chunk_count);
+CREATE INDEX IF NOT EXISTS documents_relpath ON documents(relpath, first_chunk, chunk_count);
+CREATE INDEX IF NOT EXISTS documents_mtime ON documents(mtime, first_chunk, chunk_count);
 CREATE TABLE IF NOT EXISTS removed_chunks (chunk_id INTEGER NOT NULL, generation INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS removed_generation ON removed_chunks(generation);
 """
@@ -66,6 +67,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 
+#: bits for a document's chunk count when it travels packed with its first chunk id (a 2 MB document has ~5,000)
+_COUNT_BITS = 24
 _DOC_COLUMNS = "id, path, root, title, size, mtime, sha256, chunk_count"
 
 
@@ -280,6 +283,19 @@ class Store:
                 self.execute("DELETE FROM removed_chunks WHERE generation <= ?", [up_to])
                 self.set_meta("removed_since", str(up_to))
 
+    def passing(self, chunk_ids: Iterable[int], condition: Any) -> set[int]:
+        """Which of these chunks belong to documents meeting `condition` (its `where` and `params`, as SQL)."""
+        out: set[int] = set()
+        for part in _batches(list(chunk_ids), 500):
+            marks = ",".join("?" * len(part))
+            rows = self.execute(
+                f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id"
+                f" WHERE c.id IN ({marks}) AND ({condition.where})",
+                [*part, *condition.params],
+            )
+            out.update(r[0] for r in rows)
+        return out
+
     def vectors_after(self, chunk_id: int, dimension: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of every chunk with a larger id (ids only grow: these were committed later)."""
         rows = self.execute("SELECT id, vector FROM chunks WHERE id > ? ORDER BY id", [chunk_id]).fetchall()
@@ -290,9 +306,12 @@ class Store:
         inserted together, so their ids are consecutive."""
         import numpy as np
 
-        rows = self.execute(f"SELECT first_chunk, chunk_count FROM documents WHERE {where}", params).fetchall()
-        data = np.array(rows, dtype=np.int64).reshape(-1, 2)
-        return data[:, 0], data[:, 1]
+        # the filter columns' indexes cover both numbers, and one string of one packed number a document crosses
+        # into Python far faster than a tuple a row (a fifth of the time at 50,000 documents)
+        sql = f"SELECT group_concat((first_chunk << {_COUNT_BITS}) | chunk_count) FROM documents WHERE {where}"
+        text = self.execute(sql, params).fetchone()[0]
+        packed = np.fromstring(text or "", dtype=np.int64, sep=",")
+        return packed >> _COUNT_BITS, packed & ((1 << _COUNT_BITS) - 1)
 
     def insert_document(
         self, doc: Document, sha256: str, chunks: Sequence[Chunk], vectors: np.ndarray, now: str

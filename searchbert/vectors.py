@@ -40,9 +40,15 @@ class Selection:
         if not len(starts):
             return cls(np.zeros(0, dtype=bool), 0)
         ends = starts + counts
-        size = int(ends.max()) + 1
-        edges = np.bincount(starts, minlength=size) - np.bincount(ends, minlength=size)
-        return cls(np.cumsum(edges)[:-1] > 0, int(counts.sum()))
+        size, total = int(ends.max()), int(counts.sum())
+        if total * 7 < size:  # a narrow selection: set its bits one by one (a sweep over every id costs more)
+            bits = np.zeros(size, dtype=bool)
+            bits[np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)] = True
+            return cls(bits, total)
+        edges = np.zeros(size + 1, dtype=np.int8)
+        edges[starts] += 1  # no two ranges start (or end) at the same id, so each index appears once
+        edges[ends] -= 1
+        return cls(np.cumsum(edges, dtype=np.int8)[:-1] > 0, total)
 
     @classmethod
     def excluding(cls, ids: np.ndarray, last: int) -> Selection:

@@ -118,11 +118,17 @@ def test_sql_filters_select_what_filters_match(tmp_path: Path) -> None:
     ]
     from searchbert.search import allowed_chunks
 
+    every_chunk = [r[0] for r in ix.store.execute("SELECT id FROM chunks")]
     for f in cases:
         want = {first for path, root, mtime, first in rows if f.matches(path, root, mtime)}
-        got = set(np.flatnonzero(allowed_chunks(ix, f).bits).tolist())
-        assert got == want, f
         assert want, f  # every case selects something
+        starts, counts = ix.store.allowed_ranges(*f.sql())
+        assert set(starts.tolist()) == want and set(counts.tolist()) == {1}, f
+        allowed = allowed_chunks(ix, f)
+        assert allowed.count == len(want)
+        assert ix.store.passing(every_chunk, allowed) == want, f  # the check a wide filter uses
+        if allowed.selection is not None:  # and the bitmap a narrow one uses
+            assert set(np.flatnonzero(allowed.selection.bits).tolist()) == want, f
 
 
 def test_an_index_of_the_previous_schema_is_migrated_on_open(tmp_path: Path) -> None:
@@ -130,7 +136,7 @@ def test_an_index_of_the_previous_schema_is_migrated_on_open(tmp_path: Path) -> 
     index_paths(tmp_path / "ix", [docs], encoder=FakeEncoder())
     con = sqlite3.connect(tmp_path / "ix" / "index.db")  # take it back to schema 1, as the last release wrote it
     con.executescript(
-        "DROP INDEX documents_ext; DROP INDEX documents_mtime; DROP TABLE removed_chunks;"
+        "DROP INDEX documents_ext; DROP INDEX documents_mtime; DROP INDEX documents_relpath; DROP TABLE removed_chunks;"
         "ALTER TABLE documents DROP COLUMN relpath; ALTER TABLE documents DROP COLUMN ext;"
         "ALTER TABLE documents DROP COLUMN first_chunk; DELETE FROM meta WHERE key = 'removed_since';"
         "UPDATE meta SET value = '1' WHERE key = 'schema_version';"

@@ -225,3 +225,21 @@ def test_an_index_without_recorded_bm25_settings_keeps_the_ones_it_was_built_wit
     del data["lexical"]
     path.write_text(json.dumps(data))
     assert Index.open(tmp_path / "ix").manifest.lexical == {"k1": LEGACY_K1, "b": LEGACY_B}
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25"])
+@pytest.mark.parametrize(
+    "filters",
+    [Filters(paths=("guides/*",)), Filters(exts=("md",)), Filters(paths=("notes/n0*", "guides/*"))],
+    ids=["1% (a bitmap inside the search)", "99% (checked on the results)", "34%"],
+)
+def test_filtered_search_is_the_unfiltered_ranking_cut_to_the_filter(big: Index, mode: str, filters: Filters) -> None:
+    """On an exact index, narrow and wide filters alike return what the full ranking holds first among matches."""
+    query = "alpha install zeta"
+    full = big.search(query, k=big.count()["chunks"], chunks=True, mode=mode)
+    rows = dict(big.store.execute("SELECT path, root FROM documents").fetchall())
+    matching = [h for h in full if filters.matches(h.path, rows[h.path], 1e12)]
+    got = big.search(query, k=5, chunks=True, mode=mode, filters=filters)
+    assert len(got) == 5 and {h.chunk_id for h in got} <= {h.chunk_id for h in matching}
+    # the same scores in the same order (chunks that tie may come in either order)
+    assert [round(h.score, 5) for h in got] == [round(h.score, 5) for h in matching[:5]]
