@@ -47,6 +47,45 @@ index_option = click.option(
 )
 
 
+def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """Several click options as one decorator, in the order they are listed (shown so in --help)."""
+
+    def apply(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+model_option = click.option(
+    "--model", help="Bi-encoder: a local folder or a cached hub id. Default: all-MiniLM-L6-v2 (bundled)."
+)
+chunk_options = _stack(
+    click.option(
+        "--chunk-size", type=click.IntRange(16, 510), help="Word pieces per chunk. Default: the model's limit."
+    ),
+    click.option("--overlap", type=click.IntRange(0), help="Word pieces shared by neighbouring chunks. Default: 15%."),
+    click.option(
+        "--title-prefix/--no-title-prefix",
+        default=None,
+        help="Embed each chunk with its document's title (default on).",
+    ),
+)
+BACKEND_HELP = (
+    "What runs the model: torch, onnx (the same vectors as torch, faster), openvino (the same vectors, needs the "
+    "openvino extra) or onnx-int8 (int8 document vectors: faster still, slightly different; queries stay full "
+    "precision). Default auto: onnx-int8 for the bundled model (measured within 0.5 nDCG@10), onnx for others."
+)
+
+
+def mode_option(help_text: str) -> Callable[[F], F]:
+    """--mode, shared by `query` and `eval`."""
+    return click.option(
+        "--mode", type=click.Choice(["dense", "bm25", "hybrid"]), default="dense", show_default=True, help=help_text
+    )
+
+
 def bm25_options(func: F) -> F:
     """--bm25-k1 and --bm25-b, shared by `index` and `eval`."""
     func = click.option(
@@ -99,20 +138,12 @@ def main(verbose: bool) -> None:
 @main.command("index")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @index_option
-@click.option("--model", help="Bi-encoder: a local folder or a cached hub id. Default: all-MiniLM-L6-v2 (bundled).")
+@model_option
 @click.option("--include", multiple=True, metavar="GLOB", help="Index only files matching GLOB (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
-@click.option("--chunk-size", type=click.IntRange(16, 510), help="Word pieces per chunk. Default: the model's limit.")
-@click.option("--overlap", type=click.IntRange(0), help="Word pieces shared by neighbouring chunks. Default: 15%.")
-@click.option("--title-prefix/--no-title-prefix", default=None, help="Embed each chunk with its document's title.")
+@chunk_options
 @click.option("--rebuild", is_flag=True, help="Start the index over (needed to change model or chunk settings).")
-@click.option(
-    "--backend",
-    type=click.Choice(BACKENDS),
-    help="What runs the model: torch, onnx (the same vectors as torch, faster), openvino (the same vectors, needs "
-    "the openvino extra) or onnx-int8 (int8 document vectors: faster still, slightly different; queries stay full "
-    "precision). Default auto: onnx-int8 for the bundled model (measured within 0.5 nDCG@10), onnx for others.",
-)
+@click.option("--backend", type=click.Choice(BACKENDS), help=BACKEND_HELP)
 @click.option(
     "--index-type",
     type=click.Choice(["auto", "flat", "hnsw", "ivf", "ivf-sq8", "ivf-pq"]),
@@ -264,13 +295,7 @@ def _snippet(text: str, width: int = 100, lines: int = 3) -> list[str]:
 @click.argument("text")
 @index_option
 @click.option("-k", "--top", "k", default=10, show_default=True, type=int, help="How many results.")
-@click.option(
-    "--mode",
-    type=click.Choice(["dense", "bm25", "hybrid"]),
-    default="dense",
-    show_default=True,
-    help="dense: meaning (the bi-encoder); bm25: exact words; hybrid: both, fused by reciprocal rank.",
-)
+@mode_option("dense: meaning (the bi-encoder); bm25: exact words; hybrid: both, fused by reciprocal rank.")
 @click.option("--rerank", is_flag=True, help="Reorder the best candidates with a BERT cross-encoder (slower, better).")
 @click.option(
     "--rerank-model",
@@ -375,13 +400,9 @@ def _explain(h: Any) -> str:
 @main.command("eval")
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--split", default="test", show_default=True, help="Which qrels/SPLIT.tsv to score.")
-@click.option(
-    "--mode",
-    type=click.Choice(["dense", "bm25", "hybrid"]),
-    default="dense",
-    show_default=True,
-    help="dense: the bi-encoder through searchbert's index; bm25: the lexical baseline (bm25s, k1 1.5, b 0.75); "
-    "hybrid: both, fused.",
+@mode_option(
+    "dense: the bi-encoder through searchbert's index; bm25: the lexical baseline (bm25s, k1 1.5, b 0.75); "
+    "hybrid: both, fused."
 )
 @click.option("--rerank-model", metavar="ID_OR_PATH", help="Rerank each query's candidates with this cross-encoder.")
 @click.option(
@@ -398,22 +419,15 @@ def _explain(h: Any) -> str:
     show_default=True,
     help="standard: title + text embedded whole, truncated (MTEB); chunked: searchbert's chunking.",
 )
-@click.option("--model", help="Bi-encoder: a local folder or a cached hub id. Default: all-MiniLM-L6-v2.")
+@model_option
 @click.option(
     "--backend",
     type=click.Choice(BACKENDS),
     default="auto",
     show_default=True,
-    help="What embeds the documents (auto: onnx-int8 for the bundled model, else onnx; onnx or torch: full "
-    "precision, the published figures).",
+    help=BACKEND_HELP + " onnx or torch give the published full-precision figures.",
 )
-@click.option("--chunk-size", type=click.IntRange(16, 510), help="Word pieces per chunk (chunked protocol).")
-@click.option("--overlap", type=click.IntRange(0), help="Overlap in word pieces (chunked protocol).")
-@click.option(
-    "--title-prefix/--no-title-prefix",
-    default=None,
-    help="Embed each chunk with its document's title (chunked protocol; default on).",
-)
+@chunk_options
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
