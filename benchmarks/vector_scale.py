@@ -3,7 +3,7 @@
 Vectors are random but clustered (like real embeddings: many topics, tight neighbourhoods), 384-d and L2-normalized;
 queries come from the same distribution. With --real, the vectors are ~62k real sentence embeddings of SciFact and
 Cranfield and the queries are the collections' queries (benchmarks/real_vectors.py). Every index is built with the
-same settings `searchbert index` records (`searchbert.vectors.ann_settings`). Target: an index type with
+same settings `searchbert index` records (`searchbert.ann.ann_settings`). Target: an index type with
 recall@10 >= 0.95 at >= 10x the exact QPS.
 
     .venv/bin/python benchmarks/vector_scale.py [--n 1000000] [--types ivf ivf-sq8 ivf-pq hnsw] [--hnsw-n 200000]
@@ -87,7 +87,8 @@ def main() -> None:
     parser.add_argument("--real", action="store_true", help="real sentence embeddings instead of synthetic clusters")
     args = parser.parse_args()
 
-    from searchbert.vectors import FaissFlatIndex, ann_settings
+    from searchbert.ann import ann_settings, build
+    from searchbert.vectors import FaissFlatIndex
 
     size = f"{args.n // 1_000_000}m" if args.n % 1_000_000 == 0 else f"{args.n // 1000}k"
     name = "vector_scale_real" if args.real else f"vector_scale_{size}"
@@ -124,7 +125,7 @@ def main() -> None:
         exact_qps, truth = exact_for(n)
         settings = ann_settings(kind, n, dim)
         started = time.perf_counter()
-        index = FaissFlatIndex.build(settings, dim, ids[:n], data[:n])
+        index = build(settings, dim, ids[:n], data[:n])
         build = time.perf_counter() - started
         qps, found = timed_search(index, queries, k, stored)
         knob = "nprobe" if "nprobe" in settings else "ef_search"

@@ -243,7 +243,7 @@ def index_cmd(
 @index_option
 @reports_errors
 def remove_cmd(paths: tuple[str, ...], index_path: str | None) -> None:
-    """Remove files, or everything under folders, from the index (the files themselves are not touched)."""
+    """Remove files, everything under folders, or records by their id from the index (no file is touched)."""
 
     with _open_index(index_path) as index:
         removed = index.remove(paths)

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .ann import resolve_type
 from .bm25 import BM25Retriever
 from .chunking import ChunkSettings
 from .encoders import Encoder, resolve_model
 from .errors import (
     IncompatibleIndex,
     IndexExists,
-    IndexLocked,
     IndexNotFound,
     InvalidArgument,
     NoDocuments,
@@ -27,17 +27,17 @@ from .errors import (
 from .indexing import COMMIT_CHUNKS, Writer, add_documents, add_files
 from .live import VECTORS, VECTORS_STATE, LiveVectors, save_vectors
 from .loaders import MAX_FILE_BYTES, Discovery, discover, existing_roots
+from .locking import WriteLock
 from .manifest import Manifest, check_compatible, now_iso
 from .records import Document, Hit, IndexReport, SearchOptions
 from .store import Store
-from .vectors import resolve_type
 
 if TYPE_CHECKING:
     from .rerank import Reranker
 
 log = logging.getLogger("searchbert")
 
-MANIFEST, DATABASE, LOCK, LEXICAL = "manifest.json", "index.db", "write.lock", "bm25"
+MANIFEST, DATABASE, LEXICAL = "manifest.json", "index.db", "bm25"
 #: below this many chunks a reader whose saved BM25 index is behind the store rebuilds it in memory (seconds);
 #: above, it keeps the saved one until the writer saves the next (new chunks are found by the dense side till then)
 BM25_REBUILD_MAX = 200_000
@@ -47,8 +47,6 @@ MAX_DOC_BYTES = 2_000_000
 # the lock file is never deleted: a writer waiting on it would then hold a lock on a file nobody else sees
 _OWN_FILES = (MANIFEST, DATABASE, DATABASE + "-wal", DATABASE + "-shm", VECTORS, VECTORS_STATE)
 DEFAULT_INDEX = Path("indexes") / "default"
-#: seconds a writer waits for another writer before giving up
-LOCK_TIMEOUT_S = 600.0
 
 
 def locate_index(explicit: str | os.PathLike[str] | None = None, *, start: Path | None = None) -> Path:
@@ -63,43 +61,6 @@ def locate_index(explicit: str | os.PathLike[str] | None = None, *, start: Path 
         if (folder / DEFAULT_INDEX / MANIFEST).exists():
             return folder / DEFAULT_INDEX
     return here / DEFAULT_INDEX
-
-
-class WriteLock:
-    """The index's write lock (write.lock, never deleted): one writer at a time; readers never wait.
-
-    Re-entrant in one process, so creating an index and then filling it is one hold of the lock.
-    """
-
-    def __init__(self, path: Path) -> None:
-        from filelock import FileLock
-
-        self.path = path
-        self._lock = FileLock(str(path / LOCK))
-
-    @contextmanager
-    def held(self, timeout: float | None = None) -> Iterator[None]:
-        from filelock import Timeout
-
-        timeout = LOCK_TIMEOUT_S if timeout is None else timeout
-        try:
-            self._lock.acquire(timeout=0)
-        except Timeout:
-            log.warning(
-                "another searchbert process is writing to %s; waiting for it (up to %.0f s)", self.path, timeout
-            )
-            try:
-                self._lock.acquire(timeout=timeout)
-            except Timeout:
-                raise IndexLocked(
-                    f"another process is still writing to {self.path} after {timeout:.0f} s; try again when it is done"
-                ) from None
-        except OSError as exc:  # after Timeout, which is an OSError too
-            raise storage_error(exc, self.path) from exc
-        try:
-            yield
-        finally:
-            self._lock.release()
 
 
 class Index:

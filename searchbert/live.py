@@ -19,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .vectors import FaissFlatIndex, Selection, ann_settings, atomic_write, resolve_type
+from .ann import ann_settings, build, resolve_type
+from .vectors import FaissFlatIndex, Selection, VectorIndex, atomic_write
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,14 +63,14 @@ class LiveVectors:
         self._reset(FaissFlatIndex(dimension), -1)
         self.refresh()
 
-    def _reset(self, base: FaissFlatIndex, log_from: int) -> None:
+    def _reset(self, base: VectorIndex, log_from: int) -> None:
         import numpy as np
 
-        self.base = base
+        self.base: VectorIndex = base
         self.base_ids = np.sort(base.ids())
         self._last_id = int(self.base_ids[-1]) if len(self.base_ids) else -1
         self._log_from = log_from
-        self.delta = FaissFlatIndex(self.dimension)
+        self.delta: VectorIndex = FaissFlatIndex(self.dimension)
         self.removed = np.zeros(0, dtype=np.int64)
         self._not_removed: Selection | None = None
 
@@ -227,4 +228,4 @@ def _built(store: Store, dimension: int, built: dict[str, Any]) -> FaissFlatInde
     ids = np.concatenate([p[0] for p in parts])
     matrix = np.vstack([p[1] for p in parts])
     del parts
-    return FaissFlatIndex.build(built, dimension, ids, matrix)
+    return build(built, dimension, ids, matrix)

@@ -154,7 +154,8 @@ def test_an_index_of_the_previous_schema_is_migrated_on_open(tmp_path: Path) -> 
 @pytest.mark.parametrize("kind", ["flat", "ivf", "ivf-sq8", "hnsw"])
 def test_filtered_search_finds_k_within_the_filter(kind: str, share: float) -> None:
     """Any vector index, filtered by a bitmap: the exact top k among the allowed ids (ANN: the calibrated recall)."""
-    from searchbert.vectors import RECALL_TARGET, FaissFlatIndex, NumpyIndex, Selection, ann_settings, nearest
+    from searchbert.ann import RECALL_TARGET, ann_settings, build
+    from searchbert.vectors import FaissFlatIndex, NumpyIndex, Selection, nearest
 
     dim, n = 32, 20_000
     rng = np.random.default_rng(0)
@@ -166,7 +167,7 @@ def test_filtered_search_finds_k_within_the_filter(kind: str, share: float) -> N
         index = FaissFlatIndex(dim)
         index.add(ids, vectors)
     else:
-        index = FaissFlatIndex.build(ann_settings(kind, n, dim), dim, ids, vectors)
+        index = build(ann_settings(kind, n, dim), dim, ids, vectors)
     allowed = Selection.from_ids(ids[rng.random(n) < share])
     oracle = NumpyIndex(dim)
     oracle.add(ids, vectors)

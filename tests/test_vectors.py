@@ -124,14 +124,14 @@ def _recall(found: list[list[tuple[int, float]]], truth: np.ndarray) -> float:
 
 @pytest.mark.parametrize("kind", ["ivf", "ivf-pq", "hnsw"])
 def test_built_indexes_are_calibrated_to_the_recall_target_on_unseen_queries(kind: str) -> None:
-    from searchbert.vectors import RECALL_TARGET, ann_settings
+    from searchbert.ann import RECALL_TARGET, ann_settings, build
 
     centres = np.random.default_rng(0).standard_normal((200, DIM)).astype(np.float32)
     n = 20_000
     ids, vectors = np.arange(n, dtype=np.int64) * 2 + 5, _clustered(n, 1, centres)
     queries = _clustered(300, 2, centres)  # not in the index, not among the calibration probes
     settings = ann_settings(kind, n, DIM)
-    index = FaissFlatIndex.build(settings, DIM, ids, vectors)
+    index = build(settings, DIM, ids, vectors)
     assert len(index) == n  # the held-out probes were added back
     knob = "nprobe" if kind.startswith("ivf") else "ef_search"
     assert settings["recall_estimate"] >= RECALL_TARGET
@@ -154,3 +154,23 @@ def test_built_indexes_are_calibrated_to_the_recall_target_on_unseen_queries(kin
         assert _recall(found, truth) > _recall(raw, truth) + 0.05
     index.tune({knob: 1})  # the calibrated setting is what makes the difference
     assert _recall(index.nearest(queries, 10, stored), truth) < _recall(found, truth)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("share", [0.0, 0.02, 0.5, 1.0])
+def test_search_within_a_selection_equals_exact_search_of_it(impl, share: float) -> None:
+    from searchbert.vectors import Selection
+
+    n = 600
+    ids, vectors, queries = np.arange(n, dtype=np.int64) * 5 + 3, _random(n, 11), _random(4, 12)
+    index = impl(DIM)
+    index.add(ids, vectors)
+    keep = np.random.default_rng(13).random(n) < share
+    allowed = Selection.from_ids(ids[keep])
+    found = index.nearest(queries, 10, None, allowed)
+    if not keep.any():
+        assert found == [[], [], [], []]
+        return
+    want_scores, want_ids = _exact(ids[keep], vectors[keep], queries, min(10, int(keep.sum())))
+    assert [[i for i, _ in row] for row in found] == want_ids.tolist()
+    np.testing.assert_allclose([[s for _, s in row] for row in found], want_scores, rtol=1e-5, atol=1e-5)
