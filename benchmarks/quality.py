@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATASETS, REPO
+from common import DATASETS, REPO, Report
 
 RUNS = {
     "dense-standard": {"mode": "dense", "protocol": "standard"},
@@ -64,15 +64,19 @@ def main() -> None:
             *rows,
         ]
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        "# Retrieval quality\n\nModel: sentence-transformers/all-MiniLM-L6-v2 "
-        f"(dense, --backend {args.backend}); bm25s, k1=0.9 b=0.4, English stopwords and Snowball stemming (bm25). "
-        "Test split, metrics x100. Seconds: the whole eval on this "
-        "machine (2 CPU cores), embedding the corpus included, except where marked (cached): then the collection's "
-        "index was already built and only the queries ran.\n\n" + table + "\n"
+    from searchbert.bm25 import K1, B
+
+    report = Report(args.out.stem, "Retrieval quality")
+    report.path = args.out
+    report.line(
+        f"Model: sentence-transformers/all-MiniLM-L6-v2 (dense, --backend {args.backend}); bm25s, k1={K1} b={B}, "
+        "English stopwords and Snowball stemming (bm25). Test split, metrics x100. Seconds: the whole eval on this "
+        "machine, embedding the corpus included, except where marked (cached): then the collection's index was "
+        "already built and only the queries ran."
     )
-    print(table)
+    report.line()
+    report.line(table)
+    report.save()
 
 
 if __name__ == "__main__":
