@@ -112,3 +112,16 @@ def test_a_corrupt_bm25_index_is_a_warning_that_says_what_to_run(tmp_path: Path,
         hits = Index.open(tmp_path / "ix", encoder=FakeEncoder()).search("signing key", mode="bm25", k=1)
     assert hits[0].path.endswith("keys.md")
     assert any("status --repair" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+
+
+def test_a_corrupt_vector_file_is_a_warning_that_says_what_to_run(tmp_path: Path, caplog) -> None:
+    from searchbert.index import VECTORS
+
+    docs = write_tree(tmp_path / "docs", DOCS)
+    index_paths(tmp_path / "ix", [docs], encoder=FakeEncoder())
+    (tmp_path / "ix" / VECTORS).write_bytes(b"garbage")
+    with caplog.at_level(logging.WARNING, logger="searchbert"):
+        hits = Index.open(tmp_path / "ix", encoder=FakeEncoder()).search("signing key", k=1)
+    assert hits[0].path.endswith("keys.md")  # answered from the vectors in SQLite
+    warning = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "cannot be read" in warning and "status --repair" in warning
