@@ -262,7 +262,7 @@ def _add_files(writer: Writer, found: Discovery) -> set[str]:
         except (DocumentError, OSError) as exc:
             writer.errors.append((key, str(exc)))
             writer.skipped["unreadable"] += 1
-            log.warning("skipped %s: %s", key, exc)
+            log.info("skipped %s: %s", key, exc)  # the report carries it: said once, by the caller
             continue
         if doc is not None and limit and len(doc.text.encode("utf-8")) > limit:
             writer.skipped[too_large(limit)] += 1
@@ -288,7 +288,7 @@ def add_files(writer: Writer, found: Discovery, roots: Iterable[Path]) -> None:
         writer.skipped[k] += v
     for path, why in found.errors:
         writer.errors.append((path, why))
-        log.warning("skipped %s: %s", path, why)
+        log.info("skipped %s: %s", path, why)  # the report carries it: said once, by the caller
     # what this run did not select under its roots (deleted, excluded, now too large...) leaves the index, and so
     # does every document of a folder that no longer exists (a moved folder must not answer twice)
     gone = {d.id for root in roots for d in store.documents_under(str(root.resolve())) if d.path not in seen}
