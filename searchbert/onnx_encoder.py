@@ -167,8 +167,8 @@ class OnnxEncoder(LocalBiEncoder):
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Queries always run at full precision: one costs milliseconds either way, and on an int8 index only the
-        documents' side is then approximate (SciFact nDCG@10 64.30 with fp32 queries against 64.17 with int8
-        ones; fp32 throughout 64.51). The query vectors are then exactly sentence-transformers' too."""
+        documents' side is then approximate, and the query vectors are exactly sentence-transformers' (SciFact:
+        benchmarks/results/quality_auto.md against quality.md)."""
         if self.query_session is None:
             return self.encode(texts)
         return self._embed(texts, self.batch_size, lambda feeds: self.query_session.run(None, feeds)[0])
@@ -250,7 +250,7 @@ def make_encoder(model: str | None = None, backend: str = "auto") -> LocalBiEnco
     """The encoder for a model on a backend: torch (sentence-transformers), onnx, onnx-int8 or openvino.
 
     auto: the fastest backend whose SciFact nDCG@10 was measured within 0.5 pt of torch's. For the bundled model
-    that is onnx-int8 (documents int8, queries fp32: 64.30 against 64.51, 1.3x faster than onnx); other models were
+    that is onnx-int8 (documents int8, queries fp32; benchmarks/results/quality_auto.md, backend_speed.md); others were
     not measured, so they get onnx (the same vectors as torch); torch where ONNX cannot run the model.
     """
     from .encoders import SentenceTransformerEncoder
