@@ -58,7 +58,6 @@ def main() -> None:
             report.line(
                 f"{n:>7,} files  {result['chunks']:>7,} chunks  peak RSS {result['peak_mib']:7.1f} MiB  "
                 f"vectors {vectors_mib:6.1f} MiB  rest {result['peak_mib'] - vectors_mib:7.1f} MiB",
-                flush=True,
             )
     (_, c0, p0, v0), (_, c1, p1, v1) = rows[0], rows[-1]
     per_k = 1000 / (c1 - c0)

@@ -126,7 +126,7 @@ def main() -> None:
         settings = ann_settings(kind, n, dim)
         started = time.perf_counter()
         index = build(settings, dim, ids[:n], data[:n])
-        build = time.perf_counter() - started
+        seconds = time.perf_counter() - started
         qps, found = timed_search(index, queries, k, stored)
         knob = "nprobe" if "nprobe" in settings else "ef_search"
         with tempfile.TemporaryDirectory() as tmp:
@@ -134,7 +134,7 @@ def main() -> None:
             size = os.path.getsize(Path(tmp) / "v.faiss")
         report.line(
             f"| {kind} ({settings['factory']}, {knob}={settings[knob]} as calibrated: "
-            f"estimate {settings['recall_estimate']}) | {n:,} | {build:.0f} | {recall(found, truth):.3f} "
+            f"estimate {settings['recall_estimate']}) | {n:,} | {seconds:.0f} | {recall(found, truth):.3f} "
             f"| {qps:,.0f} | {qps / exact_qps:.1f} | {size / n:.0f} |",
         )
         # the recall/speed curve around the recorded setting
