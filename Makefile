@@ -18,14 +18,14 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	@if [ -n "$(TORCH)" ]; then $(PY) -m pip install -q "$(TORCH)"; \
+	$(PY) -m pip install -qq --upgrade pip
+	@if [ -n "$(TORCH)" ]; then $(PY) -m pip install -qq "$(TORCH)"; \
 	elif [ "$$(uname -s)" = Linux ] && ! command -v nvidia-smi >/dev/null 2>&1; then \
 		echo "installing torch $(TORCH_VERSION), CPU build"; \
-		$(PY) -m pip install -q "torch==$(TORCH_VERSION)+cpu" 2>/dev/null \
-		|| $(PY) -m pip install -q "torch==$(TORCH_VERSION)+cpu" --extra-index-url "$(TORCH_CPU_INDEX)"; \
-	else $(PY) -m pip install -q "torch==$(TORCH_VERSION)"; fi
-	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+		$(PY) -m pip install -qq "torch==$(TORCH_VERSION)+cpu" 2>/dev/null \
+		|| $(PY) -m pip install -qq "torch==$(TORCH_VERSION)+cpu" --extra-index-url "$(TORCH_CPU_INDEX)"; \
+	else $(PY) -m pip install -qq "torch==$(TORCH_VERSION)"; fi
+	$(PY) -m pip install -qq -e ".[$(EXTRAS)]"
 	touch $@
 
 demo: install
