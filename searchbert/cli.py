@@ -270,6 +270,7 @@ def status_cmd(index_path: str | None, repair: bool, as_json: bool) -> None:
         f"chunking:   {c['strategy']}, {c['max_tokens']} tokens, overlap {c['overlap']}"
         f"{', title prefix' if c['title_prefix'] else ''}"
     )
+    click.echo(f"bm25:       k1 {info.lexical['k1']:g}, b {info.lexical['b']:g}")
     click.echo(f"contents:   {info.documents} documents, {info.chunks} chunks, {info.vectors} vectors")
     click.echo(f"on disk:    {info.bytes_on_disk / 1e6:.1f} MB")
     click.echo(f"created:    {info.created}   updated: {info.updated}")

@@ -23,6 +23,7 @@ class IndexStatus:
     model: str
     dimension: int
     chunking: dict[str, Any]
+    lexical: dict[str, float]
     documents: int
     chunks: int
     vectors: int
@@ -86,6 +87,7 @@ def status(index_path: str | None = None) -> IndexStatus:
             model=m.model_id,
             dimension=m.dimension,
             chunking=asdict(m.chunking),
+            lexical=dict(m.lexical),
             documents=counts["documents"],
             chunks=counts["chunks"],
             vectors=len(index.vectors),
