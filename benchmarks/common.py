@@ -68,5 +68,5 @@ class Report:
     def save(self) -> Path:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(self.header + "\n" + "\n".join(self.lines) + "\n")
-        print(f"(written to {self.path.relative_to(REPO)})")
+        print(f"(written to {self.path})")
         return self.path
