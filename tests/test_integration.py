@@ -57,7 +57,8 @@ def real_index(tmp_path_factory: pytest.TempPathFactory, minilm: SentenceTransfo
 
 def test_paraphrased_questions_find_the_right_document(real_index: Index) -> None:
     results = real_index.search_many(list(QUERIES), k=3)
-    for (query, want), hits in zip(QUERIES.items(), results, strict=False):
+    assert len(results) == len(QUERIES) and all(len(hits) == 3 for hits in results)
+    for (query, want), hits in zip(QUERIES.items(), results, strict=True):
         assert hits[0].path.endswith(want), (query, [h.path for h in hits])
 
 
