@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .index import VECTORS, VECTORS_STATE, Index, locate_index
+from .live import standing
 from .vectors import FaissFlatIndex
 
 #: documents whose stored chunks are not the ones they were committed with
@@ -67,7 +68,7 @@ def _check(index: Index) -> tuple[list[str], str]:
         if knob and "recall_estimate" in built:
             kind += f", {knob} {built[knob]}: estimated recall@10 {built['recall_estimate']}"
         behind = store.generation - int(state.get("generation", -1))
-        if not index.vectors.trusted:
+        if standing(int(state.get("generation", -1)), store) == "stale" or not index.vectors.trusted:
             vector_file = f"{kind}, too old to catch up: read from the database on open (--repair rewrites it)"
         else:
             vector_file = f"{kind}, " + ("current" if not behind else f"{behind} commits behind (caught up on open)")

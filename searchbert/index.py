@@ -25,7 +25,7 @@ from .errors import (
     storage_error,
 )
 from .indexing import COMMIT_CHUNKS, Writer, add_documents, add_files
-from .live import VECTORS, VECTORS_STATE, LiveVectors, save_vectors
+from .live import VECTORS, VECTORS_STATE, LiveVectors, save_vectors, standing
 from .loaders import MAX_FILE_BYTES, Discovery, discover, existing_roots
 from .locking import WriteLock
 from .manifest import Manifest, check_compatible, now_iso
@@ -233,7 +233,7 @@ class Index:
             saved = int(state.get("generation", -1))
         except (OSError, ValueError):
             retriever, saved = None, -1
-        if retriever is not None and saved == generation:
+        if retriever is not None and standing(saved, self.store) == "current":
             self._lexical, self._lexical_generation = retriever, generation
         elif retriever is not None and self.store.counts()["chunks"] > BM25_REBUILD_MAX:
             # a long write is under way: rebuilding here would cost minutes per commit; chunks removed since are

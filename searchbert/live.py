@@ -6,8 +6,9 @@ grow), held in a small exact index beside the file; chunks removed since are rea
 masked out. Each search first compares the store's generation (one read) and catches up when it moved, so a process
 that keeps an index open for hours sees what other processes index.
 
-The one rule for trusting a saved file: its generation is one the removal log still reaches back to. A missing,
-unreadable or too old file is not trusted, and every vector is then read from SQLite (with a warning).
+The one rule for trusting a saved file, vectors or BM25, is `standing`: a file at the store's generation is current,
+an older one the removal log still reaches back to can be caught up with (vectors) or must be rebuilt (BM25), and a
+missing, unreadable or older one is not trusted: every vector is then read from SQLite (with a warning).
 """
 
 from __future__ import annotations
@@ -41,6 +42,17 @@ def read_state(folder: Path) -> dict[str, Any] | None:
         return state if isinstance(state, dict) and "generation" in state else None
     except (OSError, ValueError):
         return None
+
+
+def standing(saved: int | None, store: Store) -> str:
+    """The one rule for a file saved beside the store at generation `saved` (None: no readable file):
+    "current" when it holds the store's generation; "behind" when it is older but the removal log still reaches
+    back to it, so a reader can catch up from it (the vectors can; BM25 cannot, and is rebuilt); else "stale"."""
+    if saved is None:
+        return "stale"
+    if saved == store.generation:
+        return "current"
+    return "behind" if saved >= int(store.get_meta("removed_since", "0")) else "stale"
 
 
 def _file_key(folder: Path) -> tuple[int, int, int] | None:
@@ -81,7 +93,7 @@ class LiveVectors:
         reason = ""
         if state is None:
             reason = "the vector file is missing or unreadable"
-        elif int(state["generation"]) < int(self.store.get_meta("removed_since", "0")):
+        elif standing(int(state["generation"]), self.store) == "stale":
             reason = "the vector file is older than the database's change log"
         else:
             try:
