@@ -34,6 +34,7 @@ from .store import Store
 
 if TYPE_CHECKING:
     from .rerank import Reranker
+    from .search import Retrievers
 
 log = logging.getLogger("searchbert")
 
@@ -386,7 +387,20 @@ class Index:
             raise InvalidArgument("the query is empty: say what to search for")
         if not queries:
             return []
-        return search(self, list(queries), opts, reranker=_reranker(opts.rerank))
+        return search(self.retrievers(), list(queries), opts, reranker=_reranker(opts.rerank))
+
+    def retrievers(self) -> Retrievers:
+        """What a search reads of this index (see search.Retrievers)."""
+        from .search import Retrievers
+
+        return Retrievers(
+            store=self.store,
+            vectors=lambda: self.vectors,
+            lexical=lambda: self.lexical,
+            encoder=lambda: self.encoder,
+            dimension=self.manifest.dimension,
+            model_id=self.manifest.model_id,
+        )
 
     def __repr__(self) -> str:
         return f"Index({str(self.path)!r}, model={self.manifest.model_id!r})"

@@ -7,7 +7,7 @@ k results are found or the matching chunks are spent, so a narrow filter never s
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -18,8 +18,11 @@ from .records import Filters, Hit, SearchOptions
 from .vectors import Selection
 
 if TYPE_CHECKING:
-    from .index import Index
+    from .bm25 import BM25Retriever
+    from .encoders import Encoder
+    from .live import LiveVectors
     from .rerank import Reranker
+    from .store import Store
 
 #: chunks fetched per wanted document at first
 OVERFETCH = 4
@@ -58,24 +61,38 @@ class Allowed:
     selection: Selection | None
 
 
-def allowed_chunks(index: Index, filters: Filters, size: int | None = None) -> Allowed:
+@dataclass(frozen=True)
+class Retrievers:
+    """What a search reads, and nothing else of an index. The vector index, BM25 and the model are loaded on first
+    use (a bm25 search never maps the vector file, a dense one never loads BM25), each caught up with the store."""
+
+    store: Store
+    vectors: Callable[[], LiveVectors]
+    lexical: Callable[[], BM25Retriever[int]]
+    encoder: Callable[[], Encoder]
+    dimension: int
+    model_id: str
+
+
+def allowed_chunks(store: Store, filters: Filters, size: int) -> Allowed:
     """The chunks of the documents that pass the filters, found in SQL (the filter columns are indexed); `size` is
-    how many chunks the index holds (default: its vectors)."""
+    how many chunks the index holds."""
     where, params = filters.sql()
-    total = index.store.execute(f"SELECT coalesce(sum(chunk_count), 0) FROM documents WHERE {where}", params)
+    total = store.execute(f"SELECT coalesce(sum(chunk_count), 0) FROM documents WHERE {where}", params)
     count = int(total.fetchone()[0])
-    share = count / max(1, len(index.vectors) if size is None else size)
+    share = count / max(1, size)
     selection = None
     if share <= WIDE_FILTER:
-        selection = Selection.from_ranges(*index.store.allowed_ranges(where, params))
+        selection = Selection.from_ranges(*store.allowed_ranges(where, params))
     return Allowed(count, share, where, tuple(params), selection)
 
 
-def _dense(index: Index, queries: np.ndarray, depth: int, allowed: Selection | None) -> list[list[tuple[int, float]]]:
+def _dense(
+    use: Retrievers, queries: np.ndarray, depth: int, allowed: Selection | None
+) -> list[list[tuple[int, float]]]:
     """Nearest chunks, filtered inside the vector index; a compressed index's shortlist is re-scored with the
     vectors stored in SQLite."""
-    dimension = index.manifest.dimension
-    return index.vectors.nearest(queries, depth, allowed, lambda ids: index.store.vectors_of(ids, dimension))
+    return use.vectors().nearest(queries, depth, allowed, lambda ids: use.store.vectors_of(ids, use.dimension))
 
 
 def _rank_lists(
@@ -151,25 +168,24 @@ def _best_per_document(ranked: list[_Scored], doc_of: dict[int, int]) -> list[_S
 
 
 def search(
-    index: Index, queries: Sequence[str], options: SearchOptions, reranker: Reranker | None = None
+    use: Retrievers, queries: Sequence[str], options: SearchOptions, reranker: Reranker | None = None
 ) -> list[list[Hit]]:
     """The k best hits per query (documents by their best chunk, or chunks), as `options` say; `reranker` is
     options.rerank made ready."""
     k, mode, chunks, candidates = options.k, options.mode, options.chunks, options.candidates
     filters, min_score = options.filters, options.min_score
-    store = index.store
-    index.refresh()
+    store = use.store
     # what the retrievers hold (bm25 mode never loads the vector index); counting SQLite's rows would cost a scan
-    size = len(index.lexical if mode == "bm25" else index.vectors)
-    allowed = allowed_chunks(index, filters, size) if filters else None
+    size = len(use.lexical() if mode == "bm25" else use.vectors())
+    allowed = allowed_chunks(store, filters, size) if filters else None
     total = allowed.count if allowed is not None else size
     if total == 0:
         return [[] for _ in queries]
     inside = allowed.selection if allowed is not None else None
     query_vectors = None
     if mode != "bm25":
-        raw = index.encoder.encode_queries(list(queries))
-        query_vectors = checked(raw, len(queries), index.manifest.dimension, index.manifest.model_id)
+        raw = use.encoder().encode_queries(list(queries))
+        query_vectors = checked(raw, len(queries), use.dimension, use.model_id)
     depth = max(k * (1 if chunks else OVERFETCH), candidates if reranker else 0)
     ranked: list[list[_Scored]] = [[] for _ in queries]
     doc_of: dict[int, int] = {}
@@ -178,8 +194,8 @@ def search(
         depth = min(depth, total)
         # a wide filter is checked afterwards: fetch deep enough that about `depth` of the results pass it
         fetch = depth if allowed is None or inside is not None else min(size, math.ceil(depth / allowed.share))
-        dense = _dense(index, query_vectors[todo], fetch, inside) if query_vectors is not None else None
-        bm25 = index.lexical.search_many([queries[q] for q in todo], fetch, inside) if mode != "dense" else None
+        dense = _dense(use, query_vectors[todo], fetch, inside) if query_vectors is not None else None
+        bm25 = use.lexical().search_many([queries[q] for q in todo], fetch, inside) if mode != "dense" else None
         lists = [(dense[i] if dense else [], bm25[i] if bm25 else []) for i in range(len(todo))]
         if allowed is not None and inside is None:
             passing = store.passing({c for pair in lists for hits in pair for c, _ in hits}, allowed)
@@ -199,11 +215,11 @@ def search(
             ranked[q] = _rerank(reranker, query, [e for e in pools[q] if e.chunk_id in texts], texts)
             if not chunks:
                 ranked[q] = _best_per_document(ranked[q], doc_of)
-    return _hits(index, [[e for e in r if min_score is None or e.score >= min_score][:k] for r in ranked])
+    return _hits(store, [[e for e in r if min_score is None or e.score >= min_score][:k] for r in ranked])
 
 
-def _hits(index: Index, ranked: list[list[_Scored]]) -> list[list[Hit]]:
-    rows = index.store.chunks({e.chunk_id for r in ranked for e in r})
+def _hits(store: Store, ranked: list[list[_Scored]]) -> list[list[Hit]]:
+    rows = store.chunks({e.chunk_id for r in ranked for e in r})
     out = []
     for r in ranked:
         hits = []
