@@ -319,6 +319,14 @@ def _snippet(text: str, width: int = 100, lines: int = 3) -> list[str]:
 )
 @click.option("--ext", "exts", metavar="EXTS", help="Only these file types, comma-separated: md,txt.")
 @click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only records whose metadata KEY equals VALUE (JSON: 3, true, null, \"3\"; else text); repeat a key for "
+    "any of several values, different keys must all match.",
+)
+@click.option(
     "--since",
     type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
     help="Only documents modified on or after this date (YYYY-MM-DD).",
@@ -339,6 +347,7 @@ def query_cmd(
     candidates: int,
     paths: tuple[str, ...],
     exts: str | None,
+    where: tuple[str, ...],
     since: Any,
     min_score: float | None,
     explain: bool,
@@ -353,6 +362,7 @@ def query_cmd(
         paths=paths,
         exts=tuple(e.strip() for e in exts.split(",") if e.strip()) if exts else (),
         since=since.timestamp() if since else None,
+        metadata=_where(where),
     )
     options = SearchOptions(
         k=k,
@@ -380,6 +390,23 @@ def query_cmd(
                 click.echo(f"    {_explain(h)}")
             for line in _snippet(h.text):
                 click.echo(f"    {line}")
+
+
+def _where(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """--where KEY=VALUE options as a metadata filter: a repeated key means any of its values."""
+    wanted: dict[str, list[Any]] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--where takes KEY=VALUE, got {pair!r}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        if isinstance(value, (dict, list)):
+            value = raw  # a filter compares plain values: the text as written
+        wanted.setdefault(key, []).append(value)
+    return {k: v[0] if len(v) == 1 else v for k, v in wanted.items()}
 
 
 def _explain(h: Any) -> str:

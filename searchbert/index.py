@@ -342,6 +342,19 @@ class Index:
             add_documents(writer, documents)
         return writer.report(started)
 
+    def get(self, ids: Iterable[str]) -> list[Document]:
+        """The stored documents with these ids (a record's id or a file's path), whole text and metadata included, in
+        the order asked; unknown ids are left out."""
+        return self.store.records([str(i) for i in ids])
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Remove documents by their exact ids (no path resolution); unknown ids are no error. Returns how many went."""
+        with self.writing():
+            found = [d.id for d in (self.store.document(str(i)) for i in ids) if d is not None]
+            writer = Writer(self)
+            writer.remove(found)
+        return writer.counts["removed"]
+
     def remove(self, paths: Iterable[str | os.PathLike[str]]) -> int:
         """Drop documents by id or path (a record, a file, or everything under a folder); returns how many went."""
         with self.writing():

@@ -8,6 +8,7 @@ check.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import time
@@ -213,6 +214,23 @@ class Writer:
         )
 
 
+def check_metadata(doc: Document) -> None:
+    """A record's metadata must be a JSON object of strings, numbers, booleans, nulls and lists of those."""
+    from .errors import InvalidArgument
+
+    def plain(value: object) -> bool:
+        return value is None or isinstance(value, (str, int, float, bool))
+
+    if not isinstance(doc.metadata, dict) or not all(isinstance(k, str) for k in doc.metadata):
+        raise InvalidArgument(f"metadata of {doc.path!r} must be a dict with string keys")
+    for key, value in doc.metadata.items():
+        if not (plain(value) or (isinstance(value, list) and all(plain(v) for v in value))):
+            raise InvalidArgument(
+                f"metadata {key!r} of {doc.path!r} is {type(value).__name__}: use a string, number, boolean, null "
+                "or a list of those"
+            )
+
+
 def too_large(limit: int) -> str:
     """The summary's reason for documents over the size limit, saying how to let them in."""
     return f"text over {limit / 1e6:g} MB (raise --max-doc-size, 0 for no limit)"
@@ -302,13 +320,21 @@ def add_documents(writer: Writer, documents: Iterable[Document]) -> None:
     offered: set[str] = set()
     try:
         for doc in documents:
+            check_metadata(doc)
             digest = sha256_bytes(doc.text.encode("utf-8"))
             if doc.path in offered and not any(p.doc.path == doc.path for p in writer.pending):
                 writer.finish()  # its earlier version is on its way to the store: let it land, then replace it
             offered.add(doc.path)
             stored = store.document(doc.path)
-            if stored and stored.sha256 == digest:
-                writer.counts["unchanged"] += 1
+            if stored and stored.sha256 == digest and stored.title == doc.title:
+                # the embedded texts are the same: a change of metadata alone is written in place
+                if json.loads(stored.metadata) != doc.metadata:
+                    with store.transaction():
+                        store.set_metadata(stored.id, doc.metadata)
+                        store.bump_generation()
+                    writer.counts["updated"] += 1
+                else:
+                    writer.counts["unchanged"] += 1
                 continue
             writer.offer(doc, digest, stored.id if stored else None)
         writer.finish()

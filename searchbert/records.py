@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,6 +31,8 @@ class Document:
     size: int = 0
     mtime: float = 0.0
     format: str = "text"
+    #: a JSON object (str, int, float, bool, None, lists of those), stored and returned unchanged on every hit
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def relpath(self) -> str:
@@ -72,6 +75,8 @@ class Hit:
     bm25_score: float | None = None
     bm25_rank: int | None = None
     fused_score: float | None = None
+    #: the document's metadata, as it was stored
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The hit as plain JSON-ready data."""
@@ -89,20 +94,35 @@ class Filters:
     paths: tuple[str, ...] = ()
     exts: tuple[str, ...] = ()
     since: float | None = None
+    #: key -> value (equal, type-exact: 3 is not "3") or list of values (any of); keys are ANDed
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # a plain string is one pattern, never a sequence of one-letter patterns
         for name in ("paths", "exts"):
             value = getattr(self, name)
             object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
+        for key, value in self.metadata.items():
+            for v in value if isinstance(value, list) else [value]:
+                if not isinstance(v, (str, int, float, bool)) and v is not None:
+                    from .errors import InvalidArgument
+
+                    raise InvalidArgument(
+                        f"metadata filter {key!r}: {v!r} is not a string, number, boolean or null (only equality and "
+                        "'any of' a list are supported)"
+                    )
 
     def __bool__(self) -> bool:
-        return bool(self.paths or self.exts or self.since is not None)
+        return bool(self.paths or self.exts or self.since is not None or self.metadata)
 
-    def matches(self, path: str, root: str, mtime: float) -> bool:
+    def matches(self, path: str, root: str, mtime: float, metadata: dict[str, Any] | None = None) -> bool:
         """Whether a document passes every filter given (what `sql` selects, in Python)."""
         import fnmatch
 
+        for key, value in self.metadata.items():
+            have = (metadata or {}).get(key, _MISSING)
+            if not any(_same(have, v) for v in (value if isinstance(value, list) else [value])):
+                return False
         if self.exts and extension(path) not in {e.lower().lstrip(".") for e in self.exts}:
             return False
         if self.since is not None and mtime < self.since:
@@ -123,7 +143,35 @@ class Filters:
         if self.paths:
             where.append("(" + " OR ".join("relpath GLOB ?" for _ in self.paths) + ")")
             params += [_glob(p) for p in self.paths]
+        for key, value in self.metadata.items():
+            path = "$." + json.dumps(key)  # a quoted JSON path: any key, dots and spaces included
+            tests = []
+            for v in value if isinstance(value, list) else [value]:
+                tests.append(
+                    "json_type(metadata, ?) = ?"
+                    + ("" if v is None or isinstance(v, bool) else " AND json_extract(metadata, ?) = ?")
+                )
+                params += [path, _json_type(v)] + ([] if v is None or isinstance(v, bool) else [path, v])
+            where.append("(" + " OR ".join(tests or ["0"]) + ")")
         return " AND ".join(where), params
+
+
+_MISSING = object()
+
+
+def _json_type(value: Any) -> str:
+    """SQLite's json_type() of a Python value, so that 3, 3.5, "3" and true never equal one another."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return "integer"
+    return "real" if isinstance(value, float) else "text"
+
+
+def _same(have: Any, want: Any) -> bool:
+    return have is not _MISSING and type(have) is type(want) and have == want
 
 
 def _glob(pattern: str) -> str:

@@ -246,6 +246,7 @@ def _hits(store: Store, ranked: list[list[_Scored]]) -> list[list[Hit]]:
                     bm25_score=e.bm25_score,
                     bm25_rank=e.bm25_rank,
                     fused_score=e.fused_score,
+                    metadata=row.metadata,
                 )
             )
         out.append(hits)

@@ -7,6 +7,7 @@ records the generation it was saved at.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
     import sqlite_utils
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # version 2: filter columns (searched in SQL) and the log of removed chunks (readers catch up from a saved file)
 _V2 = """
@@ -47,7 +48,9 @@ CREATE TABLE IF NOT EXISTS documents (
     indexed_at TEXT NOT NULL,
     relpath TEXT NOT NULL DEFAULT '',
     ext TEXT NOT NULL DEFAULT '',
-    first_chunk INTEGER NOT NULL DEFAULT 0
+    first_chunk INTEGER NOT NULL DEFAULT 0,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    text TEXT
 );
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -69,7 +72,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 #: bits for a document's chunk count when it travels packed with its first chunk id (a 2 MB document has ~5,000)
 _COUNT_BITS = 24
-_DOC_COLUMNS = "id, path, root, title, size, mtime, sha256, chunk_count"
+_DOC_COLUMNS = "id, path, root, title, size, mtime, sha256, chunk_count, metadata"
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class StoredDocument:
     mtime: float
     sha256: str
     chunk_count: int
+    metadata: str = "{}"  # as stored: JSON
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class ChunkRow:
     end_char: int
     start_line: int
     end_line: int
+    metadata: dict[str, Any]
 
 
 class Store:
@@ -124,24 +129,33 @@ class Store:
     def _migrate(self) -> None:
         """Bring an index written by an older searchbert up to this schema, in one transaction."""
         with self.transaction():
-            if int(self.get_meta("schema_version", "1")) >= SCHEMA_VERSION:
+            version = int(self.get_meta("schema_version", "1"))
+            if version >= SCHEMA_VERSION:
                 return  # another process migrated it while this one waited
-            for column, kind in (("relpath", "TEXT NOT NULL DEFAULT ''"), ("ext", "TEXT NOT NULL DEFAULT ''")):
-                self.execute(f"ALTER TABLE documents ADD COLUMN {column} {kind}")
-            self.execute("ALTER TABLE documents ADD COLUMN first_chunk INTEGER NOT NULL DEFAULT 0")
-            rows = self.execute("SELECT id, path, root FROM documents").fetchall()
-            self.conn.executemany(
-                "UPDATE documents SET relpath = ?, ext = ? WHERE id = ?",
-                [(relpath(path, root), extension(path), doc_id) for doc_id, path, root in rows],
-            )
-            self.execute(
-                "UPDATE documents SET first_chunk ="
-                " coalesce((SELECT min(id) FROM chunks WHERE document_id = documents.id), 0)"
-            )
-            for statement in _statements(_V2):  # executescript would commit the transaction half way
-                self.execute(statement)
-            self.set_meta("removed_since", str(self.generation))  # the log is complete from here on
+            if version < 2:
+                self._to_v2()
+            if version < 3:
+                # a record's metadata, and the whole text (for `get`); older documents' text is pieced from chunks
+                self.execute("ALTER TABLE documents ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'")
+                self.execute("ALTER TABLE documents ADD COLUMN text TEXT")
             self.set_meta("schema_version", str(SCHEMA_VERSION))
+
+    def _to_v2(self) -> None:
+        for column, kind in (("relpath", "TEXT NOT NULL DEFAULT ''"), ("ext", "TEXT NOT NULL DEFAULT ''")):
+            self.execute(f"ALTER TABLE documents ADD COLUMN {column} {kind}")
+        self.execute("ALTER TABLE documents ADD COLUMN first_chunk INTEGER NOT NULL DEFAULT 0")
+        rows = self.execute("SELECT id, path, root FROM documents").fetchall()
+        self.conn.executemany(
+            "UPDATE documents SET relpath = ?, ext = ? WHERE id = ?",
+            [(relpath(path, root), extension(path), doc_id) for doc_id, path, root in rows],
+        )
+        self.execute(
+            "UPDATE documents SET first_chunk ="
+            " coalesce((SELECT min(id) FROM chunks WHERE document_id = documents.id), 0)"
+        )
+        for statement in _statements(_V2):  # executescript would commit the transaction half way
+            self.execute(statement)
+        self.set_meta("removed_since", str(self.generation))  # the log is complete from here on
 
     @cached_property
     def db(self) -> sqlite_utils.Database:
@@ -213,6 +227,39 @@ class Store:
             [root, len(prefix), prefix],
         ).fetchall()
         return [StoredDocument(*row) for row in rows]
+
+    def records(self, ids: Sequence[str]) -> list[Document]:
+        """The stored documents with these ids (paths), in the order asked, unknown ids left out; the whole text
+        (pieced together from the chunks for a document stored before the text was kept)."""
+        out = []
+        for id_ in ids:
+            row = self.execute(
+                "SELECT id, path, root, title, size, mtime, format, metadata, text FROM documents WHERE path = ?",
+                [id_],
+            ).fetchone()
+            if row is None:
+                continue
+            text = row[8] if row[8] is not None else self._pieced(row[0])
+            out.append(Document(row[1], text, row[3], row[2], row[4], row[5], row[6], json.loads(row[7])))
+        return out
+
+    def _pieced(self, doc_id: int) -> str:
+        """A document's text from its chunks, which cover every character (overlapping) and record their spans."""
+        spans = self.execute(
+            "SELECT start_char, end_char, text FROM chunks WHERE document_id = ? ORDER BY start_char", [doc_id]
+        ).fetchall()
+        text, end = "", 0
+        for start, stop, chunk in spans:
+            if stop > end:
+                text += chunk[end - start :] if start < end else chunk
+                end = stop
+        return text
+
+    def set_metadata(self, doc_id: int, metadata: dict[str, Any]) -> None:
+        self.execute(
+            "UPDATE documents SET metadata = ? WHERE id = ?",
+            [json.dumps(metadata, ensure_ascii=False, sort_keys=True), doc_id],
+        )
 
     def roots(self) -> list[str]:
         """The folders files were indexed from (records added as data have none)."""
@@ -319,7 +366,7 @@ class Store:
         """Insert one document with its chunks and their vectors; returns the new chunk ids."""
         cur = self.execute(
             "INSERT INTO documents(path, root, title, format, size, mtime, sha256, chunk_count, indexed_at, relpath,"
-            " ext) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " ext, metadata, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 doc.path,
                 doc.root,
@@ -332,6 +379,8 @@ class Store:
                 now,
                 relpath(doc.path, doc.root),
                 extension(doc.path),
+                json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True),
+                doc.text,
             ],
         )
         doc_id = cur.lastrowid
@@ -370,11 +419,11 @@ class Store:
         for part in _batches(list(ids), 500):
             marks = ",".join("?" * len(part))
             rows = self.execute(
-                "SELECT c.id, d.path, d.title, c.ordinal, c.text, c.start_char, c.end_char, c.start_line, c.end_line"
-                f" FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})",
+                "SELECT c.id, d.path, d.title, c.ordinal, c.text, c.start_char, c.end_char, c.start_line, c.end_line,"
+                f" d.metadata FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})",
                 part,
             )
-            out.update((row[0], ChunkRow(*row)) for row in rows)
+            out.update((row[0], ChunkRow(*row[:-1], json.loads(row[-1]))) for row in rows)
         return out
 
     def vectors_of(self, chunk_ids: Sequence[int], dimension: int) -> tuple[np.ndarray, np.ndarray]:

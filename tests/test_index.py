@@ -75,7 +75,7 @@ def test_documents_from_data(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
     report = ix.add_documents([Document(path="d1", text="red apples", title="Apples"), Document("d2", "blue sky")])
     assert report.added == 2
     assert ix.search("apples", k=1)[0].path == "d1"
-    assert ix.add_documents([Document("d1", "red apples"), Document("d2", "grey sky")]).updated == 1
+    assert ix.add_documents([Document("d1", "red apples", title="Apples"), Document("d2", "grey sky")]).updated == 1
 
 
 def test_reopen_uses_saved_vectors_and_rebuilds_stale_ones(index: Index, fake_encoder: FakeEncoder) -> None:

@@ -1,0 +1,160 @@
+"""Records with ids and metadata (issue 11's core): stored, returned on hits and by get, upserted, deleted, filtered."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from searchbert import Document, Filters, Index
+from searchbert.errors import InvalidArgument
+
+from .conftest import FakeEncoder
+from .test_hardening import OverlapReranker
+
+RECORDS = [
+    Document("r1", "volcano lava flows downhill", title="Lava", metadata={"tag": "rare", "year": 2024}),
+    Document("r2", "volcano ash clouds travel far", metadata={"tag": "common", "year": 2025, "ok": True}),
+    Document("r3", "volcano eruption warning signs", metadata={"tag": "rare", "year": "2024", "tags": ["a", "b"]}),
+    Document("r4", "glacier ice moves slowly", metadata={"year": 2024.5, "none": None}),
+]
+
+
+@pytest.fixture
+def ix(tmp_path: Path) -> Index:
+    index = Index.create(tmp_path / "ix", encoder=FakeEncoder())
+    index.add_documents(RECORDS)
+    return index
+
+
+def test_metadata_comes_back_unchanged_on_hits_and_get(ix: Index) -> None:
+    hits = {h.path: h for h in ix.search("volcano glacier", k=4)}
+    assert {p: h.metadata for p, h in hits.items()} == {d.path: d.metadata for d in RECORDS}
+    got = ix.get(["r3", "nope", "r1"])
+    assert [(d.path, d.text, d.title, d.metadata) for d in got] == [
+        ("r3", RECORDS[2].text, "", RECORDS[2].metadata),
+        ("r1", RECORDS[0].text, "Lava", RECORDS[0].metadata),
+    ]
+
+
+def test_get_returns_the_whole_text_of_a_long_record(tmp_path: Path) -> None:
+    text = "\n\n".join(f"Paragraph {i}: the quick brown fox jumps over the lazy dog." for i in range(60))
+    index = Index.create(tmp_path / "ix", encoder=FakeEncoder(max_tokens=20))
+    index.add_documents([Document("long", text)])
+    assert index.count()["chunks"] > 10
+    assert index.get(["long"])[0].text == text
+
+
+def test_a_metadata_change_embeds_nothing_a_title_or_text_change_does(ix: Index) -> None:
+    enc = ix.encoder
+    enc.calls.clear()
+    report = ix.add_documents([Document("r1", RECORDS[0].text, title="Lava", metadata={"tag": "moved"})])
+    assert report.updated == 1 and enc.embedded == []
+    assert ix.get(["r1"])[0].metadata == {"tag": "moved"}
+    assert ix.search("lava", k=1, filters=Filters(metadata={"tag": "moved"}))[0].path == "r1"
+    enc.calls.clear()
+    ix.add_documents([Document("r1", RECORDS[0].text, title="Molten rock", metadata={"tag": "moved"})])
+    assert enc.embedded == ["Molten rock\nvolcano lava flows downhill"]
+
+
+def test_delete_removes_exact_ids_only(ix: Index, tmp_path: Path) -> None:
+    assert ix.delete(["r2", "unknown", "r"]) == 1
+    assert sorted(h.path for h in ix.search("volcano glacier", k=10)) == ["r1", "r3", "r4"]
+    assert ix.delete([]) == 0
+
+
+@pytest.mark.parametrize(
+    "metadata, expected",
+    [
+        ({"tag": "rare"}, {"r1", "r3"}),
+        ({"year": 2024}, {"r1"}),  # type-exact: not "2024", not 2024.5
+        ({"year": "2024"}, {"r3"}),
+        ({"year": 2024.5}, {"r4"}),
+        ({"year": [2024, 2025]}, {"r1", "r2"}),
+        ({"tag": "rare", "year": 2024}, {"r1"}),
+        ({"ok": True}, {"r2"}),
+        ({"none": None}, {"r4"}),
+        ({"missing": "x"}, set()),
+    ],
+)
+def test_metadata_filters_are_type_exact_lists_are_any_of_keys_are_anded(ix: Index, metadata, expected) -> None:
+    f = Filters(metadata=metadata)
+    for mode in ("dense", "bm25", "hybrid"):
+        hits = ix.search("volcano glacier lava ash eruption ice", k=4, mode=mode, filters=f)
+        assert {h.path for h in hits} == expected, mode
+    rows = ix.store.execute("SELECT path, root, mtime, metadata FROM documents").fetchall()
+    assert {p for p, r, m, md in rows if f.matches(p, r, m, json.loads(md))} == expected
+
+
+def test_a_metadata_filter_returns_k_whenever_k_match_with_rerank_too(tmp_path: Path) -> None:
+    docs = [Document(f"d{i}", f"volcano note {i}", metadata={"n": i % 50}) for i in range(500)]
+    index = Index.create(tmp_path / "ix", encoder=FakeEncoder())
+    index.add_documents(docs)
+    f = Filters(metadata={"n": [7, 8]})  # 20 of 500 documents
+    for mode in ("dense", "bm25", "hybrid"):
+        hits = index.search("volcano", k=15, mode=mode, filters=f)
+        assert len(hits) == 15 and all(h.metadata["n"] in (7, 8) for h in hits), mode
+    hits = index.search("volcano", k=15, filters=f, rerank=OverlapReranker(), candidates=5)
+    assert len(hits) == 15 and all(h.metadata["n"] in (7, 8) for h in hits)
+
+
+def test_unsupported_metadata_is_a_clear_error(ix: Index) -> None:
+    with pytest.raises(InvalidArgument, match="metadata 'nested'"):
+        ix.add_documents([Document("x", "text", metadata={"nested": {"a": 1}})])
+    with pytest.raises(InvalidArgument, match="only equality"):
+        Filters(metadata={"year": {"$gt": 2020}})
+
+
+def test_cli_where_and_json_metadata(ix: Index) -> None:
+    from searchbert.cli import main
+
+    ix.close()
+    run = CliRunner().invoke(
+        main,
+        [
+            "query",
+            "volcano",
+            "--index",
+            str(ix.path),
+            "--mode",
+            "bm25",
+            "--json",
+            "--where",
+            "year=2024",
+            "--where",
+            "year=2025",
+        ],  # bm25: the CLI cannot load the test's fake model
+    )
+    assert run.exit_code == 0, run.output
+    hits = json.loads(run.output)
+    assert {h["path"]: h["metadata"]["year"] for h in hits} == {"r1": 2024, "r2": 2025}
+    text = CliRunner().invoke(
+        main, ["query", "volcano", "--index", str(ix.path), "--mode", "bm25", "--where", 'year="2024"']
+    )
+    assert "r3" in text.output and "r1" not in text.output
+    bad = CliRunner().invoke(main, ["query", "volcano", "--index", str(ix.path), "--where", "year"])
+    assert bad.exit_code == 2 and "KEY=VALUE" in bad.output
+
+
+def test_an_index_of_the_previous_schema_gains_metadata_and_get(tmp_path: Path) -> None:
+    index = Index.create(tmp_path / "ix", encoder=FakeEncoder(max_tokens=20))
+    text = "\n\n".join(f"Line {i} about volcanoes and their ash." for i in range(30))
+    index.add_documents([Document("old", text)])
+    index.close()
+    con = sqlite3.connect(tmp_path / "ix" / "index.db")  # back to schema 2, as the last landing wrote it
+    con.executescript(
+        "ALTER TABLE documents DROP COLUMN metadata; ALTER TABLE documents DROP COLUMN text;"
+        "UPDATE meta SET value = '2' WHERE key = 'schema_version';"
+    )
+    con.close()
+    with Index.open(tmp_path / "ix", encoder=FakeEncoder(max_tokens=20)) as again:
+        assert again.store.get_meta("schema_version") == "3"
+        [doc] = again.get(["old"])
+        assert doc.text == text and doc.metadata == {}  # pieced together from the chunks
+        again.add_documents([Document("old", text, metadata={"tag": "kept"})])
+        assert again.search("volcano", k=1)[0].metadata == {"tag": "kept"}
+        assert np.isfinite(again.search("ash", k=1)[0].score)
