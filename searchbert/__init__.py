@@ -16,6 +16,7 @@ __all__ = [
     "Chunk",
     "Document",
     "Filters",
+    "FunctionEncoder",
     "Hit",
     "Index",
     "IndexReport",
@@ -31,4 +32,8 @@ def __getattr__(name: str) -> Any:
         from .index import Index
 
         return Index
+    if name == "FunctionEncoder":
+        from .encoders import FunctionEncoder
+
+        return FunctionEncoder
     raise AttributeError(f"module 'searchbert' has no attribute {name!r}")

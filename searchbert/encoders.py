@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_WORD = re.compile(r"\S+")
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 
 
@@ -208,3 +210,61 @@ class SentenceTransformerEncoder(LocalBiEncoder):
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class FunctionEncoder:
+    """An Encoder around your own embedding function (a LangChain `Embeddings.embed_documents`, an API client, any
+    callable from a list of texts to one vector per text).
+
+    An index records it by `name` and `dimension`, and refuses another. Chunks are cut by words (`max_tokens` words
+    a chunk), since searchbert does not know the function's tokenizer; vectors are L2-normalized here, so inner
+    product is cosine whatever the function returns.
+    """
+
+    def __init__(
+        self,
+        embed: Callable[[list[str]], Any],
+        *,
+        name: str,
+        dimension: int,
+        max_tokens: int = 200,
+        embed_queries: Callable[[list[str]], Any] | None = None,
+    ) -> None:
+        if not name or dimension <= 0 or max_tokens < 16:
+            from .errors import InvalidArgument
+
+            raise InvalidArgument("a FunctionEncoder needs a name, a positive dimension and max_tokens >= 16")
+        self.model_id, self.max_tokens, self._dimension = name, max_tokens, dimension
+        self._embed, self._embed_queries = embed, embed_queries or embed
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "id": self.model_id,
+            "dimension": self._dimension,
+            "pooling": "function",
+            "normalized": True,
+            "max_tokens": self.max_tokens,
+        }
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Words stand in for the function's tokens when chunks are cut."""
+        return [m.span() for m in _WORD.finditer(text)]
+
+    def encode(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
+        return self._call(self._embed, texts)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._call(self._embed_queries, texts)
+
+    def _call(self, function: Callable[[list[str]], Any], texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        vectors = checked(function(list(texts)), len(texts), self._dimension, self.model_id)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.clip(norms, 1e-12, None)

@@ -203,6 +203,14 @@ class Index:
         if self._encoder is None:
             from .onnx_encoder import encoder_for
 
+            if self.manifest.model.get("pooling") == "function":
+                from .errors import ModelNotAvailable
+
+                raise ModelNotAvailable(
+                    f"{self.path} was built with your embedding function {self.manifest.model_id!r}: open it with "
+                    "Index.open(path, encoder=FunctionEncoder(...)) (or search it with mode='bm25')"
+                )
+
             enc = encoder_for(self.manifest.model)
             if enc.max_tokens != self.manifest.model.get("max_tokens"):
                 raise IncompatibleIndex(f"model {self.manifest.model_id} no longer matches the index: pass --rebuild")

@@ -158,3 +158,43 @@ def test_an_index_of_the_previous_schema_gains_metadata_and_get(tmp_path: Path) 
         again.add_documents([Document("old", text, metadata={"tag": "kept"})])
         assert again.search("volcano", k=1)[0].metadata == {"tag": "kept"}
         assert np.isfinite(again.search("ash", k=1)[0].score)
+
+
+def _bag_of_letters(texts: list[str]) -> list[list[float]]:
+    """A stand-in for someone's embedding function: returns plain Python lists, not normalized."""
+    return [[float(t.lower().count(c)) + 0.01 for c in "abcdefghijklmnopqrstuvwxyz"] for t in texts]
+
+
+def test_your_own_embedding_function_is_recorded_and_a_different_one_refused(tmp_path: Path) -> None:
+    from searchbert import FunctionEncoder
+    from searchbert.errors import IncompatibleIndex, ModelNotAvailable
+
+    calls: list[list[str]] = []
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        calls.append(texts)
+        return _bag_of_letters(texts)
+
+    enc = FunctionEncoder(embed, name="letters-v1", dimension=26, max_tokens=16)
+    index = Index.create(tmp_path / "ix", encoder=enc)
+    long = " ".join(f"word{i}" for i in range(40))  # 40 words: cut into chunks of at most 16
+    index.add_documents([Document("zz", "zzz buzz fizz"), Document("aa", "banana salad"), Document("long", long)])
+    assert index.count()["chunks"] >= 5 and all(len(t.split()) <= 16 for t in calls[0])
+    hits = index.search("pizza jazz", k=1)
+    assert hits[0].path == "zz"
+    assert np.isclose(np.linalg.norm(enc.encode(["abc"])), 1.0)
+    index.close()
+    manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
+    assert manifest["model"]["id"] == "letters-v1" and manifest["model"]["dimension"] == 26
+    assert Index.open(tmp_path / "ix", encoder=enc).search("banana", k=1)[0].path == "aa"
+    with pytest.raises(IncompatibleIndex):
+        Index.open(tmp_path / "ix", encoder=FunctionEncoder(embed, name="letters-v2", dimension=26, max_tokens=16))
+    with pytest.raises(IncompatibleIndex):
+        Index.open(tmp_path / "ix", encoder=FunctionEncoder(embed, name="letters-v1", dimension=25, max_tokens=16))
+    bare = Index.open(tmp_path / "ix")
+    assert bare.search("banana", k=1, mode="bm25")[0].path == "aa"  # BM25 needs no model
+    with pytest.raises(ModelNotAvailable, match="FunctionEncoder"):
+        bare.search("banana", k=1)
+    wrong = FunctionEncoder(lambda texts: [[1.0, 2.0]] * len(texts), name="letters-v1", dimension=26, max_tokens=16)
+    with pytest.raises(IncompatibleIndex, match="shape"):
+        Index.open(tmp_path / "ix", encoder=wrong).search("banana", k=1)
