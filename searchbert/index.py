@@ -350,10 +350,22 @@ class Index:
             add_documents(writer, documents)
         return writer.report(started)
 
-    def get(self, ids: Iterable[str]) -> list[Document]:
+    def get(
+        self, ids: Iterable[str], *, start_line: int | None = None, end_line: int | None = None
+    ) -> list[Document]:
         """The stored documents with these ids (a record's id or a file's path), whole text and metadata included, in
-        the order asked; unknown ids are left out."""
-        return self.store.records([str(i) for i in ids])
+        the order asked; unknown ids are left out. start_line / end_line (1-based, inclusive) cut each text to those
+        lines, as hits number them."""
+        if isinstance(ids, str):
+            raise InvalidArgument("get takes a list of ids")
+        docs = self.store.records([str(i) for i in ids])
+        if start_line is None and end_line is None:
+            return docs
+        first, last = (start_line or 1) - 1, end_line
+        if first < 0 or (last is not None and last < first + 1):
+            raise InvalidArgument(f"no such line range: {start_line}-{end_line}")
+        # lines end at "\n" only, as chunking counts them
+        return [replace(d, text="".join(_lines(d.text)[first:last])) for d in docs]
 
     def delete(self, ids: Iterable[str]) -> int:
         """Remove documents by their exact ids (no path resolution); unknown ids are no error. Returns how many went."""
@@ -437,6 +449,12 @@ def _reranker(rerank: Reranker | str | bool | None) -> Reranker | None:
     if isinstance(rerank, str):
         return CrossEncoderReranker(rerank)
     return rerank
+
+
+def _lines(text: str) -> list[str]:
+    """text's lines, each with its "\n": lines end there only, as chunking numbers them."""
+    parts = text.split("\n")
+    return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
 def _lexical_settings(asked: dict[str, float] | None, base: dict[str, float] | None = None) -> dict[str, float]:

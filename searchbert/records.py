@@ -77,6 +77,10 @@ class Hit:
     fused_score: float | None = None
     #: the document's metadata, as it was stored
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: with SearchOptions.context = N: the passage from N chunks before this one to N after, each character once
+    context: str | None = None
+    context_start_line: int | None = None
+    context_end_line: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The hit as plain JSON-ready data."""
@@ -198,10 +202,14 @@ class SearchOptions:
     candidates: int = 50
     filters: Filters | None = None
     min_score: float | None = None
+    #: chunks each side of a hit's own to return with it as `Hit.context` (0: none)
+    context: int = 0
 
     def __post_init__(self) -> None:
         from .errors import InvalidArgument
 
+        if not isinstance(self.context, int) or self.context < 0:
+            raise InvalidArgument(f"context must be 0 or more chunks, got {self.context}")
         if not isinstance(self.k, int) or self.k <= 0:
             raise InvalidArgument(f"k must be a positive number, got {self.k}")
         if self.mode not in MODES:

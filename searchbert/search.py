@@ -215,7 +215,18 @@ def search(
             ranked[q] = _rerank(reranker, query, [e for e in pools[q] if e.chunk_id in texts], texts)
             if not chunks:
                 ranked[q] = _best_per_document(ranked[q], doc_of)
-    return _hits(store, [[e for e in r if min_score is None or e.score >= min_score][:k] for r in ranked])
+    hits = _hits(store, [[e for e in r if min_score is None or e.score >= min_score][:k] for r in ranked])
+    if options.context:
+        hits = [[_with_context(store, h, options.context) for h in row] for row in hits]
+    return hits
+
+
+def _with_context(store: Store, hit: Hit, n: int) -> Hit:
+    found = store.around(hit.chunk_id, n)
+    if found is None:
+        return hit
+    text, first, last = found
+    return replace(hit, context=text, context_start_line=first, context_end_line=last)
 
 
 def _hits(store: Store, ranked: list[list[_Scored]]) -> list[list[Hit]]:

@@ -243,6 +243,20 @@ class Store:
             out.append(Document(row[1], text, row[3], row[2], row[4], row[5], row[6], json.loads(row[7])))
         return out
 
+    def around(self, chunk_id: int, n: int) -> tuple[str, int, int] | None:
+        """The text from n chunks before a chunk to n after it (overlaps once), with its first and last line."""
+        row = self.execute(
+            "SELECT min(c.start_char), max(c.end_char), min(c.start_line), max(c.end_line), c.document_id"
+            " FROM chunks c JOIN chunks me ON me.id = ? AND c.document_id = me.document_id"
+            " AND c.ordinal BETWEEN me.ordinal - ? AND me.ordinal + ?",
+            [chunk_id, n, n],
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        stored = self.execute("SELECT text FROM documents WHERE id = ?", [row[4]]).fetchone()
+        text = stored[0] if stored and stored[0] is not None else self._pieced(row[4])
+        return text[row[0] : row[1]], row[2], row[3]
+
     def _pieced(self, doc_id: int) -> str:
         """A document's text from its chunks, which cover every character (overlapping) and record their spans."""
         spans = self.execute(

@@ -198,3 +198,30 @@ def test_your_own_embedding_function_is_recorded_and_a_different_one_refused(tmp
     wrong = FunctionEncoder(lambda texts: [[1.0, 2.0]] * len(texts), name="letters-v1", dimension=26, max_tokens=16)
     with pytest.raises(IncompatibleIndex, match="shape"):
         Index.open(tmp_path / "ix", encoder=wrong).search("banana", k=1)
+
+
+def test_hits_carry_their_neighbours_and_get_cuts_a_line_range(tmp_path: Path) -> None:
+    from searchbert import SearchOptions
+
+    text = "\n".join(
+        f"Line {i}: {'volcano ' if i == 20 else ''}notes about rocks and minerals, part {i}." for i in range(40)
+    )
+    index = Index.create(tmp_path / "ix", encoder=FakeEncoder(max_tokens=24))
+    index.add_documents([Document("rocks", text)])
+    plain = index.search("volcano", k=1, chunks=True, mode="bm25")[0]
+    assert plain.context is None
+    hit = index.search("volcano", options=SearchOptions(k=1, chunks=True, mode="bm25", context=1))[0]
+    rows = index.store.execute("SELECT ordinal, start_char, end_char FROM chunks ORDER BY ordinal").fetchall()
+    own = next(r for r in rows if r[1] == hit.start_char)
+    neighbours = [r for r in rows if abs(r[0] - own[0]) <= 1]
+    assert len(neighbours) == 3
+    assert hit.context == text[neighbours[0][1] : neighbours[-1][2]]  # one passage: the overlaps appear once
+    assert hit.text in hit.context and len(hit.context) > len(hit.text)
+    assert hit.context_start_line < hit.start_line <= hit.end_line < hit.context_end_line
+    [span] = index.get(["rocks"], start_line=hit.context_start_line, end_line=hit.context_end_line)
+    assert span.text.strip() == "\n".join(text.split("\n")[hit.context_start_line - 1 : hit.context_end_line])
+    assert index.get(["rocks"], start_line=3, end_line=3)[0].text == "Line 2: notes about rocks and minerals, part 2.\n"
+    with pytest.raises(InvalidArgument):
+        index.get(["rocks"], start_line=5, end_line=2)
+    with pytest.raises(InvalidArgument):
+        SearchOptions(context=-1)
