@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .index import VECTORS, VECTORS_STATE, Index, locate_index
-from .live import standing
-from .vectors import FaissFlatIndex
+from .index import Index, locate_index
 
 #: documents whose stored chunks are not the ones they were committed with
 _HALF_STORED = (
@@ -59,21 +56,17 @@ def _check(index: Index) -> tuple[list[str], str]:
         problems.append(f"{len(stored_ids - set(vector_ids))} chunks have no vector")
     if set(vector_ids) - stored_ids:
         problems.append(f"{len(set(vector_ids) - stored_ids)} vectors belong to no chunk")
-    try:
-        FaissFlatIndex.load(index.path / VECTORS, index.manifest.dimension)
-        state = json.loads((index.path / VECTORS_STATE).read_text())
-        built = state.get("built", {"type": "flat"})
+    live = index.vectors  # it has read the saved file already: what it found is the file's state
+    if not live.trusted:
+        vector_file = f"{live.problem}: read from the database on open (--repair rewrites it)"
+    else:
+        built = live.built
         kind = built["type"] + (f" ({built['factory']})" if "factory" in built else "")
         knob = next((k for k in ("nprobe", "ef_search") if k in built), None)
         if knob and "recall_estimate" in built:
             kind += f", {knob} {built[knob]}: estimated recall@10 {built['recall_estimate']}"
-        behind = store.generation - int(state.get("generation", -1))
-        if standing(int(state.get("generation", -1)), store) == "stale" or not index.vectors.trusted:
-            vector_file = f"{kind}, too old to catch up: read from the database on open (--repair rewrites it)"
-        else:
-            vector_file = f"{kind}, " + ("current" if not behind else f"{behind} commits behind (caught up on open)")
-    except (OSError, ValueError, RuntimeError):
-        vector_file = "missing or unreadable: rebuilt from the database on open (--repair rewrites it)"
+        behind = store.generation - live.saved_generation
+        vector_file = f"{kind}, " + ("current" if not behind else f"{behind} commits behind (caught up on open)")
     return problems, vector_file
 
 

@@ -201,8 +201,6 @@ class Index:
     def encoder(self) -> Encoder:
         """The index's own model, loaded on first use."""
         if self._encoder is None:
-            from .onnx_encoder import encoder_for
-
             if self.manifest.model.get("pooling") == "function":
                 from .errors import ModelNotAvailable
 
@@ -210,6 +208,7 @@ class Index:
                     f"{self.path} was built with your embedding function {self.manifest.model_id!r}: open it with "
                     "Index.open(path, encoder=FunctionEncoder(...)) (or search it with mode='bm25')"
                 )
+            from .onnx_encoder import encoder_for
 
             enc = encoder_for(self.manifest.model)
             if enc.max_tokens != self.manifest.model.get("max_tokens"):
@@ -244,12 +243,14 @@ class Index:
             retriever, saved = None, -1
         if retriever is not None and standing(saved, self.store) == "current":
             self._lexical, self._lexical_generation = retriever, generation
-        elif retriever is not None and self.store.counts()["chunks"] > BM25_REBUILD_MAX:
+            return
+        chunks = self.store.counts()["chunks"]
+        if retriever is not None and chunks > BM25_REBUILD_MAX:
             # a long write is under way: rebuilding here would cost minutes per commit; chunks removed since are
             # dropped from its results by search, new ones wait for the writer's save
             self._lexical, self._lexical_generation = retriever, generation
         else:
-            if retriever is None and generation > 0 and self.store.counts()["chunks"]:
+            if retriever is None and generation > 0 and chunks:
                 log.warning(
                     "the BM25 index of %s is missing or unreadable: rebuilt in memory; "
                     "run `searchbert status --repair` to save it",

@@ -72,6 +72,9 @@ class LiveVectors:
         self._seen = -1  # the store generation caught up with
         self.built: dict[str, Any] = {"type": "flat"}
         self.trusted = True
+        #: why the saved file is not used (None when it is), and the generation it holds
+        self.problem: str | None = None
+        self.saved_generation = -1
         self._reset(FaissFlatIndex(dimension), -1)
         self.refresh()
 
@@ -90,18 +93,18 @@ class LiveVectors:
         """Map the saved file if it can be trusted; else start empty, so every vector comes from SQLite."""
         state, key = read_state(self.folder), _file_key(self.folder)
         self._key = key
-        reason = ""
+        reason, self.problem = "", "missing or unreadable"
         if state is None:
             reason = "the vector file is missing or unreadable"
         elif standing(int(state["generation"]), self.store) == "stale":
-            reason = "the vector file is older than the database's change log"
+            reason, self.problem = "the vector file is older than the database's change log", "too old to catch up"
         else:
             try:
                 base = FaissFlatIndex.load(self.folder / VECTORS, self.dimension, mmap=True)
                 base.tune(state.get("built", {}))
-                self.built = state.get("built", {"type": "flat"})
-                self.trusted = True
-                self._reset(base, int(state["generation"]))
+                self.built, self.saved_generation = state.get("built", {"type": "flat"}), int(state["generation"])
+                self.trusted, self.problem = True, None
+                self._reset(base, self.saved_generation)
                 return
             except (OSError, RuntimeError, ValueError) as exc:
                 reason = f"the vector file cannot be read ({str(exc).strip().splitlines()[-1][:200]})"
@@ -236,8 +239,11 @@ def _built(store: Store, dimension: int, built: dict[str, Any]) -> FaissFlatInde
         for ids, vectors in store.all_vectors(dimension):
             index.add(ids, vectors)
         return index
-    parts = list(store.all_vectors(dimension))
-    ids = np.concatenate([p[0] for p in parts])
-    matrix = np.vstack([p[1] for p in parts])
-    del parts
-    return build(built, dimension, ids, matrix)
+    # filled in place: a list of parts stacked afterwards would hold every vector twice
+    count = store.counts()["chunks"]
+    ids, matrix = np.empty(count, dtype=np.int64), np.empty((count, dimension), dtype=np.float32)
+    filled = 0
+    for part_ids, part in store.all_vectors(dimension):
+        ids[filled : filled + len(part_ids)], matrix[filled : filled + len(part_ids)] = part_ids, part
+        filled += len(part_ids)
+    return build(built, dimension, ids[:filled], matrix[:filled])

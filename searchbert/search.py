@@ -87,14 +87,6 @@ def allowed_chunks(store: Store, filters: Filters, size: int) -> Allowed:
     return Allowed(count, share, where, tuple(params), selection)
 
 
-def _dense(
-    use: Retrievers, queries: np.ndarray, depth: int, allowed: Selection | None
-) -> list[list[tuple[int, float]]]:
-    """Nearest chunks, filtered inside the vector index; a compressed index's shortlist is re-scored with the
-    vectors stored in SQLite."""
-    return use.vectors().nearest(queries, depth, allowed, lambda ids: use.store.vectors_of(ids, use.dimension))
-
-
 def _rank_lists(
     dense: list[tuple[int, float]], bm25: list[tuple[int, float]], doc_of: dict[int, int], by_document: bool
 ) -> tuple[dict[object, _Scored], list[object], list[object]]:
@@ -175,8 +167,11 @@ def search(
     k, mode, chunks, candidates = options.k, options.mode, options.chunks, options.candidates
     filters, min_score = options.filters, options.min_score
     store = use.store
-    # what the retrievers hold (bm25 mode never loads the vector index); counting SQLite's rows would cost a scan
-    size = len(use.lexical() if mode == "bm25" else use.vectors())
+    # each retriever caught up once for the whole search; bm25 mode never maps the vector file, dense never loads BM25
+    vectors = use.vectors() if mode != "bm25" else None
+    lexical = use.lexical() if mode != "dense" else None
+    # what the retrievers hold; counting SQLite's rows would cost a scan
+    size = len(lexical if vectors is None else vectors)  # type: ignore[arg-type]
     allowed = allowed_chunks(store, filters, size) if filters else None
     total = allowed.count if allowed is not None else size
     if total == 0:
@@ -187,6 +182,10 @@ def search(
         raw = use.encoder().encode_queries(list(queries))
         query_vectors = checked(raw, len(queries), use.dimension, use.model_id)
     depth = max(k * (1 if chunks else OVERFETCH), candidates if reranker else 0)
+
+    def vectors_of(ids: list[int]) -> tuple[np.ndarray, np.ndarray]:  # a compressed index's shortlist is re-scored
+        return store.vectors_of(ids, use.dimension)
+
     ranked: list[list[_Scored]] = [[] for _ in queries]
     doc_of: dict[int, int] = {}
     todo = list(range(len(queries)))
@@ -194,13 +193,18 @@ def search(
         depth = min(depth, total)
         # a wide filter is checked afterwards: fetch deep enough that about `depth` of the results pass it
         fetch = depth if allowed is None or inside is not None else min(size, math.ceil(depth / allowed.share))
-        dense = _dense(use, query_vectors[todo], fetch, inside) if query_vectors is not None else None
-        bm25 = use.lexical().search_many([queries[q] for q in todo], fetch, inside) if mode != "dense" else None
+        dense = None
+        if vectors is not None and query_vectors is not None:
+            dense = vectors.nearest(query_vectors[todo], fetch, inside, vectors_of)
+        bm25 = lexical.search_many([queries[q] for q in todo], fetch, inside) if lexical is not None else None
         lists = [(dense[i] if dense else [], bm25[i] if bm25 else []) for i in range(len(todo))]
-        if allowed is not None and inside is None:
-            passing = store.passing({c for pair in lists for hits in pair for c, _ in hits}, allowed)
+        found_ids = {c for pair in lists for hits in pair for c, _ in hits}
+        if allowed is not None and inside is None:  # one lookup maps the chunks and drops those the filter rejects
+            passing = store.document_ids(found_ids, (allowed.where, allowed.params))
             lists = [tuple([h for h in hits if h[0] in passing][:depth] for hits in pair) for pair in lists]
-        doc_of.update(store.document_ids({c for pair in lists for hits in pair for c, _ in hits}))
+            doc_of.update(passing)
+        else:
+            doc_of.update(store.document_ids(found_ids))
         still = []
         for q, (d, b) in zip(todo, lists):
             ranked[q] = _combine(mode, d, b, doc_of, by_document=not chunks and reranker is None)

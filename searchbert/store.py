@@ -231,17 +231,18 @@ class Store:
     def records(self, ids: Sequence[str]) -> list[Document]:
         """The stored documents with these ids (paths), in the order asked, unknown ids left out; the whole text
         (pieced together from the chunks for a document stored before the text was kept)."""
-        out = []
-        for id_ in ids:
-            row = self.execute(
-                "SELECT id, path, root, title, size, mtime, format, metadata, text FROM documents WHERE path = ?",
-                [id_],
-            ).fetchone()
-            if row is None:
-                continue
-            text = row[8] if row[8] is not None else self._pieced(row[0])
-            out.append(Document(row[1], text, row[3], row[2], row[4], row[5], row[6], json.loads(row[7])))
-        return out
+        found: dict[str, Document] = {}
+        for part in _batches(list(ids), 500):
+            marks = ",".join("?" * len(part))
+            rows = self.execute(
+                "SELECT id, path, root, title, size, mtime, format, metadata, text FROM documents"
+                f" WHERE path IN ({marks})",
+                part,
+            )
+            for row in rows.fetchall():
+                text = row[8] if row[8] is not None else self._pieced(row[0])
+                found[row[1]] = Document(row[1], text, row[3], row[2], row[4], row[5], row[6], json.loads(row[7]))
+        return [found[i] for i in ids if i in found]
 
     def around(self, chunk_id: int, n: int) -> tuple[str, int, int] | None:
         """The text from n chunks before a chunk to n after it (overlaps once), with its first and last line."""
@@ -344,19 +345,6 @@ class Store:
                 self.execute("DELETE FROM removed_chunks WHERE generation <= ?", [up_to])
                 self.set_meta("removed_since", str(up_to))
 
-    def passing(self, chunk_ids: Iterable[int], condition: Any) -> set[int]:
-        """Which of these chunks belong to documents meeting `condition` (its `where` and `params`, as SQL)."""
-        out: set[int] = set()
-        for part in _batches(list(chunk_ids), 500):
-            marks = ",".join("?" * len(part))
-            rows = self.execute(
-                f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id"
-                f" WHERE c.id IN ({marks}) AND ({condition.where})",
-                [*part, *condition.params],
-            )
-            out.update(r[0] for r in rows)
-        return out
-
     def vectors_after(self, chunk_id: int, dimension: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of every chunk with a larger id (ids only grow: these were committed later)."""
         rows = self.execute("SELECT id, vector FROM chunks WHERE id > ? ORDER BY id", [chunk_id]).fetchall()
@@ -419,12 +407,21 @@ class Store:
             self.execute("UPDATE documents SET first_chunk = ? WHERE id = ?", [ids[0], doc_id])
         return ids
 
-    def document_ids(self, chunk_ids: Iterable[int]) -> dict[int, int]:
-        """chunk id -> document id."""
+    def document_ids(
+        self, chunk_ids: Iterable[int], where: tuple[str, Sequence[Any]] | None = None
+    ) -> dict[int, int]:
+        """chunk id -> document id; with `where` (an SQL condition on documents and its parameters), only for the
+        chunks whose document meets it."""
+        condition, params = where or ("1", ())
         out: dict[int, int] = {}
-        for part in _batches(list(chunk_ids), 900):
+        for part in _batches(list(chunk_ids), 500):
             marks = ",".join("?" * len(part))
-            out.update(self.execute(f"SELECT id, document_id FROM chunks WHERE id IN ({marks})", part).fetchall())
+            rows = self.execute(
+                f"SELECT c.id, c.document_id FROM chunks c JOIN documents d ON d.id = c.document_id"
+                f" WHERE c.id IN ({marks}) AND ({condition})",
+                [*part, *params],
+            )
+            out.update(rows.fetchall())
         return out
 
     def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRow]:

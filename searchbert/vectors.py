@@ -141,7 +141,11 @@ def nearest(
     index: VectorIndex, queries: np.ndarray, k: int, allowed: Selection | None = None
 ) -> list[list[tuple[int, float]]]:
     """search() as lists of (id, score) per query, padding dropped."""
-    scores, ids = index.search(queries, k, allowed)
+    return _pairs(*index.search(queries, k, allowed))
+
+
+def _pairs(scores: np.ndarray, ids: np.ndarray) -> list[list[tuple[int, float]]]:
+    """(scores, ids) rows as (id, score) lists, the -1 padding dropped."""
     return [[(int(i), float(s)) for i, s in zip(id_row, score_row) if i >= 0] for id_row, score_row in zip(ids, scores)]
 
 
@@ -218,11 +222,9 @@ class FaissFlatIndex:
         """The k nearest per query as (id, score) lists; compressed codes shortlist RESCORE * k candidates, which
         `vectors_of` (ids -> (ids, exact vectors)) re-scores. `probe` overrides nprobe / efSearch (calibration)."""
         if not self.compressed or vectors_of is None:
-            scores, ids = self.search(queries, k, allowed, probe=probe)
-        else:
-            _, candidates = self.search(queries, k * RESCORE, allowed, probe=probe)
-            return rescore(_as_vectors(queries, self.dimension), candidates, vectors_of, k)
-        return [[(int(i), float(s)) for i, s in zip(r, d) if i >= 0] for r, d in zip(ids, scores)]
+            return _pairs(*self.search(queries, k, allowed, probe=probe))
+        _, candidates = self.search(queries, k * RESCORE, allowed, probe=probe)
+        return rescore(_as_vectors(queries, self.dimension), candidates, vectors_of, k)
 
     def tune(self, settings: dict[str, object]) -> None:
         """Apply search-time settings (nprobe, efSearch, the filtered table) recorded with the index."""
