@@ -12,14 +12,12 @@ Writes benchmarks/results/bm25_params.md and prints it.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATASETS, REPO
+from common import DATASETS, REPO, Report
 
 SETTINGS = {"lucene": (1.2, 0.75), "bm25s": (1.5, 0.75), "anserini": (0.9, 0.4)}
 
@@ -55,18 +53,15 @@ def main() -> None:
             *rows,
         ]
     )
-    text = (
-        "# BM25 parameters\n\n"
-        f"`{' '.join(['.venv/bin/python', *sys.argv])}` on {time.strftime('%Y-%m-%d')}, {platform.machine()}, "
-        f"Python {platform.python_version()}. `searchbert eval --mode bm25` (bm25s, Lucene's formula, English "
-        "stopwords, Snowball stemmer, title + text per document), test splits, metrics x100.\n\n"
-        f"{table}\n\nBest mean nDCG@10: **{best}** (k1={SETTINGS[best][0]}, b={SETTINGS[best][1]}). "
-        f"searchbert's default now: k1={K1}, b={B}.\n"
+    report = Report(args.out.stem, "BM25 parameters")
+    report.path = args.out
+    report.line(
+        "`searchbert eval --mode bm25` (bm25s, Lucene's formula, English stopwords, Snowball stemmer, title + text "
+        f"per document), test splits, metrics x100.\n\n{table}\n\n"
+        f"Best mean nDCG@10: **{best}** (k1={SETTINGS[best][0]}, b={SETTINGS[best][1]}). "
+        f"searchbert's default now: k1={K1}, b={B}."
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
-
+    report.save()
 
 if __name__ == "__main__":
     main()

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO
+from common import REPO, Report
 from vector_scale import clustered
 
 DIM, K = 384, 10
@@ -212,23 +210,17 @@ def main() -> None:
                 f"| {how} | {result['seconds']:.0f} | {result['peak_mb']:,.0f} | {result['peak_mb'] / vectors_mb:.2f} |"
             )
             print(memory[-1], flush=True)
-    text = (
-        "# Filtered search and updates at a million chunks\n\n"
-        f"`{' '.join(['.venv/bin/python', *sys.argv])}` on {time.strftime('%Y-%m-%d')}, {platform.machine()}, "
-        f"{len(os.sched_getaffinity(0))} cores. {args.docs:,} documents x {args.chunks_per_doc} chunks = {n:,} "
-        f"chunks of clustered {DIM}-d vectors; {args.queries} queries, one at a "
-        "time through `Index.search(..., chunks=True)`, k=10. Recall@10 is within the filter, against an exact scan "
-        "of the allowed vectors.\n\n"
+    report = Report("filtered_search", "Filtered search and updates at a million chunks")
+    report.line(
+        f"{args.docs:,} documents x {args.chunks_per_doc} chunks = {n:,} chunks of clustered {DIM}-d vectors; "
+        f"{args.queries} queries, one at a time through `Index.search(..., chunks=True)`, k=10. Recall@10 is within "
+        "the filter, against an exact scan of the allowed vectors.\n\n"
         "| index | filter | share of chunks | median ms/query | x unfiltered | recall@10 |\n|---|---|---|---|---|---|\n"
         + "\n".join(lines)
         + f"\n\nOne-file update of the IVF index (one document replaced; vectors: {vectors_mb:,.0f} MiB):\n\n"
-        "| how | seconds | peak memory MiB | x vectors' size |\n|---|---|---|---|\n" + "\n".join(memory) + "\n"
+        "| how | seconds | peak memory MiB | x vectors' size |\n|---|---|---|---|\n" + "\n".join(memory)
     )
-    out = REPO / "benchmarks" / "results" / "filtered_search.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(text)
-
+    report.save()
 
 if __name__ == "__main__":
     main()

@@ -12,15 +12,13 @@ Writes benchmarks/results/html_chunks.md and prints it. The default folder is De
 
 from __future__ import annotations
 
-import platform
 import re
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO
+from common import Report
 
 DEFAULT = Path("/usr/share/doc/python3.11/html")
 
@@ -67,9 +65,8 @@ def main() -> None:
             if page.name == "bugs.html" and chunks:
                 example[label] = " ".join(chunks[0].text.split())[:300]
     (cb, tb), (cn, tn) = totals["before"], totals["now"]
-    text = (
-        "# HTML: the page without its chrome\n\n"
-        f"`{' '.join(['.venv/bin/python', *sys.argv])}` on {time.strftime('%Y-%m-%d')}, {platform.machine()}: "
+    report = Report("html_chunks", "HTML: the page without its chrome")
+    report.line(
         f"{len(pages)} pages under {folder}, chunked for all-MiniLM-L6-v2 (254 word pieces, title prefix).\n\n"
         "| reader | chunks | word pieces embedded |\n|---|---|---|\n"
         f"| before (all of <body>) | {cb} | {tb} |\n| now (main content) | {cn} | {tn} |\n"
@@ -77,11 +74,7 @@ def main() -> None:
         "First chunk of bugs.html:\n\n"
         + "".join(f"- {label}: {example.get(label, '')!r}\n" for label in ("before", "now"))
     )
-    out = REPO / "benchmarks" / "results" / "html_chunks.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(text)
-
+    report.save()
 
 if __name__ == "__main__":
     main()

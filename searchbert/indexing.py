@@ -24,7 +24,7 @@ from .encoders import checked
 from .errors import DocumentError
 from .loaders import Discovery, read_bytes, read_document
 from .manifest import now_iso
-from .records import Chunk, Document, IndexReport
+from .records import Chunk, Document, IndexReport, check_metadata
 
 if TYPE_CHECKING:
     import numpy as np
@@ -85,10 +85,6 @@ class Writer:
     in_flight: _Embedding | None = None
     _pool: ThreadPoolExecutor | None = None
     _stopping: bool = False
-
-    @property
-    def _model(self) -> str:
-        return self.index.manifest.model_id
 
     def offer(self, doc: Document, sha256: str, replaces: int | None) -> None:
         """Chunk a new or changed document and queue it; hands the batch on to be embedded when it is full."""
@@ -162,7 +158,7 @@ class Writer:
                 raise CancelledError
             part = [texts[i] for i in order[start : start + EMBED_SLICE]]
             vectors = self.index.encoder.encode(part)
-            parts.append(checked(vectors, len(part), self.index.manifest.dimension, self._model))
+            parts.append(checked(vectors, len(part), self.index.manifest.dimension, self.index.manifest.model_id))
         stacked = np.concatenate(parts)
         vectors = np.empty_like(stacked)
         vectors[order] = stacked
@@ -212,23 +208,6 @@ class Writer:
             errors=tuple(self.errors),
             seconds=time.monotonic() - started,
         )
-
-
-def check_metadata(doc: Document) -> None:
-    """A record's metadata must be a JSON object of strings, numbers, booleans, nulls and lists of those."""
-    from .errors import InvalidArgument
-
-    def plain(value: object) -> bool:
-        return value is None or isinstance(value, (str, int, float, bool))
-
-    if not isinstance(doc.metadata, dict) or not all(isinstance(k, str) for k in doc.metadata):
-        raise InvalidArgument(f"metadata of {doc.path!r} must be a dict with string keys")
-    for key, value in doc.metadata.items():
-        if not (plain(value) or (isinstance(value, list) and all(plain(v) for v in value))):
-            raise InvalidArgument(
-                f"metadata {key!r} of {doc.path!r} is {type(value).__name__}: use a string, number, boolean, null "
-                "or a list of those"
-            )
 
 
 def too_large(limit: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -269,9 +270,12 @@ def _utf8(name: str) -> bool:
     return True
 
 
-def _identity(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_dev, st.st_ino
+def _stat(path: Path) -> os.stat_result | None:
+    """The file's stat, followed through links (one call answers type, size and identity), or None."""
+    try:
+        return path.stat()
+    except OSError:
+        return None
 
 
 def _is_venv(dirpath: str) -> bool:
@@ -336,13 +340,13 @@ def discover(
                 found.skipped["excluded"] += 1
             elif reader_for(path) is None:
                 found.skipped["unsupported type"] += 1
-            elif not path.is_file():
+            elif (st := _stat(path)) is None or not stat.S_ISREG(st.st_mode):
                 found.skipped["not a regular file"] += 1
-            elif limit is not None and path.stat().st_size > limit:
+            elif limit is not None and st.st_size > limit:
                 found.skipped[f"file over {limit / 1e6:g} MB (--max-doc-size 0 lifts it)"] += 1
-            elif (identity := _identity(path)) in files_seen:
+            elif (st.st_dev, st.st_ino) in files_seen:
                 continue  # the same file again, through a link or a second root: indexed once
             else:
-                files_seen.add(identity)
+                files_seen.add((st.st_dev, st.st_ino))
                 found.files.append((path, base))
     return found

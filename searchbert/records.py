@@ -107,14 +107,13 @@ class Filters:
             value = getattr(self, name)
             object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
         for key, value in self.metadata.items():
-            for v in value if isinstance(value, list) else [value]:
-                if not isinstance(v, (str, int, float, bool)) and v is not None:
-                    from .errors import InvalidArgument
+            if not _plain_or_list(value):
+                from .errors import InvalidArgument
 
-                    raise InvalidArgument(
-                        f"metadata filter {key!r}: {v!r} is not a string, number, boolean or null (only equality and "
-                        "'any of' a list are supported)"
-                    )
+                raise InvalidArgument(
+                    f"metadata filter {key!r}: {value!r} is not a string, number, boolean or null, or a list of those "
+                    "(only equality and 'any of' a list are supported)"
+                )
 
     def __bool__(self) -> bool:
         return bool(self.paths or self.exts or self.since is not None or self.metadata)
@@ -161,6 +160,29 @@ class Filters:
 
 
 _MISSING = object()
+
+
+def _plain(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _plain_or_list(value: Any) -> bool:
+    """What metadata values may be, stored or filtered on: a JSON scalar, or a list of them."""
+    return _plain(value) or (isinstance(value, list) and all(_plain(v) for v in value))
+
+
+def check_metadata(doc: Document) -> None:
+    """A record's metadata must be a JSON object of strings, numbers, booleans, nulls and lists of those."""
+    from .errors import InvalidArgument
+
+    if not isinstance(doc.metadata, dict) or not all(isinstance(k, str) for k in doc.metadata):
+        raise InvalidArgument(f"metadata of {doc.path!r} must be a dict with string keys")
+    for key, value in doc.metadata.items():
+        if not _plain_or_list(value):
+            raise InvalidArgument(
+                f"metadata {key!r} of {doc.path!r} is {type(value).__name__}: use a string, number, boolean, null "
+                "or a list of those"
+            )
 
 
 def _json_type(value: Any) -> str:

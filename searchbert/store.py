@@ -308,13 +308,6 @@ class Store:
     def touch(self, doc_id: int, size: int, mtime: float) -> None:
         self.execute("UPDATE documents SET size = ?, mtime = ? WHERE id = ?", [size, mtime, doc_id])
 
-    def chunk_ids(self, doc_ids: Sequence[int]) -> list[int]:
-        ids: list[int] = []
-        for part in _batches(doc_ids, 500):
-            marks = ",".join("?" * len(part))
-            ids += [r[0] for r in self.execute(f"SELECT id FROM chunks WHERE document_id IN ({marks})", part)]
-        return ids
-
     def delete_documents(self, doc_ids: Sequence[int]) -> None:
         """Delete documents and their chunks, logging the chunk ids under the generation this transaction commits
         (call inside a transaction that then bumps the generation once)."""
@@ -462,9 +455,6 @@ class Store:
         docs = self.execute("SELECT count(*) FROM documents").fetchone()[0]
         chunks = self.execute("SELECT count(*) FROM chunks").fetchone()[0]
         return {"documents": docs, "chunks": chunks}
-
-    def stats(self) -> dict[str, Any]:
-        return {**self.counts(), "generation": self.generation}
 
 
 def _statements(script: str) -> list[str]:
