@@ -167,6 +167,12 @@ class Store:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
 
+    def rows_in(self, sql: str, values: Iterable[Any], params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """Rows of `sql` whose `{marks}` is an IN list of `values`, queried 500 at a time (SQLite limits the number
+        of parameters); `params` follow each batch's values."""
+        for part in _batches(list(values), 500):
+            yield from self.execute(sql.replace("{marks}", ",".join("?" * len(part))), [*part, *params]).fetchall()
+
     def create_schema(self) -> None:
         for statement in _statements(_SCHEMA):
             self.execute(statement)
@@ -232,16 +238,10 @@ class Store:
         """The stored documents with these ids (paths), in the order asked, unknown ids left out; the whole text
         (pieced together from the chunks for a document stored before the text was kept)."""
         found: dict[str, Document] = {}
-        for part in _batches(list(ids), 500):
-            marks = ",".join("?" * len(part))
-            rows = self.execute(
-                "SELECT id, path, root, title, size, mtime, format, metadata, text FROM documents"
-                f" WHERE path IN ({marks})",
-                part,
-            )
-            for row in rows.fetchall():
-                text = row[8] if row[8] is not None else self._pieced(row[0])
-                found[row[1]] = Document(row[1], text, row[3], row[2], row[4], row[5], row[6], json.loads(row[7]))
+        sql = "SELECT id, path, root, title, size, mtime, format, metadata, text FROM documents WHERE path IN ({marks})"
+        for row in self.rows_in(sql, ids):
+            text = row[8] if row[8] is not None else self._pieced(row[0])
+            found[row[1]] = Document(row[1], text, row[3], row[2], row[4], row[5], row[6], json.loads(row[7]))
         return [found[i] for i in ids if i in found]
 
     def around(self, chunk_id: int, n: int) -> tuple[str, int, int] | None:
@@ -406,37 +406,23 @@ class Store:
         """chunk id -> document id; with `where` (an SQL condition on documents and its parameters), only for the
         chunks whose document meets it."""
         condition, params = where or ("1", ())
-        out: dict[int, int] = {}
-        for part in _batches(list(chunk_ids), 500):
-            marks = ",".join("?" * len(part))
-            rows = self.execute(
-                f"SELECT c.id, c.document_id FROM chunks c JOIN documents d ON d.id = c.document_id"
-                f" WHERE c.id IN ({marks}) AND ({condition})",
-                [*part, *params],
-            )
-            out.update(rows.fetchall())
-        return out
+        sql = (
+            "SELECT c.id, c.document_id FROM chunks c JOIN documents d ON d.id = c.document_id"
+            f" WHERE c.id IN ({{marks}}) AND ({condition})"
+        )
+        return dict(self.rows_in(sql, chunk_ids, params))
 
     def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRow]:
         """Chunk rows by id, with their document's path and title."""
-        out: dict[int, ChunkRow] = {}
-        for part in _batches(list(ids), 500):
-            marks = ",".join("?" * len(part))
-            rows = self.execute(
-                "SELECT c.id, d.path, d.title, c.ordinal, c.text, c.start_char, c.end_char, c.start_line, c.end_line,"
-                f" d.metadata FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})",
-                part,
-            )
-            out.update((row[0], ChunkRow(*row[:-1], json.loads(row[-1]))) for row in rows)
-        return out
+        sql = (
+            "SELECT c.id, d.path, d.title, c.ordinal, c.text, c.start_char, c.end_char, c.start_line, c.end_line,"
+            " d.metadata FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})"
+        )
+        return {row[0]: ChunkRow(*row[:-1], json.loads(row[-1])) for row in self.rows_in(sql, ids)}
 
     def vectors_of(self, chunk_ids: Sequence[int], dimension: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of the given chunks, as stored."""
-        rows = []
-        for part in _batches(chunk_ids, 900):
-            marks = ",".join("?" * len(part))
-            rows += self.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", part).fetchall()
-        return _decode(rows, dimension)
+        return _decode(list(self.rows_in("SELECT id, vector FROM chunks WHERE id IN ({marks})", chunk_ids)), dimension)
 
     def all_vectors(self, dimension: int, batch: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every (ids, vectors) in the store, a batch at a time, to rebuild the vector index."""
