@@ -195,7 +195,7 @@ def main() -> None:
             ms, found = latency(index, queries, f)
             exact = truth(index, query_vectors, f)
             rec = float(np.mean([len(set(a) & set(b)) / K for a, b in zip(found, exact)]))
-            share = allowed_chunks(index.store, f, n).share if f else 1.0
+            share = (allowed_chunks(index.store, f).count or 0) / n if f else 1.0
             base = base or ms
             lines.append(f"| {label} | {name} | {share:.3f} | {ms:.2f} | {ms / base:.2f} | {rec:.3f} |")
             print(lines[-1], flush=True)

@@ -101,8 +101,9 @@ def _sweep(
     value: int,
     limit: int,
 ) -> tuple[int, float]:
-    """The smallest knob value, doubling from `value`, whose recall@10 reaches RECALL_TARGET (or where probing more
-    stops paying), and its recall."""
+    """The smallest knob value whose recall@10 reaches RECALL_TARGET (or where probing more stops paying), and its
+    recall: doubling from `value`, then halving the gap back to the last value that fell short (the search costs
+    in proportion to the knob, and a doubling can overshoot by nearly 2x)."""
     import faiss
     import numpy as np
 
@@ -110,15 +111,29 @@ def _sweep(
     inside = allowed.contains(ids) if allowed is not None else slice(None)
     _, rows = faiss.knn(probes, vectors[inside], k, metric=faiss.METRIC_INNER_PRODUCT)
     truth = [set(ids[inside][row].tolist()) for row in rows]
+    def recall_at(value: int) -> float:
+        found = index.nearest(probes, k, lookup, allowed, probe=value)
+        return float(np.mean([len({i for i, _ in f} & t) / k for f, t in zip(found, truth)]))
+
     previous = None
     while True:
-        found = index.nearest(probes, k, lookup, allowed, probe=value)
-        recall = float(np.mean([len({i for i, _ in f} & t) / k for f, t in zip(found, truth)]))
+        recall = recall_at(value)
         if previous is not None and recall - previous[1] < 0.002:
             return previous
         if recall >= RECALL_TARGET or value >= limit:
-            return value, recall
+            break
         previous, value = (value, recall), min(2 * value, limit)
+    if recall < RECALL_TARGET or previous is None:
+        return value, recall
+    low = previous[0]  # fell short; `value` reaches the target
+    while value - low > max(1, low // 8):
+        middle = (low + value) // 2
+        reached = recall_at(middle)
+        if reached >= RECALL_TARGET:
+            value, recall = middle, reached
+        else:
+            low = middle
+    return value, recall
 
 
 
@@ -137,7 +152,8 @@ def build(settings: dict[str, object], dimension: int, ids: np.ndarray, vectors:
             rows = np.random.default_rng(0).choice(len(vectors), 64 * int(settings["nlist"]), replace=False)  # type: ignore[arg-type]
             sample = vectors[np.sort(rows)]
         inner.train(_as_vectors(sample, dimension))
-    index = FaissFlatIndex(dimension, faiss.IndexIDMap2(inner))
+    # IVF lists store ids themselves: no id map, so a filter's bitmap is read straight against them (see FaissFlatIndex)
+    index = FaissFlatIndex(dimension, inner if isinstance(inner, faiss.IndexIVF) else faiss.IndexIDMap2(inner))
     ids, vectors = _as_ids(ids), _as_vectors(vectors, dimension)
     held = np.zeros(len(ids), dtype=bool)  # probes for calibrate(): added only after it
     held[np.random.default_rng(1).choice(len(ids), min(_PROBES, len(ids) // 10), replace=False)] = True

@@ -146,6 +146,12 @@ class LiveVectors:
     def __len__(self) -> int:
         return len(self.base_ids) - len(self.removed) + len(self.delta)
 
+    @property
+    def approximate(self) -> bool:
+        """Whether the saved index is approximate: its search costs about the same for any k (exact search scans
+        every vector it is allowed, so a filter's bitmap makes it cheaper)."""
+        return self.built.get("type", "flat") != "flat"
+
     def ids(self) -> np.ndarray:
         import numpy as np
 

@@ -44,18 +44,22 @@ class _Scored:
     bm25_chunk: int | None = None  # the document's best chunk by BM25 (by_document hybrid shows it when BM25 leads)
 
 
-#: a filter allowing more than this share of the chunks is checked on what the retrievers return (an SQL lookup of
-#: a few dozen chunks) instead of inside them: a bitmap of half a million chunks costs more to build than the search
-WIDE_FILTER = 0.2
+#: a filter allowing at most this share of the documents is known narrow from a count that stops there (a few
+#: thousand index entries at most): its chunks become a bitmap the retrievers search within
+NARROW_FILTER = 0.02
+#: a wider filter is first checked on what the retrievers return, fetched deeper by the share that passes (an SQL
+#: lookup of a few hundred chunks, where a bitmap of half a million costs more than the search); when fetching
+#: deep enough would take more than this many times the results wanted, the bitmap is built after all
+POST_FILTER_DEPTH = 40
 
 
 @dataclass(frozen=True)
 class Allowed:
-    """What a filter lets through: `selection`, a bitmap the retrievers search within (a narrow filter), or None
-    for a wide one, whose SQL condition is checked on each retriever's results, fetched 1/share times deeper."""
+    """What a filter lets through: `selection`, a bitmap of its chunks (exactly `count`) that the retrievers search
+    within, or, for a filter known only to allow more than NARROW_FILTER of the documents, None (and count None):
+    its SQL condition is then checked on each retriever's results."""
 
-    count: int
-    share: float
+    count: int | None
     where: str
     params: tuple[object, ...]
     selection: Selection | None
@@ -74,17 +78,17 @@ class Retrievers:
     model_id: str
 
 
-def allowed_chunks(store: Store, filters: Filters, size: int) -> Allowed:
-    """The chunks of the documents that pass the filters, found in SQL (the filter columns are indexed); `size` is
-    how many chunks the index holds."""
+def allowed_chunks(store: Store, filters: Filters, narrow: float | None = None) -> Allowed:
+    """The chunks of the documents that pass the filters, found in SQL (the filter columns are indexed). With
+    `narrow`, a filter matching more than that share of the documents is only counted that far, and left wide."""
     where, params = filters.sql()
-    total = store.execute(f"SELECT coalesce(sum(chunk_count), 0) FROM documents WHERE {where}", params)
-    count = int(total.fetchone()[0])
-    share = count / max(1, size)
-    selection = None
-    if share <= WIDE_FILTER:
-        selection = Selection.from_ranges(*store.allowed_ranges(where, params))
-    return Allowed(count, share, where, tuple(params), selection)
+    if narrow is not None:
+        limit = math.ceil(narrow * store.document_count())
+        sql = f"SELECT count(*) FROM (SELECT 1 FROM documents WHERE {where} LIMIT ?)"
+        if store.execute(sql, [*params, limit + 1]).fetchone()[0] > limit:
+            return Allowed(None, where, tuple(params), None)
+    selection = Selection.from_ranges(*store.allowed_ranges(where, params))
+    return Allowed(selection.count, where, tuple(params), selection)
 
 
 def _rank_lists(
@@ -172,8 +176,11 @@ def search(
     lexical = use.lexical() if mode != "dense" else None
     # what the retrievers hold; counting SQLite's rows would cost a scan
     size = len(lexical if vectors is None else vectors)  # type: ignore[arg-type]
-    allowed = allowed_chunks(store, filters, size) if filters else None
-    total = allowed.count if allowed is not None else size
+    # exact search scans every vector a bitmap allows, so a bitmap always pays; an approximate one costs the same at
+    # any depth, so a wide filter is checked on its results instead
+    post_first = vectors is None or vectors.approximate
+    allowed = allowed_chunks(store, filters, NARROW_FILTER if post_first else None) if filters else None
+    total = size if allowed is None or allowed.count is None else allowed.count
     if total == 0:
         return [[] for _ in queries]
     inside = allowed.selection if allowed is not None else None
@@ -189,20 +196,22 @@ def search(
     ranked: list[list[_Scored]] = [[] for _ in queries]
     doc_of: dict[int, int] = {}
     todo = list(range(len(queries)))
+    passing, checked_rounds = 0.5, 0  # a wide filter: the share of results that pass it, first guessed, then seen
     while todo:
         depth = min(depth, total)
-        # a wide filter is checked afterwards: fetch deep enough that about `depth` of the results pass it
-        fetch = depth if allowed is None or inside is not None else min(size, math.ceil(depth / allowed.share))
+        checking = allowed is not None and inside is None
+        fetch = min(size, math.ceil(depth / passing)) if checking else depth
         dense = None
         if vectors is not None and query_vectors is not None:
             dense = vectors.nearest(query_vectors[todo], fetch, inside, vectors_of)
         bm25 = lexical.search_many([queries[q] for q in todo], fetch, inside) if lexical is not None else None
         lists = [(dense[i] if dense else [], bm25[i] if bm25 else []) for i in range(len(todo))]
         found_ids = {c for pair in lists for hits in pair for c, _ in hits}
-        if allowed is not None and inside is None:  # one lookup maps the chunks and drops those the filter rejects
-            passing = store.document_ids(found_ids, (allowed.where, allowed.params))
-            lists = [tuple([h for h in hits if h[0] in passing][:depth] for hits in pair) for pair in lists]
-            doc_of.update(passing)
+        if checking:  # one lookup maps the chunks and drops those the filter rejects
+            kept = store.document_ids(found_ids, (allowed.where, allowed.params))  # type: ignore[union-attr]
+            lists = [tuple([h for h in hits if h[0] in kept][:depth] for hits in pair) for pair in lists]
+            doc_of.update(kept)
+            passing, checked_rounds = len(kept) / max(1, len(found_ids)), checked_rounds + 1
         else:
             doc_of.update(store.document_ids(found_ids))
         still = []
@@ -211,7 +220,18 @@ def search(
             found = len(ranked[q]) if reranker is None or chunks else len(_pool(ranked[q], k, candidates, doc_of)[1])
             if found < k and depth < total:
                 still.append(q)
-        todo, depth = still, depth * 4
+        todo = still
+        if checking and todo:
+            # once more, as deep as the share that passed asks (with a margin); past that, or when too deep, the
+            # filter's bitmap after all, which also knows when every allowed chunk has been found
+            passing /= 1.5
+            if checked_rounds >= 2 or fetch >= size or passing * POST_FILTER_DEPTH < 1:
+                allowed = allowed_chunks(store, filters)  # type: ignore[arg-type]
+                inside, total = allowed.selection, allowed.count or 0
+                if not total:
+                    break
+            continue
+        depth *= 4
     if reranker is not None:
         pools = [_pool(r, k if not chunks else 0, candidates, doc_of)[0] for r in ranked]
         texts = {cid: row.text for cid, row in store.chunks({e.chunk_id for p in pools for e in p}).items()}

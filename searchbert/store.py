@@ -406,8 +406,10 @@ class Store:
         """chunk id -> document id; with `where` (an SQL condition on documents and its parameters), only for the
         chunks whose document meets it."""
         condition, params = where or ("1", ())
+        # CROSS JOIN keeps SQLite's loop on the given chunks: left to choose, it may drive the join from the
+        # filter's index instead, visiting every document the filter allows (300 ms at 10,000 of them)
         sql = (
-            "SELECT c.id, c.document_id FROM chunks c JOIN documents d ON d.id = c.document_id"
+            "SELECT c.id, c.document_id FROM chunks c CROSS JOIN documents d ON d.id = c.document_id"
             f" WHERE c.id IN ({{marks}}) AND ({condition})"
         )
         return dict(self.rows_in(sql, chunk_ids, params))
@@ -436,6 +438,9 @@ class Store:
             ids, vectors = _decode(rows, dimension)
             yield ids, vectors
             last = int(ids[-1])
+
+    def document_count(self) -> int:
+        return int(self.execute("SELECT count(*) FROM documents").fetchone()[0])
 
     def counts(self) -> dict[str, int]:
         docs = self.execute("SELECT count(*) FROM documents").fetchone()[0]

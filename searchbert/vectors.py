@@ -187,7 +187,10 @@ def rescore(
 
 
 class FaissFlatIndex:
-    """FAISS behind an IndexIDMap2 that keeps our chunk ids: exact (IndexFlatIP) unless built approximate."""
+    """FAISS keeping our chunk ids: an IndexIDMap2 around an exact IndexFlatIP (or an HNSW graph), or an IVF index,
+    which stores ids in its lists itself. A filter's bitmap is then checked against the ids as they are scanned; behind
+    an IndexIDMap2 each check first looks the id up in a table of a million (a cache miss a vector: 2.4x the time
+    of a 1%-filtered search at a million chunks)."""
 
     def __init__(self, dimension: int, index: object | None = None) -> None:
         import faiss
@@ -200,7 +203,7 @@ class FaissFlatIndex:
     def exact(self) -> bool:
         import faiss
 
-        return isinstance(faiss.downcast_index(self._index.index), faiss.IndexFlat)
+        return isinstance(self._inner, faiss.IndexFlat)
 
     @property
     def compressed(self) -> bool:
@@ -208,7 +211,15 @@ class FaissFlatIndex:
         re-scored. SQ8 (a byte per dimension) ranks almost exactly: on real vectors it lost 0.002 recall@10."""
         import faiss
 
-        return isinstance(faiss.downcast_index(self._index.index), faiss.IndexIVFPQ)
+        return isinstance(self._inner, faiss.IndexIVFPQ)
+
+    @property
+    def _inner(self) -> Any:
+        """The index under the id map, if there is one."""
+        import faiss
+
+        mapped = getattr(self._index, "id_map", None) is not None
+        return faiss.downcast_index(self._index.index if mapped else self._index)
 
     def nearest(
         self,
@@ -233,7 +244,7 @@ class FaissFlatIndex:
         if "filtered" in settings:
             self.settings = {**self.settings, "filtered": settings["filtered"]}
 
-        inner = faiss.downcast_index(self._index.index)
+        inner = self._inner
         if "nprobe" in settings:
             faiss.extract_index_ivf(inner).nprobe = int(settings["nprobe"])  # type: ignore[arg-type]
         if "ef_search" in settings:
@@ -258,7 +269,7 @@ class FaissFlatIndex:
 
         queries = _as_vectors(queries, self.dimension)
         k = min(k, max(len(self), 1))
-        inner = faiss.downcast_index(self._index.index)
+        inner = self._inner
         if allowed is None:
             if probe is None or isinstance(inner, faiss.IndexFlat):
                 return self._index.search(queries, k)
@@ -312,8 +323,14 @@ class FaissFlatIndex:
 
     def ids(self) -> np.ndarray:
         import faiss
+        import numpy as np
 
-        return faiss.vector_to_array(self._index.id_map).astype("int64")
+        if getattr(self._index, "id_map", None) is not None:
+            return faiss.vector_to_array(self._index.id_map).astype("int64")
+        lists = faiss.extract_index_ivf(self._index).invlists
+        sizes = [lists.list_size(i) for i in range(lists.nlist)]
+        parts = [faiss.rev_swig_ptr(lists.get_ids(i), n).copy() for i, n in enumerate(sizes) if n]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
     def __len__(self) -> int:
         return int(self._index.ntotal)

@@ -124,8 +124,9 @@ def test_sql_filters_select_what_filters_match(tmp_path: Path) -> None:
         assert want, f  # every case selects something
         starts, counts = ix.store.allowed_ranges(*f.sql())
         assert set(starts.tolist()) == want and set(counts.tolist()) == {1}, f
-        allowed = allowed_chunks(ix.store, f, ix.count()["chunks"])
+        allowed = allowed_chunks(ix.store, f)
         assert allowed.count == len(want)
+        assert allowed_chunks(ix.store, f, narrow=0.0).count is None  # more than no document: left wide
         assert set(ix.store.document_ids(every_chunk, (allowed.where, allowed.params))) == want, f  # a wide filter
         if allowed.selection is not None:  # and the bitmap a narrow one uses
             assert set(np.flatnonzero(allowed.selection.bits).tolist()) == want, f
@@ -181,3 +182,38 @@ def test_filtered_search_finds_k_within_the_filter(kind: str, share: float) -> N
     recall = np.mean([len({i for i, _ in f} & {i for i, _ in t}) / 10 for f, t in zip(found, truth)])
     # the calibration estimates recall on held-out vectors; other queries land within its error (as unfiltered)
     assert recall == 1.0 if kind == "flat" else recall >= RECALL_TARGET - 0.03, recall
+
+
+def test_a_filter_on_an_approximate_index_is_planned_by_how_much_it_allows(tmp_path: Path) -> None:
+    """A narrow filter becomes a bitmap the index searches within; a wide one is checked on deeper results (no
+    bitmap of most chunks built per query), and falls back to the bitmap when too few results near the query pass.
+    Each plan returns k hits, all within the filter."""
+    from searchbert.store import Store
+
+    files = {f"s{i % 11:02}/d{i:03}.md": f"document {i} subject{i % 11} item{i % 5} part{i % 3}" for i in range(440)}
+    root = write_tree(tmp_path / "d", files)
+    enc = FakeEncoder()
+    ix = Index.create(tmp_path / "ix", encoder=enc, index_type="ivf")
+    ix.add([root])
+    assert ix.vectors.approximate
+    bitmaps = []
+    real = Store.allowed_ranges
+
+    def counted(self, where, params):
+        bitmaps.append(where)
+        return real(self, where, params)
+
+    cases = {  # filter, whether a bitmap is built
+        "narrow": (Filters(paths=("s07/d00*",)), True),  # 0.2% of the documents
+        "wide": (Filters(paths=("s0[0-8]/*",)), False),  # 9 subjects of 11
+        "wide, but not near the query": (Filters(paths=("s0[0-3]/*",)), True),
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Store, "allowed_ranges", counted)
+        for name, (f, bitmap) in cases.items():
+            bitmaps.clear()
+            hits = ix.search("subject7 subject7 item2", k=5, filters=f)
+            allowed = {p for p in files if f.matches(str(root / p), str(root), 0.0)}
+            assert len(hits) == min(5, len(allowed)), name
+            assert all(Path(h.path).relative_to(root).as_posix() in allowed for h in hits), name
+            assert bool(bitmaps) == bitmap, name

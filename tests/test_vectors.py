@@ -9,8 +9,24 @@ import pytest
 
 from searchbert.vectors import FaissFlatIndex, NumpyIndex, nearest
 
-IMPLEMENTATIONS = [FaissFlatIndex, NumpyIndex]
 DIM = 48
+
+
+def IvfEveryList(dimension: int) -> FaissFlatIndex:  # noqa: N802 (named like the classes it stands with)
+    """An IVF index (its lists keep the ids, no id map) probing every list: exact, so it meets the same contract."""
+    import faiss
+
+    inner = faiss.index_factory(dimension, "IVF4,Flat", faiss.METRIC_INNER_PRODUCT)
+    inner.train(np.random.default_rng(99).standard_normal((200, dimension)).astype(np.float32))
+    index = FaissFlatIndex(dimension, inner)
+    index.tune({"nprobe": 4})
+    return index
+
+
+IvfEveryList.load = FaissFlatIndex.load  # type: ignore[attr-defined]
+
+
+IMPLEMENTATIONS = [FaissFlatIndex, NumpyIndex, IvfEveryList]
 
 
 def _random(n: int, seed: int) -> np.ndarray:
@@ -174,3 +190,23 @@ def test_search_within_a_selection_equals_exact_search_of_it(impl, share: float)
     want_scores, want_ids = _exact(ids[keep], vectors[keep], queries, min(10, int(keep.sum())))
     assert [[i for i, _ in row] for row in found] == want_ids.tolist()
     np.testing.assert_allclose([[s for _, s in row] for row in found], want_scores, rtol=1e-5, atol=1e-5)
+
+
+def test_calibration_finds_the_smallest_setting_not_the_next_power_of_two() -> None:
+    """Search costs in proportion to nprobe: doubling alone would settle on 64 where 37 reaches the target."""
+    from searchbert.ann import _sweep
+
+    ids, vectors, probes = np.arange(300, dtype=np.int64), _random(300, 21), _random(20, 22)
+    exact = NumpyIndex(DIM)
+    exact.add(ids, vectors)
+
+    needs = np.linspace(2, 40, len(probes)).astype(int)  # query i is answered from nprobe needs[i] on
+
+    class GradualIndex:
+        def nearest(self, queries, k, vectors_of=None, allowed=None, *, probe):
+            answers = exact.nearest(queries, k)
+            return [a if probe >= need else [] for a, need in zip(answers, needs)]
+
+    value, recall = _sweep(GradualIndex(), probes, None, ids, vectors, None, "nprobe", 1, 1000)  # type: ignore[arg-type]
+    smallest = int(np.sort(needs)[-2])  # 19 of 20 answered: recall 0.95
+    assert recall >= 0.95 and smallest <= value <= smallest + smallest // 8
