@@ -34,7 +34,7 @@ from .store import Store
 
 if TYPE_CHECKING:
     from .rerank import Reranker
-    from .search import Retrievers
+    from .search import FilterCache, Retrievers
 
 log = logging.getLogger("searchbert")
 
@@ -76,6 +76,7 @@ class Index:
         self.store = Store(path / DATABASE)
         self._encoder = encoder
         self._vectors: LiveVectors | None = None
+        self._filter_cache: FilterCache | None = None  # made with the first Retrievers
         self._lexical: BM25Retriever[int] | None = None
         self._lexical_generation = -1
         self.settings_changed = False
@@ -425,8 +426,10 @@ class Index:
 
     def retrievers(self) -> Retrievers:
         """What a search reads of this index (see search.Retrievers)."""
-        from .search import Retrievers
+        from .search import FilterCache, Retrievers
 
+        if self._filter_cache is None:
+            self._filter_cache = FilterCache()
         return Retrievers(
             store=self.store,
             vectors=lambda: self.vectors,
@@ -434,6 +437,7 @@ class Index:
             encoder=lambda: self.encoder,
             dimension=self.manifest.dimension,
             model_id=self.manifest.model_id,
+            filter_cache=self._filter_cache,
         )
 
     def __repr__(self) -> str:

@@ -65,6 +65,43 @@ class Allowed:
     selection: Selection | None
 
 
+class FilterCache:
+    """The bitmaps of the last few filters, and the document count, for the store generation they were read at
+    (Lucene keeps filters' bitsets per segment the same way): a filter repeated by a long-lived index (a server, a
+    RAG pipeline) costs a dictionary lookup; any commit starts the cache over."""
+
+    SIZE = 8
+
+    def __init__(self) -> None:
+        from collections import OrderedDict
+
+        self.generation = -1
+        self.documents: int | None = None
+        self.bitmaps: OrderedDict[tuple[str, tuple[object, ...]], Allowed] = OrderedDict()
+
+    def at(self, generation: int) -> FilterCache:
+        if generation != self.generation:
+            self.generation, self.documents = generation, None
+            self.bitmaps.clear()
+        return self
+
+    def document_count(self, store: Store) -> int:
+        if self.documents is None:
+            self.documents = store.document_count()
+        return self.documents
+
+    def get(self, key: tuple[str, tuple[object, ...]]) -> Allowed | None:
+        found = self.bitmaps.get(key)
+        if found is not None:
+            self.bitmaps.move_to_end(key)
+        return found
+
+    def put(self, key: tuple[str, tuple[object, ...]], allowed: Allowed) -> None:
+        self.bitmaps[key] = allowed
+        while len(self.bitmaps) > self.SIZE:
+            self.bitmaps.popitem(last=False)
+
+
 @dataclass(frozen=True)
 class Retrievers:
     """What a search reads, and nothing else of an index. The vector index, BM25 and the model are loaded on first
@@ -76,19 +113,30 @@ class Retrievers:
     encoder: Callable[[], Encoder]
     dimension: int
     model_id: str
+    filter_cache: FilterCache | None = None
 
 
-def allowed_chunks(store: Store, filters: Filters, narrow: float | None = None) -> Allowed:
+def allowed_chunks(
+    store: Store, filters: Filters, narrow: float | None = None, cache: FilterCache | None = None
+) -> Allowed:
     """The chunks of the documents that pass the filters, found in SQL (the filter columns are indexed). With
-    `narrow`, a filter matching more than that share of the documents is only counted that far, and left wide."""
+    `narrow`, a filter matching more than that share of the documents is only counted that far, and left wide
+    (unless `cache`, current for the store's generation, holds its bitmap)."""
     where, params = filters.sql()
+    key = (where, tuple(params))
+    cached = cache.get(key) if cache is not None else None
+    if cached is not None:
+        return cached
     if narrow is not None:
-        limit = math.ceil(narrow * store.document_count())
+        documents = cache.document_count(store) if cache is not None else store.document_count()
         sql = f"SELECT count(*) FROM (SELECT 1 FROM documents WHERE {where} LIMIT ?)"
-        if store.execute(sql, [*params, limit + 1]).fetchone()[0] > limit:
+        if store.execute(sql, [*params, math.ceil(narrow * documents) + 1]).fetchone()[0] > narrow * documents:
             return Allowed(None, where, tuple(params), None)
     selection = Selection.from_ranges(*store.allowed_ranges(where, params))
-    return Allowed(selection.count, where, tuple(params), selection)
+    allowed = Allowed(selection.count, where, tuple(params), selection)
+    if cache is not None:
+        cache.put(key, allowed)
+    return allowed
 
 
 def _rank_lists(
@@ -179,7 +227,8 @@ def search(
     # exact search scans every vector a bitmap allows, so a bitmap always pays; an approximate one costs the same at
     # any depth, so a wide filter is checked on its results instead
     post_first = vectors is None or vectors.approximate
-    allowed = allowed_chunks(store, filters, NARROW_FILTER if post_first else None) if filters else None
+    cache = use.filter_cache.at(store.generation) if use.filter_cache is not None and filters else None
+    allowed = allowed_chunks(store, filters, NARROW_FILTER if post_first else None, cache) if filters else None
     total = size if allowed is None or allowed.count is None else allowed.count
     if total == 0:
         return [[] for _ in queries]
@@ -226,7 +275,7 @@ def search(
             # filter's bitmap after all, which also knows when every allowed chunk has been found
             passing /= 1.5
             if checked_rounds >= 2 or fetch >= size or passing * POST_FILTER_DEPTH < 1:
-                allowed = allowed_chunks(store, filters)  # type: ignore[arg-type]
+                allowed = allowed_chunks(store, filters, None, cache)  # type: ignore[arg-type]
                 inside, total = allowed.selection, allowed.count or 0
                 if not total:
                     break

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from searchbert import Filters, Index
+from searchbert import Document, Filters, Index
 from searchbert.index import VECTORS_STATE, index_paths
 
 from .conftest import DOCS, FakeEncoder, write_tree
@@ -217,3 +217,10 @@ def test_a_filter_on_an_approximate_index_is_planned_by_how_much_it_allows(tmp_p
             assert len(hits) == min(5, len(allowed)), name
             assert all(Path(h.path).relative_to(root).as_posix() in allowed for h in hits), name
             assert bool(bitmaps) == bitmap, name
+        # an open index keeps the bitmaps it built for this generation of the store, and reads them anew after a commit
+        bitmaps.clear()
+        narrow = cases["narrow"][0]
+        assert len(ix.search("subject7 subject7 item2", k=5, filters=narrow)) == 1 and not bitmaps
+        ix.add_documents([Document(path="s07/d00x.md", text="subject7 item2 new", root=str(root))])
+        hits = ix.search("subject7 subject7 item2", k=5, filters=Filters(paths=("s07/d00*",)))
+        assert len(hits) == 2 and bitmaps
