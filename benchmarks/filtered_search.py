@@ -7,8 +7,9 @@ handed to `Index.search` by an encoder that looks them up, so the timing is the 
 
 Per index type (flat = exact, ivf = what `auto` picks above 200,000 chunks), one query at a time as `searchbert query`
 runs them: median latency unfiltered and under each filter (repeated, and met for the first time), the ratio, and
-recall@10 within the filter against an exact scan of the allowed vectors. Then the peak memory of a one-file update (one document replaced) against the
-vectors' size, the way `searchbert index` does it now (from the saved file) and the full rebuild it replaces.
+recall@10 within the filter against an exact scan of the allowed vectors. Then the peak memory of a one-file update
+(one document replaced) against the vectors' size, the way `searchbert index` does it now (from the saved file) and
+the full rebuild it replaces.
 
 Writes benchmarks/results/filtered_search.md and prints it.
 
@@ -201,9 +202,8 @@ def main() -> None:
             rec = float(np.mean([len(set(a) & set(b)) / K for a, b in zip(found, exact)]))
             share = (allowed_chunks(index.store, f).count or 0) / n if f else 1.0
             base = base or ms
-            lines.append(
-                f"| {label} | {name} | {share:.3f} | {ms:.2f} | {ms / base:.2f} | {rec:.3f} | {first:.2f} | {first / base:.2f} |"
-            )
+            cells = [label, name, f"{share:.3f}", f"{ms:.2f}", f"{ms / base:.2f}", f"{rec:.3f}"]
+            lines.append("| " + " | ".join([*cells, f"{first:.2f}", f"{first / base:.2f}"]) + " |")
             print(lines[-1], flush=True)
         index.close()
     vectors_mb = n * DIM * 4 / 2**20
@@ -223,13 +223,15 @@ def main() -> None:
         "the filter, against an exact scan of the allowed vectors. An open index keeps the bitmaps of its last 8 "
         "filters until the next commit: the last two columns are for a filter's first query (a quarter as many "
         "queries, each with the cache dropped).\n\n"
-        "| index | filter | share of chunks | median ms/query | x unfiltered | recall@10 | first query ms | x unfiltered |\n"
+        "| index | filter | share of chunks | median ms/query | x unfiltered | recall@10 | first query ms "
+        "| x unfiltered |\n"
         "|---|---|---|---|---|---|---|---|\n"
         + "\n".join(lines)
         + f"\n\nOne-file update of the IVF index (one document replaced; vectors: {vectors_mb:,.0f} MiB):\n\n"
         "| how | seconds | peak memory MiB | x vectors' size |\n|---|---|---|---|\n" + "\n".join(memory)
     )
     report.save()
+
 
 if __name__ == "__main__":
     main()

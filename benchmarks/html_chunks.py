@@ -76,5 +76,6 @@ def main() -> None:
     )
     report.save()
 
+
 if __name__ == "__main__":
     main()

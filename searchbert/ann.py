@@ -111,6 +111,7 @@ def _sweep(
     inside = allowed.contains(ids) if allowed is not None else slice(None)
     _, rows = faiss.knn(probes, vectors[inside], k, metric=faiss.METRIC_INNER_PRODUCT)
     truth = [set(ids[inside][row].tolist()) for row in rows]
+
     def recall_at(value: int) -> float:
         found = index.nearest(probes, k, lookup, allowed, probe=value)
         return float(np.mean([len({i for i, _ in f} & t) / k for f, t in zip(found, truth)]))
@@ -134,7 +135,6 @@ def _sweep(
         else:
             low = middle
     return value, recall
-
 
 
 def build(settings: dict[str, object], dimension: int, ids: np.ndarray, vectors: np.ndarray) -> FaissFlatIndex:

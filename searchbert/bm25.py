@@ -29,6 +29,8 @@ def _bm25s() -> Any:
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     return bm25s
+
+
 Id = TypeVar("Id", int, str)
 
 

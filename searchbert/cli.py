@@ -323,7 +323,7 @@ def _snippet(text: str, width: int = 100, lines: int = 3) -> list[str]:
     "where",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Only records whose metadata KEY equals VALUE (JSON: 3, true, null, \"3\"; else text); repeat a key for "
+    help='Only records whose metadata KEY equals VALUE (JSON: 3, true, null, "3"; else text); repeat a key for '
     "any of several values, different keys must all match.",
 )
 @click.option(

@@ -352,9 +352,7 @@ class Index:
             add_documents(writer, documents)
         return writer.report(started)
 
-    def get(
-        self, ids: Iterable[str], *, start_line: int | None = None, end_line: int | None = None
-    ) -> list[Document]:
+    def get(self, ids: Iterable[str], *, start_line: int | None = None, end_line: int | None = None) -> list[Document]:
         """The stored documents with these ids (a record's id or a file's path), whole text and metadata included, in
         the order asked; unknown ids are left out. start_line / end_line (1-based, inclusive) cut each text to those
         lines, as hits number them."""

@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS removed_chunks (chunk_id INTEGER NOT NULL, generation
 CREATE INDEX IF NOT EXISTS removed_generation ON removed_chunks(generation);
 """
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS documents (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     path TEXT NOT NULL UNIQUE,
@@ -65,9 +66,9 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-""" + _V2
-
-
+"""
+    + _V2
+)
 
 
 #: bits for a document's chunk count when it travels packed with its first chunk id (a 2 MB document has ~5,000)
@@ -400,9 +401,7 @@ class Store:
             self.execute("UPDATE documents SET first_chunk = ? WHERE id = ?", [ids[0], doc_id])
         return ids
 
-    def document_ids(
-        self, chunk_ids: Iterable[int], where: tuple[str, Sequence[Any]] | None = None
-    ) -> dict[int, int]:
+    def document_ids(self, chunk_ids: Iterable[int], where: tuple[str, Sequence[Any]] | None = None) -> dict[int, int]:
         """chunk id -> document id; with `where` (an SQL condition on documents and its parameters), only for the
         chunks whose document meets it."""
         condition, params = where or ("1", ())

@@ -91,9 +91,7 @@ class VectorIndex(Protocol):
 
     def remove(self, ids: np.ndarray) -> int: ...
 
-    def search(
-        self, queries: np.ndarray, k: int, allowed: Selection | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allowed: Selection | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of the k nearest per query, among `allowed` ids if given; id -1 pads a short row."""
         ...
 

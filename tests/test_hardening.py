@@ -165,9 +165,7 @@ def test_two_first_time_runs_with_different_models_never_share_an_index(tmp_path
             print("refused")
         """
     )
-    runs = [
-        subprocess.Popen([sys.executable, "-c", script, name], stdout=subprocess.PIPE, text=True) for name in "ab"
-    ]
+    runs = [subprocess.Popen([sys.executable, "-c", script, name], stdout=subprocess.PIPE, text=True) for name in "ab"]
     outputs = sorted(p.communicate(timeout=60)[0].strip() for p in runs)
     assert outputs == ["indexed", "refused"]
 

@@ -12,7 +12,7 @@ from searchbert.vectors import FaissFlatIndex, NumpyIndex, nearest
 DIM = 48
 
 
-def IvfEveryList(dimension: int) -> FaissFlatIndex:  # noqa: N802 (named like the classes it stands with)
+def IvfEveryList(dimension: int) -> FaissFlatIndex:
     """An IVF index (its lists keep the ids, no id map) probing every list: exact, so it meets the same contract."""
     import faiss
 
