@@ -8,8 +8,9 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH ?=
-# dev: pytest and ruff; openvino: so the test suite covers --backend openvino too
-EXTRAS ?= dev,openvino
+# dev: pytest, ruff and LangChain's standard test suites; openvino: so the test suite covers --backend openvino too;
+# rag: the LangChain, LlamaIndex, Haystack and MCP adapters, all tested
+EXTRAS ?= dev,openvino,rag
 DEMO_QUERY ?= which transcription factor keeps blood stem cells dormant
 
 .PHONY: install demo test lint bench clean

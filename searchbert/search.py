@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .live import LiveVectors
     from .rerank import Reranker
     from .store import Store
+    from .vectors import FaissFlatIndex
 
 #: chunks fetched per wanted document at first
 OVERFETCH = 4
@@ -63,27 +64,53 @@ class Allowed:
     where: str
     params: tuple[object, ...]
     selection: Selection | None
+    #: the allowed chunks' own vectors, searched exactly (a narrow filter in steady use: see FilterCache)
+    exact: FaissFlatIndex | None = None
+
+
+#: a filter allowing at most this many chunks, used this many times since the last commit, gets its vectors copied
+#: into an exact index of their own (30 MB at 384-d): as vector databases do below a cardinality threshold, its
+#: queries then scan only what they may return (exact, and faster than an approximate index probing for them)
+EXACT_FILTER_MAX, EXACT_FILTER_USES = 20_000, 3
 
 
 class FilterCache:
     """The bitmaps of the last few filters, and the document count, for the store generation they were read at
     (Lucene keeps filters' bitsets per segment the same way): a filter repeated by a long-lived index (a server, a
-    RAG pipeline) costs a dictionary lookup; any commit starts the cache over."""
+    RAG pipeline) costs a dictionary lookup; any commit starts the cache over. A narrow filter in steady use also
+    keeps its vectors (EXACT_FILTER_MAX)."""
 
     SIZE = 8
 
     def __init__(self) -> None:
-        from collections import OrderedDict
+        from collections import Counter, OrderedDict
 
         self.generation = -1
         self.documents: int | None = None
         self.bitmaps: OrderedDict[tuple[str, tuple[object, ...]], Allowed] = OrderedDict()
+        self.uses: Counter[tuple[str, tuple[object, ...]]] = Counter()
 
     def at(self, generation: int) -> FilterCache:
         if generation != self.generation:
             self.generation, self.documents = generation, None
             self.bitmaps.clear()
+            self.uses.clear()
         return self
+
+    def with_vectors(self, allowed: Allowed, store: Store, dimension: int) -> Allowed:
+        """`allowed`, with its vectors in an exact index of their own once it is narrow and used often enough."""
+        key = (allowed.where, allowed.params)
+        self.uses[key] += 1
+        if allowed.exact is not None or allowed.selection is None or key not in self.bitmaps:
+            return allowed
+        if allowed.selection.count > EXACT_FILTER_MAX or self.uses[key] < EXACT_FILTER_USES:
+            return allowed
+        from .vectors import FaissFlatIndex
+
+        exact = FaissFlatIndex(dimension)
+        exact.add(*store.vectors_of(np.flatnonzero(allowed.selection.bits).tolist(), dimension))
+        self.bitmaps[key] = allowed = replace(allowed, exact=exact)
+        return allowed
 
     def document_count(self, store: Store) -> int:
         if self.documents is None:
@@ -232,6 +259,8 @@ def search(
     total = size if allowed is None or allowed.count is None else allowed.count
     if total == 0:
         return [[] for _ in queries]
+    if cache is not None and allowed is not None and mode != "bm25":
+        allowed = cache.with_vectors(allowed, store, use.dimension)
     inside = allowed.selection if allowed is not None else None
     query_vectors = None
     if mode != "bm25":
@@ -251,7 +280,9 @@ def search(
         checking = allowed is not None and inside is None
         fetch = min(size, math.ceil(depth / passing)) if checking else depth
         dense = None
-        if vectors is not None and query_vectors is not None:
+        if allowed is not None and allowed.exact is not None and query_vectors is not None:
+            dense = allowed.exact.nearest(query_vectors[todo], fetch)  # exactly the allowed chunks, as committed
+        elif vectors is not None and query_vectors is not None:
             dense = vectors.nearest(query_vectors[todo], fetch, inside, vectors_of)
         bm25 = lexical.search_many([queries[q] for q in todo], fetch, inside) if lexical is not None else None
         lists = [(dense[i] if dense else [], bm25[i] if bm25 else []) for i in range(len(todo))]

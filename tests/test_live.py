@@ -224,3 +224,42 @@ def test_a_filter_on_an_approximate_index_is_planned_by_how_much_it_allows(tmp_p
         ix.add_documents([Document(path="s07/d00x.md", text="subject7 item2 new", root=str(root))])
         hits = ix.search("subject7 subject7 item2", k=5, filters=Filters(paths=("s07/d00*",)))
         assert len(hits) == 2 and bitmaps
+
+
+def test_a_narrow_filter_in_steady_use_searches_its_own_vectors_exactly(tmp_path: Path) -> None:
+    """From its third use since the last commit, a narrow filter's vectors are searched on their own (exact), not
+    through the approximate index; a commit starts over, and the new document is found."""
+    from searchbert.live import LiveVectors
+    from searchbert.vectors import NumpyIndex, Selection, nearest
+
+    files = {f"s{i % 11:02}/d{i:03}.md": f"document {i} subject{i % 11} item{i % 5} part{i % 3}" for i in range(440)}
+    root = write_tree(tmp_path / "d", files)
+    enc = FakeEncoder()
+    ix = Index.create(tmp_path / "ix", encoder=enc, index_type="ivf")
+    ix.add([root])
+    narrow = Filters(paths=("s07/d0*",))  # 10 of 440 documents
+    oracle = NumpyIndex(enc.dimension)
+    for ids, vectors in ix.store.all_vectors(enc.dimension):
+        oracle.add(ids, vectors)
+    allowed = Selection.from_ranges(*ix.store.allowed_ranges(*narrow.sql()))
+    want = [round(score, 5) for _, score in nearest(oracle, enc.encode(["subject7 item2"]), 3, allowed)[0]]
+    approximate = []
+    real = LiveVectors.nearest
+
+    def counted(self, *args, **kwargs):
+        approximate.append(1)
+        return real(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(LiveVectors, "nearest", counted)
+        for use in range(1, 5):
+            approximate.clear()
+            hits = ix.search("subject7 item2", k=3, chunks=True, filters=narrow)
+            assert all(h.path.startswith("s07/d0") or "/s07/d0" in h.path for h in hits)
+            assert bool(approximate) == (use < 3), use
+            if use >= 3:  # the exact top 3 within the filter
+                assert [round(h.score, 5) for h in hits] == want
+        ix.add_documents([Document(path="s07/d0new.md", text="subject7 item2", root=str(root))])
+        approximate.clear()
+        hits = ix.search("subject7 item2", k=3, chunks=True, filters=narrow)
+        assert approximate and hits[0].path == "s07/d0new.md"

@@ -1,0 +1,128 @@
+"""searchbert as a Model Context Protocol server (extra `mcp`): `searchbert mcp --index PATH` serves one index over
+stdio to an agent, with the official SDK, as two tools:
+
+- search(query, k, mode, filters, rerank): the k best passages, with their record id, lines, score and metadata
+- get_document(id, start_line, end_line): a record's whole text (or those lines of it), to read around a passage
+
+Bad input (an empty query, an unknown id, k out of range, a filter that cannot be applied) is a tool error whose
+message says what was wrong; the server keeps serving. Logs go to stderr: stdout carries the protocol only.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel, Field
+
+from ..errors import SearchbertError
+from ..records import SearchOptions
+from .common import Shared, metadata_filters
+
+if TYPE_CHECKING:
+    from ..index import Index
+
+#: the most results one call may ask for: an agent's context is the limit, not the index
+MAX_K = 50
+
+
+class Passage(BaseModel):
+    id: str = Field(description="the record id (a file's path): pass it to get_document")
+    title: str
+    text: str
+    start_line: int
+    end_line: int
+    score: float
+    metadata: dict[str, Any]
+
+
+class SearchResult(BaseModel):
+    query: str
+    hits: list[Passage]
+
+
+class Record(BaseModel):
+    id: str
+    title: str
+    text: str = Field(description="the whole text, or the lines asked for")
+    start_line: int
+    end_line: int | None
+    metadata: dict[str, Any]
+
+
+def make_server(index: Index | str | os.PathLike[str]) -> MCPServer:
+    """An MCP server with the search and get_document tools over one index."""
+    shared = Shared(index)
+    server: MCPServer = MCPServer(
+        "searchbert",
+        instructions=(
+            "Search a local document collection. Call search to find passages, then get_document with a hit's id "
+            "(and start_line/end_line) to read more of that document."
+        ),
+    )
+
+    @server.tool()
+    def search(
+        query: str,
+        k: int = 5,
+        mode: str | None = None,
+        filters: dict[str, Any] | None = None,
+        rerank: bool = False,
+    ) -> SearchResult:
+        """The k best passages for the query, one per document, best first. mode: dense (meaning), bm25 (words)
+        or hybrid (both); filters: metadata conditions, {"key": value} or {"key": [any of these]}; rerank: re-score
+        the candidates with a cross-encoder (slower, often better)."""
+        if not 1 <= k <= MAX_K:
+            raise ToolError(f"k must be between 1 and {MAX_K}, not {k}")
+        try:
+            fields: dict[str, Any] = {"k": k, "filters": metadata_filters(filters), "rerank": rerank or None}
+            if mode is not None:
+                fields["mode"] = mode
+            options = SearchOptions(**fields)
+            hits = shared.run(lambda ix: ix.search(query, options=options))
+        except SearchbertError as exc:
+            raise ToolError(str(exc)) from exc
+        return SearchResult(
+            query=query,
+            hits=[
+                Passage(
+                    id=h.path,
+                    title=h.title,
+                    text=h.text,
+                    start_line=h.start_line,
+                    end_line=h.end_line,
+                    score=h.score,
+                    metadata=h.metadata,
+                )
+                for h in hits
+            ],
+        )
+
+    @server.tool()
+    def get_document(id: str, start_line: int | None = None, end_line: int | None = None) -> Record:
+        """A document by the id a search hit gave: its whole text, or lines start_line..end_line (1-based,
+        inclusive) of it."""
+        try:
+            found = shared.run(lambda ix: ix.get([id], start_line=start_line, end_line=end_line))
+        except SearchbertError as exc:
+            raise ToolError(str(exc)) from exc
+        if not found:
+            raise ToolError(f"no document with id {id!r}: use an id from a search hit")
+        doc = found[0]
+        return Record(
+            id=doc.path,
+            title=doc.title,
+            text=doc.text,
+            start_line=start_line or 1,
+            end_line=end_line,
+            metadata=doc.metadata,
+        )
+
+    return server
+
+
+def serve(index: str | os.PathLike[str]) -> None:
+    """Serve the index over stdio until the client hangs up."""
+    make_server(index).run("stdio")
