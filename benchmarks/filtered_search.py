@@ -173,8 +173,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from searchbert import Filters
+    from searchbert.filtering import allowed_chunks
     from searchbert.index import Index
-    from searchbert.search import allowed_chunks
 
     n = args.docs * args.chunks_per_doc
     query_vectors = clustered(n + args.queries, DIM, clusters=2000, seed=1)[n:]

@@ -33,8 +33,9 @@ from .records import Document, Hit, IndexReport, SearchOptions
 from .store import Store
 
 if TYPE_CHECKING:
+    from .filtering import FilterCache
     from .rerank import Reranker
-    from .search import FilterCache, Retrievers
+    from .search import Retrievers
 
 log = logging.getLogger("searchbert")
 
@@ -424,7 +425,8 @@ class Index:
 
     def retrievers(self) -> Retrievers:
         """What a search reads of this index (see search.Retrievers)."""
-        from .search import FilterCache, Retrievers
+        from .filtering import FilterCache
+        from .search import Retrievers
 
         if self._filter_cache is None:
             self._filter_cache = FilterCache()

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .encoders import checked
-from .records import Filters, Hit, SearchOptions
-from .vectors import Selection
+from .filtering import NARROW_FILTER, POST_FILTER_DEPTH, FilterCache, allowed_chunks
+from .records import Hit, SearchOptions
 
 if TYPE_CHECKING:
     from .bm25 import BM25Retriever
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from .live import LiveVectors
     from .rerank import Reranker
     from .store import Store
-    from .vectors import FaissFlatIndex
 
 #: chunks fetched per wanted document at first
 OVERFETCH = 4
@@ -45,90 +44,6 @@ class _Scored:
     bm25_chunk: int | None = None  # the document's best chunk by BM25 (by_document hybrid shows it when BM25 leads)
 
 
-#: a filter allowing at most this share of the documents is known narrow from a count that stops there (a few
-#: thousand index entries at most): its chunks become a bitmap the retrievers search within
-NARROW_FILTER = 0.02
-#: a wider filter is first checked on what the retrievers return, fetched deeper by the share that passes (an SQL
-#: lookup of a few hundred chunks, where a bitmap of half a million costs more than the search); when fetching
-#: deep enough would take more than this many times the results wanted, the bitmap is built after all
-POST_FILTER_DEPTH = 40
-
-
-@dataclass(frozen=True)
-class Allowed:
-    """What a filter lets through: `selection`, a bitmap of its chunks (exactly `count`) that the retrievers search
-    within, or, for a filter known only to allow more than NARROW_FILTER of the documents, None (and count None):
-    its SQL condition is then checked on each retriever's results."""
-
-    count: int | None
-    where: str
-    params: tuple[object, ...]
-    selection: Selection | None
-    #: the allowed chunks' own vectors, searched exactly (a narrow filter in steady use: see FilterCache)
-    exact: FaissFlatIndex | None = None
-
-
-#: a filter allowing at most this many chunks, used this many times since the last commit, gets its vectors copied
-#: into an exact index of their own (30 MB at 384-d): as vector databases do below a cardinality threshold, its
-#: queries then scan only what they may return (exact, and faster than an approximate index probing for them)
-EXACT_FILTER_MAX, EXACT_FILTER_USES = 20_000, 3
-
-
-class FilterCache:
-    """The bitmaps of the last few filters, and the document count, for the store generation they were read at
-    (Lucene keeps filters' bitsets per segment the same way): a filter repeated by a long-lived index (a server, a
-    RAG pipeline) costs a dictionary lookup; any commit starts the cache over. A narrow filter in steady use also
-    keeps its vectors (EXACT_FILTER_MAX)."""
-
-    SIZE = 8
-
-    def __init__(self) -> None:
-        from collections import Counter, OrderedDict
-
-        self.generation = -1
-        self.documents: int | None = None
-        self.bitmaps: OrderedDict[tuple[str, tuple[object, ...]], Allowed] = OrderedDict()
-        self.uses: Counter[tuple[str, tuple[object, ...]]] = Counter()
-
-    def at(self, generation: int) -> FilterCache:
-        if generation != self.generation:
-            self.generation, self.documents = generation, None
-            self.bitmaps.clear()
-            self.uses.clear()
-        return self
-
-    def with_vectors(self, allowed: Allowed, store: Store, dimension: int) -> Allowed:
-        """`allowed`, with its vectors in an exact index of their own once it is narrow and used often enough."""
-        key = (allowed.where, allowed.params)
-        self.uses[key] += 1
-        if allowed.exact is not None or allowed.selection is None or key not in self.bitmaps:
-            return allowed
-        if allowed.selection.count > EXACT_FILTER_MAX or self.uses[key] < EXACT_FILTER_USES:
-            return allowed
-        from .vectors import FaissFlatIndex
-
-        exact = FaissFlatIndex(dimension)
-        exact.add(*store.vectors_of(np.flatnonzero(allowed.selection.bits).tolist(), dimension))
-        self.bitmaps[key] = allowed = replace(allowed, exact=exact)
-        return allowed
-
-    def document_count(self, store: Store) -> int:
-        if self.documents is None:
-            self.documents = store.document_count()
-        return self.documents
-
-    def get(self, key: tuple[str, tuple[object, ...]]) -> Allowed | None:
-        found = self.bitmaps.get(key)
-        if found is not None:
-            self.bitmaps.move_to_end(key)
-        return found
-
-    def put(self, key: tuple[str, tuple[object, ...]], allowed: Allowed) -> None:
-        self.bitmaps[key] = allowed
-        while len(self.bitmaps) > self.SIZE:
-            self.bitmaps.popitem(last=False)
-
-
 @dataclass(frozen=True)
 class Retrievers:
     """What a search reads, and nothing else of an index. The vector index, BM25 and the model are loaded on first
@@ -141,29 +56,6 @@ class Retrievers:
     dimension: int
     model_id: str
     filter_cache: FilterCache | None = None
-
-
-def allowed_chunks(
-    store: Store, filters: Filters, narrow: float | None = None, cache: FilterCache | None = None
-) -> Allowed:
-    """The chunks of the documents that pass the filters, found in SQL (the filter columns are indexed). With
-    `narrow`, a filter matching more than that share of the documents is only counted that far, and left wide
-    (unless `cache`, current for the store's generation, holds its bitmap)."""
-    where, params = filters.sql()
-    key = (where, tuple(params))
-    cached = cache.get(key) if cache is not None else None
-    if cached is not None:
-        return cached
-    if narrow is not None:
-        documents = cache.document_count(store) if cache is not None else store.document_count()
-        sql = f"SELECT count(*) FROM (SELECT 1 FROM documents WHERE {where} LIMIT ?)"
-        if store.execute(sql, [*params, math.ceil(narrow * documents) + 1]).fetchone()[0] > narrow * documents:
-            return Allowed(None, where, tuple(params), None)
-    selection = Selection.from_ranges(*store.allowed_ranges(where, params))
-    allowed = Allowed(selection.count, where, tuple(params), selection)
-    if cache is not None:
-        cache.put(key, allowed)
-    return allowed
 
 
 def _rank_lists(

@@ -125,3 +125,9 @@ def test_import_searchbert_loads_no_framework() -> None:
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert run.stdout.strip() == "[]"
+
+
+def test_a_retriever_over_a_folder_with_no_index_says_so(tmp_path: Path) -> None:
+    with pytest.raises(SearchbertError, match="no searchbert index"):
+        SearchbertRetriever(index=tmp_path / "typo").invoke("logs")
+    assert not (tmp_path / "typo").exists()  # and made nothing there

@@ -116,7 +116,7 @@ def test_sql_filters_select_what_filters_match(tmp_path: Path) -> None:
         Filters(since=1.5e9),
         Filters(paths=("*",), exts=("md",), since=1.5e9),
     ]
-    from searchbert.search import allowed_chunks
+    from searchbert.filtering import allowed_chunks
 
     every_chunk = [r[0] for r in ix.store.execute("SELECT id FROM chunks")]
     for f in cases:

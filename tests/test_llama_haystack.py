@@ -113,6 +113,22 @@ def test_llama_index_aretrieve_does_not_block_the_event_loop(notes: Index, monke
     assert len(nodes) == 1 and ticks > 30 and threading.get_ident() not in slow.threads
 
 
+@pytest.mark.model
+def test_llama_index_pipeline_over_the_bundled_model(tmp_path: Path, minilm) -> None:
+    """Retrieve with the real MiniLM, then fill LlamaIndex's prompt template: a query engine's step before the LLM."""
+    from llama_index.core import PromptTemplate
+
+    from searchbert import Document
+    from searchbert.integrations.llama_index import SearchbertRetriever
+
+    index = Index.create(tmp_path / "ix", encoder=minilm)
+    index.add_documents(Document(path=i, text=t, metadata=m) for i, (t, m) in NOTES.items())
+    nodes = asyncio.run(SearchbertRetriever(index, similarity_top_k=2).aretrieve("when do the backups run?"))
+    template = PromptTemplate("Context:\n{context_str}\n\nQuestion: {query_str}\nAnswer:")
+    text = template.format(context_str="\n".join(n.node.get_content() for n in nodes), query_str="backups?")
+    assert nodes[0].node.ref_doc_id == "backup" and "Backups run at 2am" in text
+
+
 # -- Haystack ------------------------------------------------------------------------------------------------------
 
 

@@ -23,8 +23,10 @@ class Shared:
     """One Index for an adapter: opened on first use from a path (or given open), and used by one thread at a time
     (async methods run the library in worker threads; the Index is not meant for two at once)."""
 
-    def __init__(self, index: Index | str | os.PathLike[str], encoder: Encoder | None = None) -> None:
-        self._given, self._encoder = index, encoder
+    def __init__(
+        self, index: Index | str | os.PathLike[str], encoder: Encoder | None = None, *, create: bool = False
+    ) -> None:
+        self._given, self._encoder, self._create = index, encoder, create
         self._index: Index | None = None
         self._lock = threading.RLock()
 
@@ -38,7 +40,12 @@ class Shared:
 
         if self._index is None:
             given = self._given
-            self._index = given if isinstance(given, Index) else open_or_create(given, self._encoder)
+            if isinstance(given, Index):
+                self._index = given
+            elif self._create:
+                self._index = open_or_create(given, self._encoder)
+            else:  # a retriever only reads: a mistyped folder is an error, not a new empty index
+                self._index = Index.open(given, encoder=self._encoder)
         return self._index
 
     @property

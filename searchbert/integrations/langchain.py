@@ -130,7 +130,7 @@ class SearchbertVectorStore(VectorStore):
 
     def __init__(self, index: Index | str | os.PathLike[str], embedding: Embeddings | None = None) -> None:
         self._embedding = embedding
-        self._shared = Shared(index, embeddings_encoder(embedding) if embedding is not None else None)
+        self._shared = Shared(index, embeddings_encoder(embedding) if embedding is not None else None, create=True)
 
     @property
     def embeddings(self) -> Embeddings | None:
