@@ -188,3 +188,20 @@ def test_haystack_pipeline_saved_to_yaml_loads_and_runs_over_the_bundled_model(t
     question = "when do the backups run?"
     out = again.run({"retriever": {"query": question}, "prompt": {"question": question}})
     assert "Backups run at 2am" in out["prompt"]["prompt"] and out["prompt"]["prompt"].endswith(question)
+
+
+def test_langchain_async_calls_do_not_block_the_event_loop(notes: Index, tmp_path: Path, monkeypatch) -> None:
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    from searchbert.integrations import common
+    from searchbert.integrations.langchain import SearchbertRetriever, SearchbertVectorStore
+
+    store = SearchbertVectorStore(tmp_path / "store", embedding=DeterministicFakeEmbedding(size=8))
+    store.add_texts([t for t, _ in NOTES.values()], ids=list(NOTES))
+    retriever = SearchbertRetriever(index=notes, k=2)
+    slow = {id(store._shared): SlowIndex(store.index), id(retriever._shared): SlowIndex(notes)}
+    monkeypatch.setattr(common.Shared, "index", property(lambda self: slow[id(self)]))
+    docs, ticks = _loop_keeps_ticking(lambda: retriever.ainvoke("logs", k=1))
+    assert len(docs) == 1 and ticks > 30
+    found, ticks = _loop_keeps_ticking(lambda: store.asimilarity_search("budget", k=1))
+    assert len(found) == 1 and ticks > 30
