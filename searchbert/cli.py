@@ -118,7 +118,12 @@ def _open_index(index_path: str | None) -> Any:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="searchbert")
 @click.option("-v", "--verbose", is_flag=True, help="Say more about what is going on.")
-def main(verbose: bool) -> None:
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Never use the network: a model that is not on this machine is an error (also SEARCHBERT_OFFLINE=1).",
+)
+def main(verbose: bool, offline: bool) -> None:
     """searchbert: semantic search over your own documents, offline.
 
     \b
@@ -133,6 +138,8 @@ def main(verbose: bool) -> None:
         log.addHandler(handler)
     log.propagate = False  # said once, by this handler, whatever a library does to the root logger
     log.setLevel(logging.INFO if verbose else logging.WARNING)
+    if offline:
+        os.environ["SEARCHBERT_OFFLINE"] = "1"
 
 
 @main.command("index")
@@ -543,3 +550,21 @@ def mcp_cmd(index_path: str | None) -> None:
     path = locate_index(index_path)
     Index.open(path).close()  # a missing or unreadable index is said now, not on the first tool call
     serve(path)
+
+
+@main.command("pull")
+@click.argument("model")
+@click.option("--revision", help="A branch, tag or commit of the model (default: main).")
+@reports_errors
+def pull_cmd(model: str, revision: str | None) -> None:
+    """Fetch a model from the Hugging Face hub into its cache, ahead of first use.
+
+    \b
+    A named model is otherwise fetched when first used (--model, --rerank-model); pull does it now:
+      searchbert pull sentence-transformers/all-mpnet-base-v2
+    The default model ships with searchbert and needs nothing fetched.
+    """
+    from .hub import pull
+
+    folder, fetched = pull(model, revision)
+    click.echo(f"{'Fetched' if fetched else 'Already here:'} {model} -> {folder}")

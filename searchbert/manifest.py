@@ -67,9 +67,16 @@ class Manifest:
             raise IndexCorrupt(f"cannot read {path}: {exc}") from exc
 
 
+_OPTIONAL = ("revision", "weights")
+
+
 def check_compatible(manifest: Manifest, fingerprint: dict[str, Any], chunking: ChunkSettings | None) -> None:
     """Refuse to mix vectors of two models, or chunks cut two ways, in one index."""
-    if fingerprint != manifest.model:
+    # revision and weights were recorded from version 0.1 of the format on: an index made before has neither
+    optional = {k for k in _OPTIONAL if k not in manifest.model or k not in fingerprint}
+    if {k: v for k, v in fingerprint.items() if k not in optional} != {
+        k: v for k, v in manifest.model.items() if k not in optional
+    }:
         theirs = ", ".join(f"{k}={v}" for k, v in manifest.model.items())
         ours = ", ".join(f"{k}={v}" for k, v in fingerprint.items())
         raise IncompatibleIndex(

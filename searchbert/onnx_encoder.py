@@ -136,9 +136,15 @@ class OnnxEncoder(LocalBiEncoder):
     """The bi-encoder through onnxruntime; vectors equal sentence-transformers' (fp32) or close to them (int8)."""
 
     def __init__(
-        self, model: str | None = None, *, quantized: bool = False, batch_size: int = 8, export_if_missing: bool = True
+        self,
+        model: str | None = None,
+        *,
+        quantized: bool = False,
+        batch_size: int = 8,
+        export_if_missing: bool = True,
+        revision: str | None = None,
     ) -> None:
-        super().__init__(model)
+        super().__init__(model, revision=revision)
         if not supported(self):
             raise ModelNotAvailable(f"model {self.model_id!r} has layers the ONNX runner does not reproduce: use torch")
         self.quantized = quantized
@@ -281,11 +287,11 @@ def encoder_for(fingerprint: dict[str, Any]) -> LocalBiEncoder:
     """The fastest encoder that gives an index's vectors: its ONNX export when there is one, else torch."""
     from .encoders import SentenceTransformerEncoder
 
-    quantized = fingerprint.get("quantization") == "int8"
+    quantized, revision = fingerprint.get("quantization") == "int8", fingerprint.get("revision")
     try:
-        return OnnxEncoder(fingerprint["id"], quantized=quantized, export_if_missing=quantized)
+        return OnnxEncoder(fingerprint["id"], quantized=quantized, export_if_missing=quantized, revision=revision)
     except (ModelNotAvailable, ImportError, RuntimeError, OSError) as exc:
-        torch = SentenceTransformerEncoder(fingerprint["id"])
+        torch = SentenceTransformerEncoder(fingerprint["id"], revision=revision)
         if supported(torch):  # torch is this model's only runner otherwise: nothing to say
             import logging
 
