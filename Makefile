@@ -9,8 +9,8 @@ TORCH_VERSION ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH ?=
 # dev: pytest, ruff and LangChain's standard test suites; openvino: so the test suite covers --backend openvino too;
-# rag: the LangChain, LlamaIndex, Haystack and MCP adapters, all tested
-EXTRAS ?= dev,openvino,rag
+# rag: the LangChain, LlamaIndex, Haystack and MCP adapters, all tested; finetune: `searchbert finetune`
+EXTRAS ?= dev,openvino,rag,finetune
 DEMO_QUERY ?= which transcription factor keeps blood stem cells dormant
 
 .PHONY: install demo test lint bench clean

@@ -1,0 +1,140 @@
+"""`searchbert finetune encoder`: training data read strictly, hard negatives that are never labelled relevant, and a
+fine-tuned model folder that searchbert indexes with."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from searchbert.errors import DatasetError
+from searchbert.finetune import Pair, TrainingData, load_training_data, mine_negatives, split_queries
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _jsonl(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "bad,says",
+    [
+        ("{not json", "not JSON"),
+        ('["a list"]', "expected an object"),
+        ('{"query": "", "positive": "p"}', "'query' must be a non-empty string"),
+        ('{"query": "q"}', "'positive' must be a non-empty string"),
+        ('{"query": "q", "positive": "p", "negatives": "n"}', "'negatives' must be a list of strings"),
+    ],
+)
+def test_a_bad_line_is_reported_with_its_number(tmp_path: Path, bad: str, says: str) -> None:
+    path = _jsonl(tmp_path / "pairs.jsonl", ['{"query": "q1", "positive": "p1"}', bad])
+    with pytest.raises(DatasetError, match=re.escape(f"pairs.jsonl:2: {says}")):  # the file and the line
+        load_training_data(path)
+
+
+def test_jsonl_and_beir_folders_give_pairs_and_the_labels(tmp_path: Path) -> None:
+    path = _jsonl(
+        tmp_path / "pairs.jsonl",
+        [
+            '{"query": "q1", "positive": "p1", "negatives": ["n1"]}',
+            "",
+            '{"query": "q1", "positive": "p2"}',
+            '{"query": "q2", "positive": "p1"}',
+        ],
+    )
+    data = load_training_data(path)
+    assert [(p.query, p.positive, p.negatives) for p in data.pairs] == [
+        ("q1", "p1", ("n1",)),
+        ("q1", "p2", ()),
+        ("q2", "p1", ()),
+    ]
+    ids = {text: i for i, text in data.corpus.items()}
+    assert data.relevant == {"q0": {ids["p1"], ids["p2"]}, "q1": {ids["p1"]}}
+
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    (beir / "corpus.jsonl").write_text(
+        "\n".join(json.dumps({"_id": f"d{i}", "title": f"T{i}", "text": f"text {i}"}) for i in range(3)) + "\n"
+    )
+    (beir / "queries.jsonl").write_text(json.dumps({"_id": "a", "text": "question a"}) + "\n")
+    (beir / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\na\td2\t1\na\td0\t0\n")
+    data = load_training_data(beir)
+    assert [(p.query, p.positive) for p in data.pairs] == [("question a", "T2\n\ntext 2")]  # grade 0 is not relevant
+    assert data.relevant == {"a": {"d2"}} and len(data.corpus) == 3
+    with pytest.raises(DatasetError, match="missing file"):
+        load_training_data(beir, split="dev")
+
+
+class KeywordModel:
+    """A deterministic stand-in for a SentenceTransformer: a text's vector counts the letters a-h in it."""
+
+    def encode(self, texts, **_kwargs):
+        out = np.array([[t.count(c) for c in "abcdefgh"] for t in texts], dtype=np.float32) + 1e-3
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_mined_negatives_are_ranked_high_but_never_labelled_relevant() -> None:
+    corpus = {"r1": "aaaa", "r2": "aaab", "u1": "aaac", "u2": "aabb", "u3": "aacc", "far": "hhhh"}
+    data = TrainingData([Pair("aaaa", "aaaa", (), "q")], corpus, {"q": {"r1", "r2"}}, "test")
+    (mined,) = mine_negatives(KeywordModel().encode, data.pairs, data, skip=1)
+    # unlabelled by rank: u1 (aaac), then u2/u3; the first is skipped (often an unlabelled positive)
+    assert mined.negatives[0] in {"aabb", "aacc"} and mined.negatives[0] not in {"aaaa", "aaab"}
+    given = [Pair("aaaa", "aaaa", ("hhhh",), "q")]
+    assert mine_negatives(KeywordModel().encode, given, data) == given  # given negatives are kept
+
+
+def test_held_out_queries_are_never_trained_on() -> None:
+    pairs = [Pair(f"q{i}", f"p{i}{j}", (), f"q{i}") for i in range(20) for j in range(2)]
+    data = TrainingData(pairs, {}, {}, "test")
+    train, dev = split_queries(data, 0.2, seed=1)
+    assert len(dev) == 4 and not {p.query_id for p in train} & set(dev)
+    assert split_queries(data, 0.2, seed=1) == (train, dev)  # the seed decides
+
+
+@pytest.mark.model
+def test_finetune_writes_a_model_searchbert_indexes_with(tmp_path: Path) -> None:
+    topics = ["lighthouse", "sourdough", "glacier", "violin", "orchid", "volcano", "satellite", "honeybee"]
+    lines = [
+        json.dumps(
+            {"query": f"tell me about the {t} {k}", "positive": f"The {t} is a subject; fact {k} about the {t}."}
+        )
+        for t in topics
+        for k in range(2)
+    ]
+    data = _jsonl(tmp_path / "pairs.jsonl", lines)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [sys.executable, "-m", "searchbert", "finetune", "encoder", str(data), "-o", str(tmp_path / "model"),
+         "--epochs", "1", "--batch-size", "4", "--dev-share", "0.25"],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "held-out nDCG@10" in run.stdout and "--model" in run.stdout
+    model = tmp_path / "model"
+    report = json.loads((model / "finetune.json").read_text())
+    assert report["dev_queries"] == 4 and report["train_queries"] == 12 and "ndcg@10" in report["dev_after"]
+    assert report["settings"]["loss"] == "MultipleNegativesRankingLoss" and report["settings"]["seed"] == 42
+    assert (model / "finetune.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for t in topics:
+        (docs / f"{t}.md").write_text(f"All about the {t}.")
+    ix = str(tmp_path / "ix")
+    index = subprocess.run(
+        [sys.executable, "-m", "searchbert", "index", str(docs), "--index", ix, "--model", str(model)],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert index.returncode == 0, index.stderr[-2000:]
+    query = subprocess.run(
+        [sys.executable, "-m", "searchbert", "query", "glacier", "--index", ix, "--json", "-k", "1"],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert json.loads(query.stdout)[0]["path"].endswith("glacier.md")
