@@ -136,8 +136,9 @@ def test_index_keeps_bm25_current_through_incremental_runs(tmp_path: Path) -> No
 
 def test_cli_query_modes_filters_and_explain(big: Index, monkeypatch: pytest.MonkeyPatch) -> None:
     from searchbert import cli
+    from searchbert.cli import query
 
-    monkeypatch.setattr(cli, "_open_index", lambda path: Index.open(big.path, encoder=FakeEncoder(max_tokens=24)))
+    monkeypatch.setattr(query, "open_index", lambda path: Index.open(big.path, encoder=FakeEncoder(max_tokens=24)))
     run = CliRunner().invoke
     out = run(
         cli.main,

@@ -1,0 +1,117 @@
+"""`searchbert eval`: retrieval quality on a BEIR collection."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..onnx_encoder import BACKENDS
+from . import (
+    BACKEND_HELP,
+    bm25_options,
+    chunk_options,
+    main,
+    mode_option,
+    model_option,
+    reports_errors,
+)
+
+
+@main.command("eval")
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--split", default="test", show_default=True, help="Which qrels/SPLIT.tsv to score.")
+@mode_option(
+    "dense: the bi-encoder through searchbert's index; bm25: the lexical baseline (bm25s, k1 1.5, b 0.75); "
+    "hybrid: both, fused."
+)
+@click.option("--rerank-model", metavar="ID_OR_PATH", help="Rerank each query's candidates with this cross-encoder.")
+@click.option(
+    "--candidates",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Chunks the cross-encoder reads per query (with --rerank-model).",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["standard", "chunked"]),
+    default="standard",
+    show_default=True,
+    help="standard: title + text embedded whole, truncated (MTEB); chunked: searchbert's chunking.",
+)
+@model_option
+@click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default="auto",
+    show_default=True,
+    help=BACKEND_HELP + " onnx or torch give the published full-precision figures.",
+)
+@chunk_options
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the collection's index is cached. Default: indexes/eval.",
+)
+@click.option("--run-file", type=click.Path(dir_okay=False, path_type=Path), help="Write the run in TREC format.")
+@bm25_options
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+@reports_errors
+def eval_cmd(
+    dataset: Path,
+    split: str,
+    mode: str,
+    rerank_model: str | None,
+    candidates: int,
+    protocol: str,
+    model: str | None,
+    backend: str,
+    chunk_size: int | None,
+    overlap: int | None,
+    title_prefix: bool | None,
+    cache_dir: Path | None,
+    run_file: Path | None,
+    bm25_k1: float | None,
+    bm25_b: float | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Score retrieval on a BEIR-format collection (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv).
+
+    Reports nDCG@10, Recall@100, MRR@10 and MAP. The collection's index is cached, so a second run with the same
+    model and settings embeds nothing.
+    """
+    from ..evaluation import evaluate, write_trec_run
+
+    options = {"chunk_size": chunk_size, "overlap": overlap, "title_prefix": title_prefix}
+    result = evaluate(
+        dataset,
+        split=split,
+        mode=mode,
+        protocol=protocol,
+        model=model,
+        cache_dir=cache_dir,
+        progress=not quiet,
+        rerank=rerank_model,
+        candidates=candidates,
+        backend=backend,
+        bm25_k1=bm25_k1,
+        bm25_b=bm25_b,
+        **{k: v for k, v in options.items() if v is not None},
+    )
+    if run_file:
+        write_trec_run(result, run_file)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(
+        f"{result.dataset} ({result.split}, {result.queries} queries)  mode={result.mode}  "
+        f"protocol={result.protocol}  model={result.model}"
+    )
+    click.echo(
+        "  ".join(f"{name} {value * 100:6.2f}" for name, value in result.metrics.items())
+        + f"   ({result.seconds:.0f} s)"
+    )

@@ -1,0 +1,168 @@
+"""`searchbert index`, `remove` and `status`: what goes into an index, and its health."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..onnx_encoder import BACKENDS
+from . import (
+    BACKEND_HELP,
+    bm25_options,
+    chunk_options,
+    display_path,
+    index_option,
+    main,
+    model_option,
+    open_index,
+    reports_errors,
+)
+
+
+@main.command("index")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@index_option
+@model_option
+@click.option("--include", multiple=True, metavar="GLOB", help="Index only files matching GLOB (repeatable).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
+@chunk_options
+@click.option("--rebuild", is_flag=True, help="Start the index over (needed to change model or chunk settings).")
+@click.option("--backend", type=click.Choice(BACKENDS), help=BACKEND_HELP)
+@click.option(
+    "--index-type",
+    type=click.Choice(["auto", "flat", "hnsw", "ivf", "ivf-sq8", "ivf-pq"]),
+    help="Vector index: flat (exact), hnsw, ivf, ivf-sq8 or ivf-pq (approximate, compressed). "
+    "Default auto: exact up to 200,000 chunks, then IVF.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=512,
+    show_default=True,
+    help="Chunks embedded and committed together: a crash loses at most one batch.",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(0),
+    default=600,
+    show_default=True,
+    help="Seconds to wait for another process writing to the same index.",
+)
+@click.option(
+    "--max-doc-size",
+    type=click.FloatRange(0),
+    default=2,
+    show_default=True,
+    metavar="MB",
+    help="Skip documents whose text is larger (in MB; 0: no limit). A 10 MB log takes minutes to embed.",
+)
+@bm25_options
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@reports_errors
+def index_cmd(
+    paths: tuple[Path, ...],
+    index_path: str | None,
+    model: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    chunk_size: int | None,
+    overlap: int | None,
+    title_prefix: bool | None,
+    rebuild: bool,
+    backend: str | None,
+    index_type: str | None,
+    batch_size: int,
+    lock_timeout: float,
+    max_doc_size: float,
+    bm25_k1: float | None,
+    bm25_b: float | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Index files and folders (text, Markdown, reST, HTML, PDF, source code).
+
+    Re-running it embeds only new and changed files and drops deleted ones. It can be stopped at any moment:
+    what was committed stays searchable, and the next run picks up where it stopped.
+    """
+    from ..index import index_paths, locate_index
+
+    target = locate_index(index_path)
+    report = index_paths(
+        target,
+        paths,
+        model=model,
+        include=include,
+        exclude=exclude,
+        chunk_size=chunk_size,
+        overlap=overlap,
+        title_prefix=title_prefix,
+        rebuild=rebuild,
+        progress=not quiet,
+        commit_chunks=batch_size,
+        lock_timeout=lock_timeout,
+        backend=backend,
+        index_type=index_type,
+        bm25_k1=bm25_k1,
+        bm25_b=bm25_b,
+        max_doc_size=int(max_doc_size * 1_000_000),
+    )
+    if as_json:
+        click.echo(json.dumps({"index": str(target), **report.to_dict()}, indent=2))
+        return
+    click.echo(
+        f"Indexed {report.indexed} documents ({report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.removed} removed; {report.chunks_embedded} chunks embedded) "
+        f"in {report.seconds:.1f} s into {display_path(str(target))}"
+    )
+    if report.skipped:
+        reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items(), key=lambda x: -x[1]))
+        click.echo(f"Skipped {sum(report.skipped.values())} files: {reasons}")
+    for path, error in report.errors[:10]:
+        click.echo(f"  could not read {display_path(path)}: {error}", err=True)
+
+
+@main.command("remove")
+@click.argument("paths", nargs=-1, required=True)
+@index_option
+@reports_errors
+def remove_cmd(paths: tuple[str, ...], index_path: str | None) -> None:
+    """Remove files, everything under folders, or records by their id from the index (no file is touched)."""
+
+    with open_index(index_path) as index:
+        removed = index.remove(paths)
+    click.echo(f"Removed {removed} documents from the index.")
+
+
+@main.command("status")
+@index_option
+@click.option("--repair", is_flag=True, help="Rebuild what can be rebuilt without embedding (the vector file).")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@reports_errors
+def status_cmd(index_path: str | None, repair: bool, as_json: bool) -> None:
+    """Show the index's model, counts, size on disk, last update, and whether it is consistent."""
+    from . import health
+
+    info = health.repair(index_path) if repair else health.status(index_path)
+    if as_json:
+        click.echo(json.dumps(info.to_dict(), indent=2))
+        return
+    c = info.chunking
+    click.echo(f"index:      {display_path(info.path)}")
+    click.echo(f"model:      {info.model} ({info.dimension} dimensions)")
+    click.echo(
+        f"chunking:   {c['strategy']}, {c['max_tokens']} tokens, overlap {c['overlap']}"
+        f"{', title prefix' if c['title_prefix'] else ''}"
+    )
+    click.echo(f"bm25:       k1 {info.lexical['k1']:g}, b {info.lexical['b']:g}")
+    click.echo(f"contents:   {info.documents} documents, {info.chunks} chunks, {info.vectors} vectors")
+    click.echo(f"on disk:    {info.bytes_on_disk / 1e6:.1f} MB")
+    click.echo(f"created:    {info.created}   updated: {info.updated}")
+    click.echo(f"vectors:    {info.vector_file}")
+    click.echo("consistent: yes" if info.consistent else "consistent: NO")
+    for problem in info.problems:
+        click.echo(f"  - {problem}")
+    if not info.consistent and not repair:
+        click.echo("Run `searchbert status --repair` to rebuild what can be rebuilt.")

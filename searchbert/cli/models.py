@@ -1,0 +1,96 @@
+"""`searchbert pull` and `searchbert finetune`: models fetched ahead, and adapted to your data."""
+
+from __future__ import annotations
+
+import click
+
+from . import (
+    display_path,
+    main,
+    reports_errors,
+)
+
+
+@main.command("pull")
+@click.argument("model")
+@click.option("--revision", help="A branch, tag or commit of the model (default: main).")
+@reports_errors
+def pull_cmd(model: str, revision: str | None) -> None:
+    """Fetch a model from the Hugging Face hub into its cache, ahead of first use.
+
+    \b
+    A named model is otherwise fetched when first used (--model, --rerank-model); pull does it now:
+      searchbert pull sentence-transformers/all-mpnet-base-v2
+    The default model ships with searchbert and needs nothing fetched.
+    """
+    from ..hub import pull
+
+    folder, fetched = pull(model, revision)
+    click.echo(f"{'Fetched' if fetched else 'Already here:'} {model} -> {folder}")
+
+
+@main.group("finetune")
+def finetune_group() -> None:
+    """Adapt a model to your own data (needs the finetune extra: pip install 'searchbert[finetune]')."""
+
+
+@finetune_group.command("encoder")
+@click.argument("data", type=click.Path(exists=True))
+@click.option("--output", "-o", required=True, type=click.Path(), help="New folder for the fine-tuned model.")
+@click.option("--base", help="Model to start from (folder or hub id). Default: the bundled all-MiniLM-L6-v2.")
+@click.option("--split", default="train", show_default=True, help="A BEIR folder's qrels split to train on.")
+@click.option(
+    "--epochs", default=3, show_default=True, help="Passes over the pairs; the best on held-out queries is kept."
+)
+@click.option("--batch-size", default=16, show_default=True, help="Pairs per step (more: more in-batch negatives).")
+@click.option("--learning-rate", default=2e-5, show_default=True)
+@click.option("--dev-share", default=0.1, show_default=True, help="Share of the queries held out to choose the epoch.")
+@click.option("--seed", default=42, show_default=True)
+@click.option("--device", help="cpu, cuda, cuda:1, mps... Default: a GPU if there is one.")
+@reports_errors
+def finetune_encoder_cmd(
+    data: str,
+    output: str,
+    base: str | None,
+    split: str,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    dev_share: float,
+    seed: int,
+    device: str | None,
+) -> None:
+    """Fine-tune the bi-encoder on (query, relevant passage) pairs.
+
+    \b
+    DATA: a BEIR folder (corpus.jsonl, queries.jsonl, qrels/train.tsv), or a JSONL file with one
+    {"query": ..., "positive": ..., "negatives": [...]} per line (negatives optional: hard ones are mined).
+    The output folder is a Sentence-Transformers model:
+      searchbert finetune encoder ../shared/datasets/scifact -o models/scifact
+      searchbert index ./docs --model models/scifact --rebuild
+    """
+    from ..finetune import finetune_encoder
+
+    report = finetune_encoder(
+        data,
+        output,
+        base=base,
+        split=split,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        dev_share=dev_share,
+        seed=seed,
+        device=device,
+    )
+    change = ""
+    if report.dev_before and report.dev_after:
+        change = (
+            f"; held-out nDCG@10 {report.dev_before['ndcg@10'] * 100:.2f} -> {report.dev_after['ndcg@10'] * 100:.2f}"
+            f" (epoch {report.best_epoch} of {report.epochs})"
+        )
+    click.echo(
+        f"Fine-tuned {report.base} on {report.pairs} pairs ({report.train_queries} queries, {report.dev_queries} held "
+        f"out) in {report.seconds:.0f} s{change}.\nSaved to {display_path(report.output)} (with finetune.json and "
+        f"finetune.png). Use it: searchbert index FOLDER --model {display_path(report.output)} --rebuild"
+    )

@@ -1,0 +1,161 @@
+"""`searchbert query`: hits as text with snippets, or JSON."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from typing import Any
+
+import click
+
+from . import (
+    display_path,
+    index_option,
+    main,
+    mode_option,
+    open_index,
+    reports_errors,
+)
+
+
+def _snippet(text: str, width: int = 100, lines: int = 3) -> list[str]:
+    flat = " ".join(text.split())
+    wrapped = textwrap.wrap(flat, width=width)
+    return (
+        [*wrapped[: lines - 1], textwrap.shorten(" ".join(wrapped[lines - 1 :]), width, placeholder=" …")]
+        if len(wrapped) > lines
+        else wrapped
+    )
+
+
+@main.command("query")
+@click.argument("text")
+@index_option
+@click.option("-k", "--top", "k", default=10, show_default=True, type=int, help="How many results.")
+@mode_option("dense: meaning (the bi-encoder); bm25: exact words; hybrid: both, fused by reciprocal rank.")
+@click.option("--rerank", is_flag=True, help="Reorder the best candidates with a BERT cross-encoder (slower, better).")
+@click.option(
+    "--rerank-model",
+    metavar="ID_OR_PATH",
+    help="Cross-encoder for --rerank: a local folder or a cached hub id. Default: cross-encoder/ms-marco-MiniLM-L6-v2.",
+)
+@click.option(
+    "--candidates",
+    type=click.IntRange(1),
+    default=50,
+    show_default=True,
+    help="How many chunks the cross-encoder reads (with --rerank).",
+)
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    metavar="GLOB",
+    help="Only documents whose path (relative to the folder indexed) matches GLOB; repeatable.",
+)
+@click.option("--ext", "exts", metavar="EXTS", help="Only these file types, comma-separated: md,txt.")
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help='Only records whose metadata KEY equals VALUE (JSON: 3, true, null, "3"; else text); repeat a key for '
+    "any of several values, different keys must all match.",
+)
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    help="Only documents modified on or after this date (YYYY-MM-DD).",
+)
+@click.option("--min-score", type=float, help="Drop hits scoring below this (the final score: see --explain).")
+@click.option("--explain", is_flag=True, help="Show each retriever's score and rank, the fused and rerank scores.")
+@click.option("--chunks", is_flag=True, help="Rank chunks instead of documents (a document may appear twice).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
+@click.option("--jsonl", "as_jsonl", is_flag=True, help="Print one JSON object per hit, a line each.")
+@reports_errors
+def query_cmd(
+    text: str,
+    index_path: str | None,
+    k: int,
+    mode: str,
+    rerank: bool,
+    rerank_model: str | None,
+    candidates: int,
+    paths: tuple[str, ...],
+    exts: str | None,
+    where: tuple[str, ...],
+    since: Any,
+    min_score: float | None,
+    explain: bool,
+    chunks: bool,
+    as_json: bool,
+    as_jsonl: bool,
+) -> None:
+    """Search the index for TEXT and show the best documents with the passage that matched."""
+    from ..records import Filters, SearchOptions
+
+    filters = Filters(
+        paths=paths,
+        exts=tuple(e.strip() for e in exts.split(",") if e.strip()) if exts else (),
+        since=since.timestamp() if since else None,
+        metadata=_where(where),
+    )
+    options = SearchOptions(
+        k=k,
+        mode=mode,
+        chunks=chunks,
+        rerank=(rerank_model or True) if rerank else None,
+        candidates=candidates,
+        filters=filters or None,
+        min_score=min_score,
+    )
+    with open_index(index_path) as index:
+        hits = index.search(text, options=options)
+    if as_json:
+        click.echo(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False))
+    elif as_jsonl:
+        for h in hits:
+            click.echo(json.dumps(h.to_dict(), ensure_ascii=False))
+    elif not hits:
+        click.echo("No results." + (" (Nothing matched the filters or --min-score.)" if filters or min_score else ""))
+    else:
+        for h in hits:
+            click.secho(f"{h.rank:>2}. {display_path(h.path)}:{h.start_line}-{h.end_line}", bold=True, nl=False)
+            click.echo(f"  score {h.score:.3f}  {h.title[:80]}")
+            if explain:
+                click.echo(f"    {_explain(h)}")
+            for line in _snippet(h.text):
+                click.echo(f"    {line}")
+
+
+def _where(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """--where KEY=VALUE options as a metadata filter: a repeated key means any of its values."""
+    wanted: dict[str, list[Any]] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--where takes KEY=VALUE, got {pair!r}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        if isinstance(value, (dict, list)):
+            value = raw  # a filter compares plain values: the text as written
+        wanted.setdefault(key, []).append(value)
+    return {k: v[0] if len(v) == 1 else v for k, v in wanted.items()}
+
+
+def _explain(h: Any) -> str:
+    def part(name: str, score: float | None, rank: int | None = None) -> str:
+        if score is None:
+            return f"{name} -"
+        return f"{name} {score:.4f}" + (f" (#{rank})" if rank is not None else "")
+
+    return "  ".join(
+        [
+            part("dense", h.dense_score, h.dense_rank),
+            part("bm25", h.bm25_score, h.bm25_rank),
+            part("fused", h.fused_score),
+            part("rerank", h.rerank_score),
+        ]
+    )
