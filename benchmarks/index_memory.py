@@ -26,7 +26,7 @@ from real_vectors import sentences
 CHILD = """
 import json, re, sys
 from pathlib import Path
-from searchbert.index import index_paths
+from searchbert.folders import index_paths
 report = index_paths(sys.argv[1], [sys.argv[2]])
 peak_kib = int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1))  # since exec
 print(json.dumps({"chunks": report.chunks_embedded, "peak_mib": peak_kib / 1024}))

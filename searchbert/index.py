@@ -15,13 +15,12 @@ from . import __version__
 from .ann import resolve_type
 from .bm25 import BM25Retriever
 from .chunking import ChunkSettings
-from .encoders import Encoder, resolve_model
+from .encoders import Encoder
 from .errors import (
     IncompatibleIndex,
     IndexExists,
     IndexNotFound,
     InvalidArgument,
-    NoDocuments,
     storage_error,
 )
 from .indexing import COMMIT_CHUNKS, Writer, add_documents, add_files
@@ -118,7 +117,7 @@ class Index:
             enc.max_tokens, chunk_size, overlap, strategy=strategy, title_prefix=title_prefix
         )
         resolve_type(index_type, 0)  # reject an unknown type before anything is written
-        _make_folder(path)
+        make_folder(path)
         lock = lock or WriteLock(path)
         with lock.held(lock_timeout):  # a second creator waits, then finds this index and refuses to replace it
             if (path / MANIFEST).exists():
@@ -471,7 +470,7 @@ def _lexical_settings(asked: dict[str, float] | None, base: dict[str, float] | N
     return {"k1": float(settings["k1"]), "b": float(settings["b"])}
 
 
-def _make_folder(path: Path) -> None:
+def make_folder(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -496,103 +495,3 @@ def _progress(total: int | None, enabled: bool) -> Iterator[Any]:
 
     with tqdm(total=total, unit="doc", desc="indexing", dynamic_ncols=True, mininterval=0.5) as bar:
         yield bar
-
-
-def index_paths(
-    index_path: str | os.PathLike[str],
-    paths: Sequence[str | os.PathLike[str]],
-    *,
-    model: str | None = None,
-    encoder: Encoder | None = None,
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    chunk_size: int | None = None,
-    overlap: int | None = None,
-    title_prefix: bool | None = None,
-    rebuild: bool = False,
-    progress: bool = False,
-    commit_chunks: int = COMMIT_CHUNKS,
-    lock_timeout: float | None = None,
-    backend: str | None = None,
-    index_type: str | None = None,
-    bm25_k1: float | None = None,
-    bm25_b: float | None = None,
-    max_doc_size: int = MAX_DOC_BYTES,
-) -> IndexReport:
-    """Create the index if needed (or refuse to mix models and settings) and add paths to it.
-
-    The write lock is taken before the folder is looked at, so two first runs (or a run and a --rebuild) never
-    both create an index: the second waits, then opens what the first made.
-    """
-    index_path = Path(index_path)
-    roots = existing_roots(paths)
-    # walked once, here, and handed to add()
-    found = discover(roots, include, exclude, max_file_bytes=MAX_FILE_BYTES if max_doc_size else None)
-    if not found.files and (rebuild or not (index_path / MANIFEST).exists()):
-        raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
-    _make_folder(index_path)
-    lock = WriteLock(index_path)
-    with lock.held(lock_timeout):
-        if (index_path / MANIFEST).exists() and not rebuild:
-            index = Index.open(index_path, encoder=encoder, backend=backend, lock=lock)
-            _check_settings(index, model, index_type, chunk_size, overlap, title_prefix)
-            index.set_lexical(bm25_k1, bm25_b)
-        else:
-            index = Index.create(
-                index_path,
-                model,
-                encoder=encoder,
-                chunk_size=chunk_size,
-                overlap=overlap,
-                title_prefix=True if title_prefix is None else title_prefix,
-                rebuild=rebuild,
-                backend=backend or "auto",
-                index_type=index_type or "auto",
-                lock=lock,
-                bm25={k: v for k, v in (("k1", bm25_k1), ("b", bm25_b)) if v is not None},
-            )
-        with index:
-            report = index.add(
-                roots,
-                include=include,
-                exclude=exclude,
-                progress=progress,
-                commit_chunks=commit_chunks,
-                lock_timeout=lock_timeout,
-                found=found,
-                max_doc_size=max_doc_size,
-            )
-    if report.indexed == 0 and report.removed == 0:
-        raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
-    from .onnx_encoder import prepare_query_encoder
-
-    prepare_query_encoder(index.loaded_encoder)  # export the model once, so `query` runs without torch
-    return report
-
-
-def _check_settings(
-    index: Index,
-    model: str | None,
-    index_type: str | None,
-    chunk_size: int | None,
-    overlap: int | None,
-    title_prefix: bool | None,
-) -> None:
-    """Refuse settings an existing index was not built with; a new vector index type is taken up."""
-    m = index.manifest
-    if model is not None and resolve_model(model)[0] != m.model_id:
-        raise IncompatibleIndex(
-            f"{index.path} was built with model {m.model_id}, not {model}: "
-            "leave out --model, or pass --rebuild to start the index over with the new model"
-        )
-    if index_type is not None and index_type != m.vector_index.get("type"):
-        index.manifest = replace(m, vector_index={"type": index_type})
-        index.settings_changed = True  # the vector file is rebuilt at the end of the run, changes or not
-    asked = ChunkSettings.for_model(
-        m.model["max_tokens"],
-        chunk_size or m.chunking.max_tokens,
-        m.chunking.overlap if overlap is None else overlap,
-        strategy=m.chunking.strategy,
-        title_prefix=m.chunking.title_prefix if title_prefix is None else title_prefix,
-    )
-    check_compatible(m, m.model, asked)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from searchbert import Index
-from searchbert.index import index_paths
+from searchbert.folders import index_paths
 from searchbert.records import Document
 
 from .conftest import DOCS, FakeEncoder, write_tree
@@ -150,7 +150,7 @@ def test_two_first_time_runs_with_different_models_never_share_an_index(tmp_path
         import sys, time
         sys.path.insert(0, {str(ROOT)!r})
         from tests.conftest import FakeEncoder
-        from searchbert.index import index_paths
+        from searchbert.folders import index_paths
         from searchbert.errors import IncompatibleIndex
         enc = FakeEncoder(model_id="fake/" + sys.argv[1])
         real = enc.encode

@@ -11,7 +11,8 @@ import pytest
 
 from searchbert import Index, health
 from searchbert.errors import IncompatibleIndex, IndexLocked
-from searchbert.index import VECTORS, VECTORS_STATE, index_paths
+from searchbert.folders import index_paths
+from searchbert.index import VECTORS, VECTORS_STATE
 from searchbert.locking import LOCK
 from searchbert.records import Filters
 from searchbert.vectors import NumpyIndex, nearest

@@ -10,7 +10,8 @@ import pytest
 
 from searchbert import Hit, Index
 from searchbert.errors import IncompatibleIndex, IndexExists, IndexNotFound, InvalidArgument, NoDocuments
-from searchbert.index import VECTORS, VECTORS_STATE, index_paths, locate_index
+from searchbert.folders import index_paths
+from searchbert.index import VECTORS, VECTORS_STATE, locate_index
 from searchbert.records import Document
 
 from .conftest import DOCS, FakeEncoder, write_tree

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from searchbert import Document, Filters, Index
-from searchbert.index import VECTORS_STATE, index_paths
+from searchbert.folders import index_paths
+from searchbert.index import VECTORS_STATE
 
 from .conftest import DOCS, FakeEncoder, write_tree
 
@@ -27,7 +28,7 @@ def _index_in_another_process(index: Path, docs: Path) -> None:
         import sys
         sys.path.insert(0, {str(ROOT)!r})
         from tests.conftest import FakeEncoder
-        from searchbert.index import index_paths
+        from searchbert.folders import index_paths
         index_paths({str(index)!r}, [{str(docs)!r}], encoder=FakeEncoder())
         """
     )

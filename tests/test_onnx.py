@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from searchbert.errors import IncompatibleIndex, ModelNotAvailable
-from searchbert.index import Index, index_paths
+from searchbert.folders import index_paths
+from searchbert.index import Index
 from searchbert.onnx_encoder import OnnxEncoder, encoder_for, make_encoder
 
 from .conftest import write_tree

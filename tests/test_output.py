@@ -13,7 +13,8 @@ import pytest
 
 from searchbert import Document, Index
 from searchbert.errors import IncompatibleIndex, StorageError
-from searchbert.index import LEXICAL, index_paths
+from searchbert.folders import index_paths
+from searchbert.index import LEXICAL
 
 from .conftest import DOCS, FakeEncoder, write_tree
 

@@ -194,7 +194,7 @@ def test_bm25_settings_are_recorded_and_changing_them_embeds_nothing(tmp_path: P
     import json
 
     from searchbert.bm25 import K1, B
-    from searchbert.index import index_paths
+    from searchbert.folders import index_paths
 
     docs = write_tree(tmp_path / "docs", {f"d{i}.md": f"# Fruit\n\napple {'apple ' * i} pear" for i in range(6)})
     enc = FakeEncoder()
@@ -219,7 +219,7 @@ def test_an_index_without_recorded_bm25_settings_keeps_the_ones_it_was_built_wit
     import json
 
     from searchbert.bm25 import LEGACY_B, LEGACY_K1
-    from searchbert.index import index_paths
+    from searchbert.folders import index_paths
 
     docs = write_tree(tmp_path / "docs", {"a.md": "alpha", "b.md": "bravo"})
     index_paths(tmp_path / "ix", [docs], encoder=FakeEncoder())

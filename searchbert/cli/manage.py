@@ -87,7 +87,8 @@ def index_cmd(
     Re-running it embeds only new and changed files and drops deleted ones. It can be stopped at any moment:
     what was committed stays searchable, and the next run picks up where it stopped.
     """
-    from ..index import index_paths, locate_index
+    from ..folders import index_paths
+    from ..index import locate_index
 
     target = locate_index(index_path)
     report = index_paths(

@@ -1,0 +1,119 @@
+"""`searchbert index FOLDER...`: make the index if there is none (or refuse settings it was not built with), then
+add the folders to it, all under the write lock."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from .chunking import ChunkSettings
+from .encoders import Encoder, resolve_model
+from .errors import IncompatibleIndex, NoDocuments
+from .index import MANIFEST, MAX_DOC_BYTES, Index, make_folder
+from .indexing import COMMIT_CHUNKS
+from .loaders import MAX_FILE_BYTES, discover, existing_roots
+from .locking import WriteLock
+from .manifest import check_compatible
+from .records import IndexReport
+
+
+def index_paths(
+    index_path: str | os.PathLike[str],
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    model: str | None = None,
+    encoder: Encoder | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    chunk_size: int | None = None,
+    overlap: int | None = None,
+    title_prefix: bool | None = None,
+    rebuild: bool = False,
+    progress: bool = False,
+    commit_chunks: int = COMMIT_CHUNKS,
+    lock_timeout: float | None = None,
+    backend: str | None = None,
+    index_type: str | None = None,
+    bm25_k1: float | None = None,
+    bm25_b: float | None = None,
+    max_doc_size: int = MAX_DOC_BYTES,
+) -> IndexReport:
+    """Create the index if needed (or refuse to mix models and settings) and add paths to it.
+
+    The write lock is taken before the folder is looked at, so two first runs (or a run and a --rebuild) never
+    both create an index: the second waits, then opens what the first made.
+    """
+    index_path = Path(index_path)
+    roots = existing_roots(paths)
+    # walked once, here, and handed to add()
+    found = discover(roots, include, exclude, max_file_bytes=MAX_FILE_BYTES if max_doc_size else None)
+    if not found.files and (rebuild or not (index_path / MANIFEST).exists()):
+        raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
+    make_folder(index_path)
+    lock = WriteLock(index_path)
+    with lock.held(lock_timeout):
+        if (index_path / MANIFEST).exists() and not rebuild:
+            index = Index.open(index_path, encoder=encoder, backend=backend, lock=lock)
+            _check_settings(index, model, index_type, chunk_size, overlap, title_prefix)
+            index.set_lexical(bm25_k1, bm25_b)
+        else:
+            index = Index.create(
+                index_path,
+                model,
+                encoder=encoder,
+                chunk_size=chunk_size,
+                overlap=overlap,
+                title_prefix=True if title_prefix is None else title_prefix,
+                rebuild=rebuild,
+                backend=backend or "auto",
+                index_type=index_type or "auto",
+                lock=lock,
+                bm25={k: v for k, v in (("k1", bm25_k1), ("b", bm25_b)) if v is not None},
+            )
+        with index:
+            report = index.add(
+                roots,
+                include=include,
+                exclude=exclude,
+                progress=progress,
+                commit_chunks=commit_chunks,
+                lock_timeout=lock_timeout,
+                found=found,
+                max_doc_size=max_doc_size,
+            )
+    if report.indexed == 0 and report.removed == 0:
+        raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
+    from .onnx_encoder import prepare_query_encoder
+
+    prepare_query_encoder(index.loaded_encoder)  # export the model once, so `query` runs without torch
+    return report
+
+
+def _check_settings(
+    index: Index,
+    model: str | None,
+    index_type: str | None,
+    chunk_size: int | None,
+    overlap: int | None,
+    title_prefix: bool | None,
+) -> None:
+    """Refuse settings an existing index was not built with; a new vector index type is taken up."""
+    m = index.manifest
+    if model is not None and resolve_model(model)[0] != m.model_id:
+        raise IncompatibleIndex(
+            f"{index.path} was built with model {m.model_id}, not {model}: "
+            "leave out --model, or pass --rebuild to start the index over with the new model"
+        )
+    if index_type is not None and index_type != m.vector_index.get("type"):
+        index.manifest = replace(m, vector_index={"type": index_type})
+        index.settings_changed = True  # the vector file is rebuilt at the end of the run, changes or not
+    asked = ChunkSettings.for_model(
+        m.model["max_tokens"],
+        chunk_size or m.chunking.max_tokens,
+        m.chunking.overlap if overlap is None else overlap,
+        strategy=m.chunking.strategy,
+        title_prefix=m.chunking.title_prefix if title_prefix is None else title_prefix,
+    )
+    check_compatible(m, m.model, asked)
