@@ -143,8 +143,6 @@ class LocalBiEncoder:
 
     def fingerprint(self) -> dict[str, Any]:
         """What makes two encoders' vectors comparable (the same model, whatever runs it)."""
-        from .hub import revision_of, weights_hash
-
         found = {
             "id": self.model_id,
             "dimension": self.dimension,
@@ -152,9 +150,16 @@ class LocalBiEncoder:
             "normalized": True,
             "max_tokens": self.max_tokens,
         }
-        # which weights exactly: two models may share a name (a folder retrained, a hub model updated)
+        return found | self.weights_identity
+
+    @cached_property
+    def weights_identity(self) -> dict[str, str]:
+        """Which weights exactly (two models may share a name: a folder retrained, a hub model updated): the hub
+        revision and a hash of the weights file, where known. Read once per encoder."""
+        from .hub import revision_of, weights_hash
+
         extra = {"revision": revision_of(self.folder), "weights": weights_hash(self.folder)}
-        return found | {k: v for k, v in extra.items() if v is not None}
+        return {k: v for k, v in extra.items() if v is not None}
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """Char span of every word piece of text, special tokens excluded."""

@@ -73,7 +73,7 @@ class FilterCache:
         """`allowed`, with its vectors in an exact index of their own once it is narrow and used often enough."""
         key = (allowed.where, allowed.params)
         self.uses[key] += 1
-        if allowed.exact is not None or allowed.selection is None or key not in self.bitmaps:
+        if allowed.exact is not None or not allowed.count or allowed.selection is None or key not in self.bitmaps:
             return allowed
         if allowed.selection.count > EXACT_FILTER_MAX or self.uses[key] < EXACT_FILTER_USES:
             return allowed
@@ -102,11 +102,21 @@ class FilterCache:
 
 
 def allowed_chunks(
-    store: Store, filters: Filters, narrow: float | None = None, cache: FilterCache | None = None
+    store: Store,
+    filters: Filters,
+    narrow: float | None = None,
+    cache: FilterCache | None = None,
+    dimension: int | None = None,
 ) -> Allowed:
     """The chunks of the documents that pass the filters, found in SQL (the filter columns are indexed). With
     `narrow`, a filter matching more than that share of the documents is only counted that far, and left wide
-    (unless `cache`, current for the store's generation, holds its bitmap)."""
+    (unless `cache`, current for the store's generation, holds its bitmap). With `cache` and the `dimension` of
+    the vectors a dense search wants, a narrow filter in steady use comes with its own exact index."""
+    allowed = _allowed(store, filters, narrow, cache)
+    return cache.with_vectors(allowed, store, dimension) if cache is not None and dimension else allowed
+
+
+def _allowed(store: Store, filters: Filters, narrow: float | None, cache: FilterCache | None) -> Allowed:
     where, params = filters.sql()
     key = (where, tuple(params))
     cached = cache.get(key) if cache is not None else None

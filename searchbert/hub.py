@@ -116,11 +116,7 @@ def _verify(model: str, folder: Path, sha256: dict[str, str]) -> None:
         path = folder / name
         if not path.exists():
             continue
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != want:
+        if _file_sha256(path) != want:
             blob = path.resolve()
             path.unlink(missing_ok=True)
             blob.unlink(missing_ok=True)
@@ -138,7 +134,7 @@ def revision_of(folder: Path) -> str | None:
 def weights_hash(folder: Path) -> str | None:
     """sha256 of the model's weights file (first 16 hex digits), remembered per (path, size, mtime) under
     $SEARCHBERT_CACHE so a query never re-reads 90 MB; None if the folder has no weights file searchbert knows."""
-    path = next((folder / name for name in _WEIGHTS if (folder / name).exists()), None)
+    path = weights_file(folder)
     if path is None:
         return None
     real = path.resolve()  # a cache snapshot links to a blob: hash what it points at
@@ -147,13 +143,22 @@ def weights_hash(folder: Path) -> str | None:
     memo_path = _memo_file()
     memo = _read_memo(memo_path)
     if key not in memo:
-        digest = hashlib.sha256()
-        with open(real, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        memo[key] = digest.hexdigest()[:16]
+        memo[key] = _file_sha256(real)[:16]
         _write_memo(memo_path, memo)
     return memo[key]
+
+
+def weights_file(folder: Path) -> Path | None:
+    """The file holding a model folder's weights (the first of _WEIGHTS there), or None."""
+    return next((folder / name for name in _WEIGHTS if (folder / name).exists()), None)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _memo_file() -> Path:
@@ -170,10 +175,11 @@ def _read_memo(path: Path) -> dict[str, str]:
 
 
 def _write_memo(path: Path, memo: dict[str, str]) -> None:
+    from .errors import SearchbertError
+    from .vectors import atomic_write
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(memo))
-        os.replace(tmp, path)
-    except OSError:
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(memo)))
+    except (OSError, SearchbertError):
         pass  # a read-only cache only costs the hash again next time

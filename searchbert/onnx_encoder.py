@@ -36,11 +36,9 @@ def cache_dir() -> Path:
 
 def onnx_file(base: LocalBiEncoder, quantized: bool = False) -> Path:
     """Where the export of this model lives: keyed by its id, folder and weights, so a changed model re-exports."""
-    weights = next(
-        (base.folder / n for n in ("model.safetensors", "pytorch_model.bin") if (base.folder / n).exists()),
-        base.folder / "config.json",
-    )
-    stat = weights.stat()
+    from .hub import weights_file
+
+    stat = (weights_file(base.folder) or base.folder / "config.json").stat()
     key = hashlib.sha256(f"{base.model_id}|{base.folder}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
     return cache_dir() / "onnx" / key[:16] / ("model-int8.onnx" if quantized else "model.onnx")
 

@@ -147,12 +147,12 @@ def search(
     # any depth, so a wide filter is checked on its results instead
     post_first = vectors is None or vectors.approximate
     cache = use.filter_cache.at(store.generation) if use.filter_cache is not None and filters else None
-    allowed = allowed_chunks(store, filters, NARROW_FILTER if post_first else None, cache) if filters else None
+    dense_dimension = use.dimension if mode != "bm25" else None  # a narrow filter's own vectors serve dense search
+    narrow = NARROW_FILTER if post_first else None
+    allowed = allowed_chunks(store, filters, narrow, cache, dense_dimension) if filters else None
     total = size if allowed is None or allowed.count is None else allowed.count
     if total == 0:
         return [[] for _ in queries]
-    if cache is not None and allowed is not None and mode != "bm25":
-        allowed = cache.with_vectors(allowed, store, use.dimension)
     inside = allowed.selection if allowed is not None else None
     query_vectors = None
     if mode != "bm25":

@@ -442,9 +442,8 @@ class Store:
         return int(self.execute("SELECT count(*) FROM documents").fetchone()[0])
 
     def counts(self) -> dict[str, int]:
-        docs = self.execute("SELECT count(*) FROM documents").fetchone()[0]
         chunks = self.execute("SELECT count(*) FROM chunks").fetchone()[0]
-        return {"documents": docs, "chunks": chunks}
+        return {"documents": self.document_count(), "chunks": chunks}
 
 
 def _statements(script: str) -> list[str]:

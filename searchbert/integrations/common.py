@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import InvalidArgument
-from ..records import Filters
+from ..records import Filters, SearchOptions
 
 if TYPE_CHECKING:
     from ..encoders import Encoder
@@ -33,6 +33,11 @@ class Shared:
     def run(self, work: Callable[[Index], T]) -> T:
         with self._lock:
             return work(self.index)
+
+    def search(self, query: str, *, mode: str | None = None, **fields: Any) -> list[Hit]:
+        """Index.search with SearchOptions made of `fields`; mode None leaves the index's default."""
+        options = SearchOptions(**fields, **({} if mode is None else {"mode": mode}))
+        return self.run(lambda index: index.search(query, options=options))
 
     @property
     def index(self) -> Index:

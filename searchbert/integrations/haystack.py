@@ -23,7 +23,7 @@ from haystack import Document as HDocument
 from haystack import component, default_from_dict, default_to_dict
 
 from ..errors import InvalidArgument
-from ..records import Filters, SearchOptions
+from ..records import Filters
 from .common import Shared, metadata_filters, passage
 
 if TYPE_CHECKING:
@@ -92,15 +92,13 @@ class SearchbertRetriever:
 
     @component.output_types(documents=list[HDocument])
     def run(self, query: str, filters: dict[str, Any] | None = None, top_k: int | None = None) -> dict[str, Any]:
-        fields: dict[str, Any] = {
-            "k": self.top_k if top_k is None else top_k,
-            "filters": to_filters(self.filters if filters is None else filters),
-            "rerank": self.rerank,
-        }
-        if self.mode is not None:
-            fields["mode"] = self.mode
-        options = SearchOptions(**fields)
-        hits = self._shared.run(lambda index: index.search(query, options=options))
+        hits = self._shared.search(
+            query,
+            k=self.top_k if top_k is None else top_k,
+            mode=self.mode,
+            filters=to_filters(self.filters if filters is None else filters),
+            rerank=self.rerank,
+        )
         documents = []
         for h in hits:
             text, meta = passage(h, score=False)  # a Haystack Document has its own score field

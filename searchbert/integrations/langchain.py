@@ -63,21 +63,16 @@ class SearchbertRetriever(BaseRetriever):
     def model_post_init(self, context: Any, /) -> None:
         self._shared = Shared(self.index)
 
-    def _options(self, k: int | None, filter: dict[str, Any] | None) -> SearchOptions:
-        fields: dict[str, Any] = {
-            "k": self.k if k is None else k,
-            "rerank": self.rerank,
-            "filters": metadata_filters(self.filter if filter is None else filter),
-            "min_score": self.min_score,
-            "context": self.context,
-        }
-        if self.mode is not None:
-            fields["mode"] = self.mode
-        return SearchOptions(**fields)
-
     def _search(self, query: str, k: int | None, filter: dict[str, Any] | None) -> list[LCDocument]:
-        options = self._options(k, filter)
-        hits = self._shared.run(lambda index: index.search(query, options=options))
+        hits = self._shared.search(
+            query,
+            k=self.k if k is None else k,
+            mode=self.mode,
+            rerank=self.rerank,
+            filters=metadata_filters(self.filter if filter is None else filter),
+            min_score=self.min_score,
+            context=self.context,
+        )
         return [hit_document(h) for h in hits]
 
     def _get_relevant_documents(

@@ -20,7 +20,7 @@ from llama_index.core.schema import NodeRelationship, NodeWithScore, QueryBundle
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 
 from ..errors import InvalidArgument
-from ..records import Filters, SearchOptions
+from ..records import Filters
 from .common import Shared, metadata_filters, passage
 
 if TYPE_CHECKING:
@@ -90,16 +90,14 @@ class SearchbertRetriever(BaseRetriever):
         self.rerank, self.context = rerank, context
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        fields: dict[str, Any] = {
-            "k": self.similarity_top_k,
-            "filters": to_filters(self.filters),
-            "rerank": self.rerank,
-            "context": self.context,
-        }
-        if self.mode is not None:
-            fields["mode"] = self.mode
-        options = SearchOptions(**fields)
-        hits = self._shared.run(lambda index: index.search(query_bundle.query_str, options=options))
+        hits = self._shared.search(
+            query_bundle.query_str,
+            k=self.similarity_top_k,
+            mode=self.mode,
+            filters=to_filters(self.filters),
+            rerank=self.rerank,
+            context=self.context,
+        )
         nodes = []
         for h in hits:
             text, meta = passage(h, score=False)  # a node's score has its own field

@@ -18,7 +18,6 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from ..errors import SearchbertError
-from ..records import SearchOptions
 from .common import Shared, metadata_filters
 
 if TYPE_CHECKING:
@@ -77,11 +76,7 @@ def make_server(index: Index | str | os.PathLike[str]) -> MCPServer:
         if not 1 <= k <= MAX_K:
             raise ToolError(f"k must be between 1 and {MAX_K}, not {k}")
         try:
-            fields: dict[str, Any] = {"k": k, "filters": metadata_filters(filters), "rerank": rerank or None}
-            if mode is not None:
-                fields["mode"] = mode
-            options = SearchOptions(**fields)
-            hits = shared.run(lambda ix: ix.search(query, options=options))
+            hits = shared.search(query, k=k, mode=mode, filters=metadata_filters(filters), rerank=rerank or None)
         except SearchbertError as exc:
             raise ToolError(str(exc)) from exc
         return SearchResult(
