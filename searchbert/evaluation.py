@@ -52,6 +52,8 @@ class EvalResult:
     seconds: float
     #: chunks embedded by this run (0 when the collection's index was cached)
     chunks_embedded: int = 0
+    #: with a reranker: the retrieval's own metrics, before reranking
+    before: dict[str, float] | None = None
     run: dict[str, dict[str, float]] = field(repr=False, default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,8 +142,8 @@ def _documents(collection: Collection, protocol: str) -> Iterator[Document]:
         yield Document(path=doc_id, text=(title + sep + text).strip() if title else text, title=title)
 
 
-def cache_key(collection: Collection, folder: Path, protocol: str, model_id: str, extra: dict[str, Any]) -> str:
-    corpus = folder.resolve() / "corpus.jsonl"
+def cache_key(collection: Collection, corpus_file: Path, protocol: str, model_id: str, extra: dict[str, Any]) -> str:
+    corpus = corpus_file.parent.resolve() / corpus_file.name  # the file itself may be a link: keyed by where it's named
     stat = corpus.stat()
     raw = json.dumps([str(corpus), stat.st_size, stat.st_mtime, protocol, model_id, extra], sort_keys=True)
     return f"{collection.name}-{protocol}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
@@ -149,7 +151,7 @@ def cache_key(collection: Collection, folder: Path, protocol: str, model_id: str
 
 def _index_run(
     collection: Collection,
-    folder: Path,
+    corpus_file: Path,
     protocol: str,
     encoder: Encoder,
     cache_dir: Path,
@@ -164,7 +166,7 @@ def _index_run(
         chunk_options = {"title_prefix": True, **chunk_options}
     # torch and ONNX fp32 give the same vectors and share a cache; int8 vectors get their own
     ident = encoder.model_id + ("|int8" if encoder.fingerprint().get("quantization") else "")
-    key = cache_key(collection, folder, protocol, ident, chunk_options)
+    key = cache_key(collection, corpus_file, protocol, ident, chunk_options)
     path = cache_dir / key
     if (path / MANIFEST).exists():
         index = Index.open(path, encoder=encoder)
@@ -209,30 +211,21 @@ def evaluate(
     bm25_b: float | None = None,
     **chunk_options: Any,
 ) -> EvalResult:
-    """Index a collection (cached), run its queries, and score the run."""
-    from .bm25 import K1, B
-
-    lexical = {"k1": K1 if bm25_k1 is None else bm25_k1, "b": B if bm25_b is None else bm25_b}
-    if mode not in MODES:
-        raise InvalidArgument(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
-    if protocol not in PROTOCOLS:
-        raise InvalidArgument(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
-    folder = Path(folder)
+    """Index a collection (cached), run its queries, and score the run; with `rerank`, the retrieval alone too
+    (`before`), so a reranker is seen to help or not."""
     started = time.monotonic()
-    collection = load_collection(folder, split)
-    embedded = 0
-    if mode == "bm25":
-        run, model_id, protocol = _bm25_run(collection, **lexical), "bm25", "-"
-    else:
-        cache = Path(cache_dir) if cache_dir else default_cache_dir()
-        if encoder is None:
-            from .onnx_encoder import make_encoder
-
-            encoder = make_encoder(model, backend)
-        search_options = SearchOptions(k=DEPTH, mode=mode, rerank=rerank, candidates=candidates)
-        run, model_id, embedded = _index_run(
-            collection, folder, protocol, encoder, cache, progress, search_options, lexical, **chunk_options
-        )
+    collection = load_collection(Path(folder), split)
+    settings = dict(
+        mode=mode, protocol=protocol, model=model, encoder=encoder, cache_dir=cache_dir, backend=backend,
+        bm25_k1=bm25_k1, bm25_b=bm25_b, **chunk_options,
+    )  # fmt: skip
+    corpus_file = Path(folder) / "corpus.jsonl"
+    run, model_id, protocol, embedded = retrieve(collection, corpus_file, progress=progress, **settings)
+    before = None
+    if rerank is not None:
+        # the reranker reorders the top `candidates`; the rest of the DEPTH keep their places below them
+        reranked = retrieve(collection, corpus_file, rerank=rerank, candidates=candidates, depth=candidates, **settings)
+        before, run = measure(collection.qrels, run), _reranked_on_top(reranked[0], run)
     return EvalResult(
         dataset=collection.name,
         mode=mode,
@@ -243,8 +236,61 @@ def evaluate(
         metrics=measure(collection.qrels, run),
         seconds=time.monotonic() - started,
         chunks_embedded=embedded,
+        before=before,
         run=run,
     )
+
+
+def retrieve(
+    collection: Collection,
+    corpus_file: Path,
+    *,
+    mode: str = "dense",
+    protocol: str = "standard",
+    model: str | None = None,
+    encoder: Encoder | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+    rerank: Any = None,
+    candidates: int = DEPTH,
+    depth: int = DEPTH,
+    backend: str = "auto",
+    bm25_k1: float | None = None,
+    bm25_b: float | None = None,
+    **chunk_options: Any,
+) -> tuple[dict[str, dict[str, float]], str, str, int]:
+    """The `depth` best documents of every query of `collection` (indexed, cached by `corpus_file`'s path, size and
+    time): (query id -> {document id: score}, model id, protocol, chunks embedded)."""
+    from .bm25 import K1, B
+
+    lexical = {"k1": K1 if bm25_k1 is None else bm25_k1, "b": B if bm25_b is None else bm25_b}
+    if mode not in MODES:
+        raise InvalidArgument(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    if protocol not in PROTOCOLS:
+        raise InvalidArgument(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+    if mode == "bm25" and rerank is None:
+        return _bm25_run(collection, **lexical), "bm25", "-", 0
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    if encoder is None:
+        from .onnx_encoder import make_encoder
+
+        encoder = make_encoder(model, backend)
+    search_options = SearchOptions(k=depth, mode=mode, rerank=rerank, candidates=candidates)
+    run, model_id, embedded = _index_run(
+        collection, corpus_file, protocol, encoder, cache, progress, search_options, lexical, **chunk_options
+    )
+    return run, model_id, protocol, embedded
+
+
+def _reranked_on_top(reranked: dict[str, dict[str, float]], run: dict[str, dict[str, float]]) -> dict:
+    """Each query's reranked documents in their new order, then the rest of `run` in its order below them."""
+    out = {}
+    for q, docs in run.items():
+        top = sorted(reranked.get(q, {}).items(), key=lambda x: -x[1])
+        rest = [d for d, _ in sorted(docs.items(), key=lambda x: -x[1]) if d not in reranked.get(q, {})]
+        order = [d for d, _ in top] + rest
+        out[q] = {d: float(len(order) - n) for n, d in enumerate(order)}
+    return out
 
 
 def default_cache_dir() -> Path:

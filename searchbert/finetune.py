@@ -252,7 +252,8 @@ def finetune_encoder(
         },
     )
     (out / "finetune.json").write_text(json.dumps(asdict(report) | {"log": trainer.state.log_history}, indent=2))
-    plot(out / "finetune.png", trainer.state.log_history, before, after, evaluator.name if evaluator else "")
+    key = f"eval_{evaluator.name}_cosine_ndcg@10" if evaluator else ""
+    plot(out / "finetune.png", trainer.state.log_history, key, before.get("ndcg@10"), after.get("ndcg@10"))
     return report
 
 
@@ -303,8 +304,8 @@ def _remove(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def plot(path: Path, log: list[dict[str, Any]], before: dict[str, float], after: dict[str, float], name: str) -> None:
-    """The training loss by step and the dev nDCG@10 by epoch, beside the dev scores before and after."""
+def plot(path: Path, log: list[dict[str, Any]], key: str, before: float | None, after: float | None) -> None:
+    """The training loss by step, and the held-out nDCG@10 (`key` in the trainer's log) by epoch from `before`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -315,14 +316,13 @@ def plot(path: Path, log: list[dict[str, Any]], before: dict[str, float], after:
     if steps:
         left.plot(*zip(*steps))
     left.set(xlabel="step", ylabel="loss", title="training loss")
-    key = f"eval_{name}_cosine_ndcg@10"
-    curve = [(0.0, before.get("ndcg@10"))] + [(e["epoch"], e[key]) for e in log if key in e]
+    curve = [(0.0, before)] + [(e["epoch"], e[key]) for e in log if key in e]
     curve = [(x, y) for x, y in curve if y is not None]
     if curve:
         right.plot(*zip(*curve), "o-")
     right.set(xlabel="epoch (0: before)", ylabel="nDCG@10", title="held-out queries")
-    if before and after:
-        right.set_title(f"held-out queries: nDCG@10 {before['ndcg@10']:.3f} -> {after['ndcg@10']:.3f}")
+    if before is not None and after is not None:
+        right.set_title(f"held-out queries: nDCG@10 {before:.3f} -> {after:.3f}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

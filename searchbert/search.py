@@ -104,8 +104,16 @@ def _combine(
 
 
 def _rerank(reranker: Reranker, query: str, ranked: list[_Scored], texts: dict[int, str]) -> list[_Scored]:
+    """The candidates by the reranker's score, or by its blend with the retrieval's (see rerank.combine); a
+    reranker whose weight leaves all to the retrieval is not run."""
+    from .rerank import combine
+
+    weight = reranker.retrieval_weight
+    if weight >= 1 or not ranked:
+        return ranked
     scores = reranker.score(query, [texts[e.chunk_id] for e in ranked])
-    out = [replace(e, score=float(s), rerank_score=float(s)) for e, s in zip(ranked, scores)]
+    final = combine(scores, np.array([e.retrieval_score or 0.0 for e in ranked]), weight)
+    out = [replace(e, score=float(f), rerank_score=float(s)) for e, s, f in zip(ranked, scores, final)]
     return sorted(out, key=lambda e: -e.score)
 
 

@@ -26,6 +26,7 @@ class OverlapReranker:
     """A deterministic stand-in for a cross-encoder: the share of query words the passage contains."""
 
     model_id = "fake/overlap"
+    retrieval_weight = 0.0
 
     def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
         words = set(query.lower().split())

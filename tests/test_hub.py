@@ -128,6 +128,34 @@ def test_a_reranker_named_by_id_goes_through_the_same_fetch(monkeypatch, tmp_pat
         CrossEncoderReranker("test-org/some-cross-encoder")
 
 
+@pytest.mark.model
+def test_query_rerank_fetches_a_named_cross_encoder_and_reranks_with_it(tmp_path: Path) -> None:
+    """What `--rerank` does for a user with internet: the named cross-encoder is fetched once, then used."""
+    import torch
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    from searchbert.encoders import resolve_model
+
+    bundled = resolve_model(None)[1]
+    torch.manual_seed(0)
+    served = tmp_path / "served"
+    BertForSequenceClassification.from_pretrained(str(bundled), num_labels=1).save_pretrained(str(served))
+    AutoTokenizer.from_pretrained(str(bundled)).save_pretrained(str(served))
+    docs = write_tree(tmp_path / "docs", {"a.md": "Lighthouses guide ships at night.", "b.md": "Bread needs yeast."})
+    name = "test-org/cross-encoder"
+    with serving({name: served}) as hub:
+        ix = str(tmp_path / "ix")
+        assert _searchbert(["index", str(docs), "--index", ix, "-q"], tmp_path / "hf", hub.endpoint).returncode == 0
+        args = ["query", "ships", "--index", ix, "--rerank", "--rerank-model", name, "--json", "--explain"]
+        first = _searchbert(args, tmp_path / "hf", hub.endpoint)
+        assert first.returncode == 0, first.stderr
+        assert f"fetching {name}" in first.stderr
+        hits = json.loads(first.stdout)
+        assert len(hits) == 2 and all(h["rerank_score"] is not None for h in hits)
+        again = _searchbert(["--offline", *args], tmp_path / "hf", hub.endpoint)  # from the cache, no network
+        assert again.returncode == 0 and json.loads(again.stdout) == hits, again.stderr
+
+
 def test_two_models_of_one_name_are_told_apart_by_their_weights() -> None:
     from searchbert.chunking import ChunkSettings
     from searchbert.errors import IncompatibleIndex

@@ -47,6 +47,9 @@ def test_reranker_contract(reranker: CrossEncoderReranker) -> None:
     assert scores.dtype == np.float32 and scores.shape == (3,)
     np.testing.assert_allclose(scores, reranker.score("how to clean a coffee machine", passages), rtol=1e-5)
     assert reranker.score("anything", []).shape == (0,)
+    assert reranker.retrieval_weight == 0.0  # a cross-encoder with no searchbert settings ranks by itself
+    with pytest.raises(InvalidArgument, match="retrieval weight must be in"):
+        CrossEncoderReranker(str(reranker.folder), retrieval_weight=1.5)
 
 
 def test_passages_are_cut_never_the_query(reranker: CrossEncoderReranker) -> None:

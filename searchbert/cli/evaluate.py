@@ -111,6 +111,11 @@ def eval_cmd(
         f"{result.dataset} ({result.split}, {result.queries} queries)  mode={result.mode}  "
         f"protocol={result.protocol}  model={result.model}"
     )
+    if result.before is not None:  # the retrieval alone, then reranked: does the reranker help?
+        click.echo("before rerank  " + "  ".join(f"{n} {v * 100:6.2f}" for n, v in result.before.items()))
+        click.echo("reranked       " + "  ".join(f"{n} {v * 100:6.2f}" for n, v in result.metrics.items()))
+        click.echo(f"({result.seconds:.0f} s; reranker: {rerank_model})")
+        return
     click.echo(
         "  ".join(f"{name} {value * 100:6.2f}" for name, value in result.metrics.items())
         + f"   ({result.seconds:.0f} s)"

@@ -94,3 +94,62 @@ def finetune_encoder_cmd(
         f"out) in {report.seconds:.0f} s{change}.\nSaved to {display_path(report.output)} (with finetune.json and "
         f"finetune.png). Use it: searchbert index FOLDER --model {display_path(report.output)} --rebuild"
     )
+
+
+@finetune_group.command("reranker")
+@click.argument("data", type=click.Path(exists=True))
+@click.option("--output", "-o", required=True, type=click.Path(), help="New folder for the reranker.")
+@click.option("--base", help="BERT-style model to start from (folder or hub id). Default: the bundled MiniLM.")
+@click.option(
+    "--retriever",
+    help="Bi-encoder whose search the reranker will rerank (folder or hub id; default: the bundled model).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["dense", "bm25", "hybrid"]),
+    default="hybrid",
+    show_default=True,
+    help="The search the reranker will rerank.",
+)
+@click.option("--split", default="train", show_default=True, help="A BEIR folder's qrels split to train on.")
+@click.option("--candidates", default=50, show_default=True, help="Passages reranked per query (as with --rerank).")
+@click.option("--negatives", default=3, show_default=True, help="Hard negatives per pair, from those candidates.")
+@click.option(
+    "--epochs", default=2, show_default=True, help="Passes over the pairs; the best on held-out queries is kept."
+)
+@click.option("--batch-size", default=8, show_default=True, help="Pairs per step.")
+@click.option("--learning-rate", default=3e-5, show_default=True)
+@click.option("--max-length", default=256, show_default=True, help="Word pieces read per query + passage.")
+@click.option("--dev-share", default=0.1, show_default=True, help="Share of the queries held out to choose by.")
+@click.option("--seed", default=42, show_default=True)
+@click.option("--device", help="cpu, cuda, cuda:1, mps... Default: a GPU if there is one.")
+@reports_errors
+def finetune_reranker_cmd(data: str, output: str, **options: object) -> None:
+    """Train a BERT cross-encoder to rerank your search, on (query, relevant passage) pairs.
+
+    \b
+    DATA as for `finetune encoder`. Negatives are drawn from what the search finds (--retriever, --mode), and
+    held-out queries decide how much of the search's own score to keep: the reranker is used only where it
+    beats the search it reranks.
+      searchbert finetune reranker ../shared/datasets/scifact -o models/scifact-reranker
+      searchbert query "..." --rerank --rerank-model models/scifact-reranker
+    """
+    from ..finetune_reranker import finetune_reranker
+
+    report = finetune_reranker(data, output, **options)  # type: ignore[arg-type]
+    dev = report.dev
+    click.echo(
+        f"Trained a reranker from {report.base} on {report.pairs} pairs ({report.train_queries} queries, "
+        f"{report.dev_queries} held out) in {report.seconds:.0f} s.\nHeld-out nDCG@10 ({report.mode} search, top "
+        f"{report.settings['candidates']}): search {dev.retrieval * 100:.2f}, reranker alone {dev.reranker * 100:.2f}, "
+        f"blended {dev.combined * 100:.2f} (retrieval weight {dev.weight:.1f}, epoch {report.best_epoch})."
+    )
+    if not report.used:
+        click.echo(
+            "It did not beat the search on the held-out queries: --rerank with it keeps the search's order. "
+            "More pairs, more --epochs or a --base closer to your data may help."
+        )
+    click.echo(
+        f"Saved to {display_path(report.output)}. Use it: searchbert query QUERY --rerank --rerank-model "
+        f"{display_path(report.output)}"
+    )
