@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -26,6 +27,7 @@ from .errors import (
 from .indexing import COMMIT_CHUNKS, Writer, add_documents, add_files
 from .live import VECTORS, VECTORS_STATE, LiveVectors, save_vectors, standing
 from .loaders import MAX_FILE_BYTES, Discovery, discover, existing_roots
+from .locate import DEFAULT_INDEX, MANIFEST, locate_index  # noqa: F401 (imported from here too)
 from .locking import WriteLock
 from .manifest import Manifest, check_compatible, now_iso
 from .records import Document, Hit, IndexReport, SearchOptions
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("searchbert")
 
-MANIFEST, DATABASE, LEXICAL = "manifest.json", "index.db", "bm25"
+DATABASE, LEXICAL = "index.db", "bm25"
 #: below this many chunks a reader whose saved BM25 index is behind the store rebuilds it in memory (seconds);
 #: above, it keeps the saved one until the writer saves the next (new chunks are found by the dense side till then)
 BM25_REBUILD_MAX = 200_000
@@ -47,21 +49,6 @@ BM25_REBUILD_MAX = 200_000
 MAX_DOC_BYTES = 2_000_000
 # the lock file is never deleted: a writer waiting on it would then hold a lock on a file nobody else sees
 _OWN_FILES = (MANIFEST, DATABASE, DATABASE + "-wal", DATABASE + "-shm", VECTORS, VECTORS_STATE)
-DEFAULT_INDEX = Path("indexes") / "default"
-
-
-def locate_index(explicit: str | os.PathLike[str] | None = None, *, start: Path | None = None) -> Path:
-    """Where the index is: the given path, else $SEARCHBERT_INDEX, else indexes/default in the nearest folder upward
-    (from the current one) that has it, as git finds .git; if none has, ./indexes/default."""
-    if explicit:
-        return Path(explicit).expanduser()
-    if os.environ.get("SEARCHBERT_INDEX"):
-        return Path(os.environ["SEARCHBERT_INDEX"]).expanduser()
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / DEFAULT_INDEX / MANIFEST).exists():
-            return folder / DEFAULT_INDEX
-    return here / DEFAULT_INDEX
 
 
 class Index:
@@ -144,6 +131,7 @@ class Index:
             searchbert_version=__version__,
             created=now_iso(),
             updated=now_iso(),
+            instance=uuid.uuid4().hex,
         )
         index = cls(path, manifest, enc, lock=lock)
         index.store.create_schema()

@@ -32,6 +32,8 @@ class Manifest:
     searchbert_version: str = ""
     created: str = ""
     updated: str = ""
+    #: made anew with each index (a rebuild is another index): how a long-running reader notices one
+    instance: str = ""
 
     @property
     def model_id(self) -> str:

@@ -140,4 +140,4 @@ def main(verbose: bool, offline: bool) -> None:
 
 
 # the commands register themselves on `main` when their modules load
-from . import evaluate, manage, mcp, models, query  # noqa: E402, F401
+from . import evaluate, manage, mcp, models, query, serve  # noqa: E402, F401

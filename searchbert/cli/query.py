@@ -72,6 +72,9 @@ def _snippet(text: str, width: int = 100, lines: int = 3) -> list[str]:
 @click.option("--chunks", is_flag=True, help="Rank chunks instead of documents (a document may appear twice).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
 @click.option("--jsonl", "as_jsonl", is_flag=True, help="Print one JSON object per hit, a line each.")
+@click.option(
+    "--no-server", is_flag=True, help="Search in this process even when a `searchbert serve` of the index is running."
+)
 @reports_errors
 def query_cmd(
     text: str,
@@ -90,6 +93,7 @@ def query_cmd(
     chunks: bool,
     as_json: bool,
     as_jsonl: bool,
+    no_server: bool,
 ) -> None:
     """Search the index for TEXT and show the best documents with the passage that matched."""
     from ..records import Filters, SearchOptions
@@ -109,8 +113,10 @@ def query_cmd(
         filters=filters or None,
         min_score=min_score,
     )
-    with open_index(index_path) as index:
-        hits = index.search(text, options=options)
+    hits = None if no_server else _ask_server(index_path, text, options, rerank_model)
+    if hits is None:
+        with open_index(index_path) as index:
+            hits = index.search(text, options=options)
     if as_json:
         click.echo(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False))
     elif as_jsonl:
@@ -126,6 +132,31 @@ def query_cmd(
                 click.echo(f"    {_explain(h)}")
             for line in _snippet(h.text):
                 click.echo(f"    {line}")
+
+
+def _ask_server(index_path: str | None, text: str, options: Any, rerank_model: str | None) -> list[Any] | None:
+    """The hits from a running `searchbert serve` of this index, or None when there is none that can answer this
+    search as this process would (another reranker, a search past the server's limits) or it does not answer."""
+    from ..locate import locate_index
+    from ..records import Hit
+    from ..server.client import LIMITS, ServerUnavailable, find, post
+
+    running = find(locate_index(index_path))
+    if running is None or (options.rerank and rerank_model != running.rerank_model):
+        return None
+    if options.k > LIMITS["k"] or options.candidates > LIMITS["candidates"] or len(text) > LIMITS["query"]:
+        return None
+    f = options.filters
+    body = {
+        "query": text, "k": options.k, "mode": options.mode, "rerank": bool(options.rerank),
+        "candidates": options.candidates, "chunks": options.chunks, "min_score": options.min_score,
+        "filters": None if f is None else
+        {"paths": list(f.paths), "exts": list(f.exts), "since": f.since, "metadata": f.metadata},
+    }  # fmt: skip
+    try:
+        return [Hit(**hit) for hit in post(running, "/search", body)]
+    except ServerUnavailable:
+        return None
 
 
 def _where(pairs: tuple[str, ...]) -> dict[str, Any]:

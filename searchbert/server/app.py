@@ -1,0 +1,187 @@
+"""The HTTP API and the search page (FastAPI): each route parses, calls one Service method, presents.
+
+Safe by default: the CLI binds to loopback; writes always need the API key, and reads do too when one is set for a
+non-loopback bind. Bodies, queries, k and candidates are bounded, every error is a JSON 4xx/5xx with a `detail`,
+and no request names a file: document ids are looked up in the index, the page's files are the package's own.
+"""
+
+from __future__ import annotations
+
+import hmac
+from importlib.resources import files
+from typing import Any, Literal
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import IndexLocked, InvalidArgument, SearchbertError
+from ..records import Document, Filters, SearchOptions
+from ..service import DocumentNotFound, IndexBusy, Service
+from .client import LIMITS
+
+MAX_QUERY, MAX_K, MAX_CANDIDATES = LIMITS["query"], LIMITS["k"], LIMITS["candidates"]
+MAX_SEARCH_BODY = 64 * 1024
+MAX_WRITE_BODY = 16 * 1024 * 1024
+STATIC = files("searchbert.server") / "static"
+
+
+class FilterSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    paths: list[str] = Field(default_factory=list, max_length=50)
+    exts: list[str] = Field(default_factory=list, max_length=50)
+    since: float | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=MAX_QUERY)
+    k: int = Field(10, ge=1, le=MAX_K)
+    mode: Literal["dense", "bm25", "hybrid"] | None = Field(None, description="Default: the library's default mode.")
+    rerank: bool = Field(False, description="Rerank with the server's cross-encoder (serve --rerank-model).")
+    candidates: int = Field(50, ge=1, le=MAX_CANDIDATES)
+    chunks: bool = False
+    min_score: float | None = None
+    context: int = Field(0, ge=0, le=10, description="Chunks either side of each hit to return with it.")
+    filters: FilterSpec | None = None
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=1000)
+    text: str
+    title: str = Field("", max_length=1000)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Records(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    documents: list[Record] = Field(min_length=1, max_length=10_000)
+
+
+def create_app(service: Service, *, api_key: str | None = None, open_reads: bool = True, cors: tuple = ()) -> FastAPI:
+    """The app over `service`. open_reads: searches and reads need no key (a loopback bind)."""
+    app = FastAPI(title="searchbert", summary="Semantic search over your own documents", version=_version())
+    if cors:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors), allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"])  # fmt: skip
+    app.add_middleware(BodyLimit)
+
+    def key_checked(request: Request) -> None:
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if api_key is None:
+            raise _Refused(403, "writes are off: start the server with --api-key (or SEARCHBERT_API_KEY)")
+        if not hmac.compare_digest(given.encode(), api_key.encode()):
+            raise _Refused(401, "missing or wrong API key: send 'Authorization: Bearer KEY'")
+
+    def read_checked(request: Request) -> None:
+        if not open_reads:
+            key_checked(request)
+
+    @app.exception_handler(_Refused)
+    async def refused(_: Request, exc: _Refused) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @app.exception_handler(SearchbertError)
+    async def failed(_: Request, exc: SearchbertError) -> JSONResponse:
+        status = {InvalidArgument: 400, DocumentNotFound: 404, IndexBusy: 503, IndexLocked: 503}.get(type(exc), 500)
+        headers = {"Retry-After": "2"} if status == 503 else None
+        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(str(STATIC / "index.html"))
+
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    @app.get("/health", summary="Is the server up")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/status", summary="What the index holds", dependencies=[Depends(read_checked)])
+    def status() -> dict[str, Any]:
+        return service.status()
+
+    @app.post("/search", summary="The best hits for a query", dependencies=[Depends(read_checked)])
+    def search(body: SearchRequest) -> list[dict[str, Any]]:
+        fields = body.model_dump(exclude={"query", "filters", "mode"})
+        filters = Filters(**body.filters.model_dump()) if body.filters else None
+        mode = {"mode": body.mode} if body.mode else {}
+        options = SearchOptions(**fields, **mode, filters=filters or None)
+        return [h.to_dict() for h in service.search(body.query, options)]
+
+    @app.get("/documents/{doc_id:path}", summary="A stored document, whole or some lines",
+             dependencies=[Depends(read_checked)])  # fmt: skip
+    def document(
+        doc_id: str, start_line: int | None = Query(None, ge=1), end_line: int | None = Query(None, ge=1)
+    ) -> dict[str, Any]:
+        d = service.document(doc_id, start_line, end_line)
+        lines = {"start_line": start_line or 1, "end_line": end_line}
+        return {"id": d.path, "title": d.title, "format": d.format, "metadata": d.metadata, "text": d.text, **lines}
+
+    @app.post("/documents", summary="Add or replace records (by id)", dependencies=[Depends(key_checked)])
+    def upsert(body: Records) -> dict[str, Any]:
+        docs = [Document(path=r.id, text=r.text, title=r.title, metadata=r.metadata) for r in body.documents]
+        return service.upsert(docs)
+
+    @app.delete("/documents/{doc_id:path}", summary="Remove a record", dependencies=[Depends(key_checked)])
+    def delete(doc_id: str) -> dict[str, int]:
+        return {"removed": service.delete(doc_id)}
+
+    return app
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        self.status, self.detail = status, detail
+
+
+class BodyLimit:
+    """Refuse a body larger than the route allows (413) before reading it whole: by its Content-Length, or, when
+    it has none (chunked), as its bytes arrive."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = MAX_WRITE_BODY if scope["path"].startswith("/documents") else MAX_SEARCH_BODY
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return await _too_large(send, limit)
+        seen, answered = 0, False
+
+        async def counted() -> dict:
+            # past the limit: answer 413 here, and tell the app the client is gone (it stops reading)
+            nonlocal seen, answered
+            if answered:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                answered = True
+                await _too_large(send, limit)
+                return {"type": "http.disconnect"}
+            return message
+
+        async def unless_answered(message: dict) -> None:
+            if not answered:
+                await send(message)
+
+        await self.app(scope, counted, unless_answered)
+
+
+async def _too_large(send: Any, limit: int) -> None:
+    body = JSONResponse({"detail": f"the request body is over {limit} bytes"}, status_code=413)
+    await send({"type": "http.response.start", "status": 413, "headers": body.raw_headers})
+    await send({"type": "http.response.body", "body": body.body})
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__

@@ -1,0 +1,130 @@
+// The search page: a form that POSTs /search, results with the query's words highlighted, and a click that
+// fetches the hit's passage from /documents/{id}. No framework, no build step, nothing from the network but this
+// server.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const escapeHtml = (s) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+const words = (q) => [...new Set(q.toLowerCase().match(/[\p{L}\p{N}]{2,}/gu) || [])];
+
+function authHeaders() {
+  const key = localStorage.getItem("searchbert-key");
+  return key ? { Authorization: "Bearer " + key } : {};
+}
+
+async function call(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: { ...(options.headers || {}), ...authHeaders() } });
+  if (response.status === 401) {
+    const key = prompt("This server needs an API key:");
+    if (key) { localStorage.setItem("searchbert-key", key); return call(path, options); }
+  }
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const detail = Array.isArray(data.detail) ? data.detail.map((d) => d.msg).join("; ") : data.detail;
+    throw new Error(detail || response.statusText);
+  }
+  return data;
+}
+
+// the stretch of the text around the first query word, the words marked (escaped first: the text is never HTML)
+function snippet(text, terms, width = 320) {
+  const flat = text.replace(/\s+/g, " ").trim();
+  const lower = flat.toLowerCase();
+  const first = Math.min(...terms.map((t) => lower.indexOf(t)).filter((i) => i >= 0), flat.length);
+  const start = first < flat.length && first > width / 3 ? first - Math.floor(width / 3) : 0;
+  let part = flat.slice(start, start + width);
+  part = (start > 0 ? "… " : "") + part + (start + width < flat.length ? " …" : "");
+  return highlight(part, terms);
+}
+
+function highlight(text, terms) {
+  let html = escapeHtml(text);
+  if (!terms.length) return html;
+  const pattern = terms.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|");
+  return html.replace(new RegExp(`(?<![\\p{L}\\p{N}])(${pattern})`, "giu"), "<mark>$1</mark>");
+}
+
+function filters() {
+  const paths = $("path").value.split(/\s+/).filter(Boolean);
+  const exts = $("ext").value.split(/[\s,]+/).map((e) => e.replace(/^\./, "")).filter(Boolean);
+  const metadata = {};
+  for (const pair of $("where").value.split(/\s+/).filter(Boolean)) {
+    const [key, ...rest] = pair.split("=");
+    if (!key || !rest.length) throw new Error(`metadata filter "${pair}": write key=value`);
+    const raw = rest.join("=");
+    let value;
+    try { value = JSON.parse(raw); } catch { value = raw; }
+    if (value !== null && typeof value === "object") value = raw;
+    metadata[key] = key in metadata ? [].concat(metadata[key], value) : value;
+  }
+  return paths.length || exts.length || Object.keys(metadata).length ? { paths, exts, metadata } : null;
+}
+
+async function search(event) {
+  if (event) event.preventDefault();
+  const query = $("q").value.trim();
+  if (!query) return;
+  $("error").hidden = true;
+  $("summary").textContent = "Searching…";
+  const body = { query, k: Number($("k").value) || 10, rerank: $("rerank").checked };
+  if ($("mode").value) body.mode = $("mode").value;
+  const started = performance.now();
+  try {
+    body.filters = filters();
+    const hits = await call("/search", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    show(hits, words(query), performance.now() - started);
+    history.replaceState(null, "", "?q=" + encodeURIComponent(query));
+  } catch (error) {
+    $("summary").textContent = "";
+    $("results").replaceChildren();
+    $("error").textContent = error.message;
+    $("error").hidden = false;
+  }
+}
+
+function show(hits, terms, ms) {
+  $("summary").textContent = hits.length ? `${hits.length} results in ${Math.round(ms)} ms` : "No results.";
+  $("results").replaceChildren(...hits.map((hit) => {
+    const item = document.createElement("li");
+    item.className = "hit";
+    item.tabIndex = 0;
+    item.innerHTML =
+      `<span class="score">${hit.score.toFixed(3)}</span>` +
+      `<div class="title">${escapeHtml(hit.title || hit.path.split("/").pop())}</div>` +
+      `<div class="where">${escapeHtml(hit.path)}:${hit.start_line}-${hit.end_line}</div>` +
+      `<p class="snippet">${snippet(hit.text, terms)}</p>`;
+    const open = () => openPassage(hit, terms);
+    item.addEventListener("click", open);
+    item.addEventListener("keydown", (e) => { if (e.key === "Enter") open(); });
+    return item;
+  }));
+}
+
+async function openPassage(hit, terms) {
+  try {
+    const range = `?start_line=${hit.start_line}&end_line=${hit.end_line}`;
+    const doc = await call("/documents/" + encodeURIComponent(hit.path) + range);
+    $("passage-title").textContent = doc.title || hit.path;
+    $("passage-where").textContent = `${hit.path}, lines ${hit.start_line}-${hit.end_line}`;
+    $("passage-text").innerHTML = highlight(doc.text, terms);
+    $("passage").showModal();
+  } catch (error) {
+    $("error").textContent = error.message;
+    $("error").hidden = false;
+  }
+}
+
+async function status() {
+  try {
+    const s = await call("/status");
+    $("status").textContent = `${s.documents} documents, ${s.chunks} chunks · ${s.model}`;
+  } catch (error) {
+    $("status").textContent = error.message;
+  }
+}
+
+$("search").addEventListener("submit", search);
+$("close").addEventListener("click", () => $("passage").close());
+const initial = new URLSearchParams(location.search).get("q");
+if (initial) { $("q").value = initial; search(); }
+status();

@@ -1,0 +1,179 @@
+"""One index served to many callers at once: what `searchbert serve` runs, with no web framework in it.
+
+Searches and writes go through different Index objects over the same folder: the reader answers searches (one at a
+time, under a lock: an Index is not meant for two threads, and the model already uses every core), the writer
+takes updates under its own lock and the index's write lock. A write never blocks a search; the reader sees it when
+it commits, because every search catches up with what SQLite committed (see live.py). While another process
+rebuilds the index (`index --rebuild`), searches fail with IndexBusy until it is back, and the reader reopens.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import IndexCorrupt, IndexNotFound, InvalidArgument, SearchbertError, StorageError
+
+if TYPE_CHECKING:
+    from .encoders import Encoder
+    from .index import Index
+    from .records import Document, Hit, SearchOptions
+
+
+class IndexBusy(SearchbertError):
+    """The index is being rebuilt or replaced by another process: try again in a moment."""
+
+
+class DocumentNotFound(SearchbertError):
+    """No document has the id asked for."""
+
+
+class Service:
+    """Searches, reads and writes on the index at `path`, safe to call from many threads."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, encoder: Encoder | None = None, rerank_model: str | None = None
+    ) -> None:
+        from .index import Index
+
+        self.path = Path(path)
+        self.rerank_model = rerank_model
+        self._reader: Index = Index.open(self.path, encoder=encoder)
+        self._reader_identity = self._writer_identity = _identity(self.path)
+        self._writer: Index | None = None
+        self._read_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._reranker: Any = None
+        self.started = time.time()
+
+    # -- reading -------------------------------------------------------------------------------------------------
+
+    def search(self, query: str, options: SearchOptions) -> list[Hit]:
+        """Index.search, with `options.rerank` True meaning the service's own reranker (a request names none)."""
+        from dataclasses import replace
+
+        if not query.strip():
+            raise InvalidArgument("the query is empty")
+        if options.rerank is True:
+            options = replace(options, rerank=self.reranker())
+        elif options.rerank not in (None, False):
+            raise InvalidArgument("rerank is true or false: the service chooses its cross-encoder")
+        return self._read(lambda index: index.search(query, options=options))
+
+    def documents(self, ids: Iterable[str], start_line: int | None = None, end_line: int | None = None) -> list:
+        """Stored documents by id (looked up in the index, never opened as files)."""
+        return self._read(lambda index: index.get(list(ids), start_line=start_line, end_line=end_line))
+
+    def document(self, doc_id: str, start_line: int | None = None, end_line: int | None = None) -> Document:
+        found = self.documents([doc_id], start_line, end_line)
+        if not found:
+            raise DocumentNotFound(f"no document with id {doc_id!r} in the index")
+        return found[0]
+
+    def status(self) -> dict[str, Any]:
+        """What a client may want to know: counts, the model, the default mode, the reranker, uptime."""
+
+        def read(index: Index) -> dict[str, Any]:
+            counts = index.count()  # SQLite's, so what has committed
+            return {
+                "index": str(self.path),
+                "model": index.manifest.model_id,
+                "documents": counts["documents"],
+                "chunks": counts["chunks"],
+                "updated": index.manifest.updated,
+                "rerank_model": self.rerank_model,
+                "uptime_s": round(time.time() - self.started, 1),
+            }
+
+        return self._read(read)
+
+    def reranker(self) -> Any:
+        """The cross-encoder `rerank: true` uses, loaded once (the service's --rerank-model, else the default)."""
+        with self._read_lock:
+            if self._reranker is None:
+                from .rerank import CrossEncoderReranker
+
+                self._reranker = CrossEncoderReranker(self.rerank_model)
+            return self._reranker
+
+    def _read(self, work: Any) -> Any:
+        with self._read_lock:
+            if _identity(self.path) != self._reader_identity:  # rebuilt or replaced since: a new database file
+                self._reader = self._reopen(self._reader)
+                self._reader_identity = _identity(self.path)
+            try:
+                return work(self._reader)
+            except (IndexNotFound, IndexCorrupt, StorageError) as exc:
+                raise IndexBusy(f"the index is being rebuilt or replaced: try again in a moment ({exc})") from exc
+
+    def _reopen(self, old: Index) -> Index:
+        """The index at self.path as it is now (its model reused when it is still the same), or IndexBusy while
+        it is being made again."""
+        from .errors import IncompatibleIndex
+        from .index import Index
+
+        if _identity(self.path) is None:
+            raise IndexBusy(f"the index at {self.path} is being rebuilt: try again in a moment")
+        try:
+            try:
+                fresh = Index.open(self.path, encoder=old.loaded_encoder)
+            except IncompatibleIndex:  # rebuilt with another model
+                fresh = Index.open(self.path)
+        except SearchbertError as exc:
+            raise IndexBusy(f"the index is being rebuilt or replaced: try again in a moment ({exc})") from exc
+        old.close()
+        return fresh
+
+    # -- writing -------------------------------------------------------------------------------------------------
+
+    def upsert(self, documents: list[Document]) -> dict[str, Any]:
+        """Add or replace records (by id); what was added, updated, unchanged."""
+        report = self._write(lambda index: index.add_documents(documents)).to_dict()
+        return {k: report[k] for k in ("added", "updated", "unchanged", "chunks_embedded", "errors")}
+
+    def delete(self, doc_id: str) -> int:
+        removed = self._write(lambda index: index.delete([doc_id]))
+        if not removed:
+            raise DocumentNotFound(f"no document with id {doc_id!r} in the index")
+        return removed
+
+    def reindex(self, roots: list[Path], include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> Any:
+        """The incremental `index` run over these folders (what --watch calls after a change)."""
+        return self._write(lambda index: index.add(roots, include=include, exclude=exclude))
+
+    def _write(self, work: Any) -> Any:
+        from .index import Index
+
+        with self._write_lock:
+            if self._writer is None:
+                # the reader's model, so a service holds one copy of it
+                self._writer = Index.open(self.path, encoder=self._reader.encoder)
+                self._writer_identity = _identity(self.path)
+            elif _identity(self.path) != self._writer_identity:
+                self._writer = self._reopen(self._writer)
+                self._writer_identity = _identity(self.path)
+            return work(self._writer)
+
+    def close(self) -> None:
+        with self._write_lock, self._read_lock:
+            self._reader.close()
+            if self._writer is not None:
+                self._writer.close()
+
+
+def _identity(path: Path) -> str | None:
+    """Which index is at `path` now: its manifest's instance (a rebuild makes a new one); None while
+    there is no complete index (a rebuild has wiped it and not yet written the manifest, which goes last)."""
+    import json
+
+    from .index import MANIFEST
+
+    try:
+        data = json.loads((path / MANIFEST).read_text())
+        return str(data.get("instance") or data["created"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
