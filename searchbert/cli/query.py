@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import textwrap
 from typing import Any
 
@@ -16,6 +17,8 @@ from . import (
     open_index,
     reports_errors,
 )
+
+log = logging.getLogger("searchbert")
 
 
 def _snippet(text: str, width: int = 100, lines: int = 3) -> list[str]:
@@ -154,9 +157,12 @@ def _ask_server(index_path: str | None, text: str, options: Any, rerank_model: s
         {"paths": list(f.paths), "exts": list(f.exts), "since": f.since, "metadata": f.metadata},
     }  # fmt: skip
     try:
-        return [Hit(**hit) for hit in post(running, "/search", body)]
-    except ServerUnavailable:
+        hits = [Hit(**hit) for hit in post(running, "/search", body)]
+    except ServerUnavailable as exc:
+        log.info("%s: searching in this process", exc)
         return None
+    log.info("answered by the server at %s", running.url)
+    return hits
 
 
 def _where(pairs: tuple[str, ...]) -> dict[str, Any]:

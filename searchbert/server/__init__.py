@@ -5,13 +5,15 @@ Importing this package loads no web framework: `serve` imports FastAPI and uvico
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
+import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import InvalidArgument, SearchbertError
@@ -79,13 +81,41 @@ def serve(
     if watch:
         threading.Thread(target=_watch, args=(service, path, include, exclude, stop), daemon=True).start()
     if exit_after:
-        threading.Timer(exit_after, lambda: setattr(server, "should_exit", True)).start()
+        timer = threading.Timer(exit_after, lambda: setattr(server, "should_exit", True))
+        timer.daemon = True  # never what keeps a stopped server's process alive
+        timer.start()
     try:
-        server.run(sockets=[sock])
+        with _stopped_by_signals():
+            server.run(sockets=[sock])
     finally:
         stop.set()
         withdraw(path)
         service.close()
+
+
+class _Stop(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again for whatever handled it before:
+    here, a quiet return (so the announcement is withdrawn), never a kill or a KeyboardInterrupt's traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Stop
+
+    before = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except _Stop:
+        pass
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def _warm_options():  # type: ignore[no-untyped-def]

@@ -5,7 +5,9 @@
 
 const $ = (id) => document.getElementById(id);
 const escapeHtml = (s) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
-const words = (q) => [...new Set(q.toLowerCase().match(/[\p{L}\p{N}]{2,}/gu) || [])];
+// the query's words worth marking: not the little ones every sentence has
+const STOP = new Set("a an and are as at be by do does for from how i in is it me my of on or the to was what when where which who why with you".split(" "));
+const words = (q) => [...new Set(q.toLowerCase().match(/[\p{L}\p{N}]{2,}/gu) || [])].filter((w) => !STOP.has(w));
 
 function authHeaders() {
   const key = localStorage.getItem("searchbert-key");
