@@ -14,7 +14,7 @@ TORCH ?=
 EXTRAS ?= dev,openvino,rag,finetune,serve
 DEMO_QUERY ?= which transcription factor keeps blood stem cells dormant
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean browser
 
 install: $(VENV)/.installed
 
@@ -34,8 +34,18 @@ demo: install
 	$(VENV)/bin/searchbert index corpora/scifact-sample
 	$(VENV)/bin/searchbert query "$(DEMO_QUERY)" -k 5
 
-test: install
-	$(PY) -m pytest
+# the search page is tested in a real headless Chromium: Debian's chromium and its driver, installed here when
+# missing (as root; otherwise it says what to install). The tests then refuse to skip the browser test.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing chromium and chromium-driver (for the search page's browser test)"; \
+			apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+		else echo "make test needs chromium and chromedriver: sudo apt-get install chromium chromium-driver"; exit 1; fi; \
+	fi
+
+test: install browser
+	SEARCHBERT_REQUIRE_BROWSER=1 $(PY) -m pytest
 
 lint: install
 	$(VENV)/bin/ruff check searchbert tests benchmarks

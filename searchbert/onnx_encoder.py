@@ -216,13 +216,42 @@ class OnnxEncoder(LocalBiEncoder):
         return out
 
 
-def _ort_session(path: Path) -> Any:
+def optimized_file(path: Path) -> Path:
+    """Where onnxruntime's optimised graph of `path` is kept (per onnxruntime version: its fusions change)."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count() or 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return path.with_name(f"{path.stem}.optimized-{ort.__version__}.onnx")
+
+
+def _ort_session(path: Path) -> Any:
+    """A session for the export at `path`. onnxruntime optimises a graph each time it loads one (a good part of a
+    `query`'s start); the optimised graph is saved the first time and loaded as is after. Extended, not all,
+    optimisations: those are the ones that do not tie the file to this CPU."""
+    import onnxruntime as ort
+
+    def options(level: Any) -> Any:
+        made = ort.SessionOptions()
+        made.intra_op_num_threads = os.cpu_count() or 1
+        made.log_severity_level = 3
+        made.graph_optimization_level = level
+        return made
+
+    saved = optimized_file(path)
+    if saved.exists():
+        try:
+            return ort.InferenceSession(str(saved), options(ort.GraphOptimizationLevel.ORT_DISABLE_ALL),
+                                        providers=["CPUExecutionProvider"])  # fmt: skip
+        except Exception:  # a broken or foreign file: optimise again, below
+            saved.unlink(missing_ok=True)
+    first = options(ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
+    partial = saved.with_name(f".{saved.name}.{os.getpid()}")
+    first.optimized_model_filepath = str(partial)
+    session = ort.InferenceSession(str(path), first, providers=["CPUExecutionProvider"])
+    try:
+        os.replace(partial, saved)  # whole or not at all: another process may be loading it
+    except OSError:
+        partial.unlink(missing_ok=True)
+    return session
 
 
 class OpenVinoEncoder(OnnxEncoder):

@@ -128,3 +128,18 @@ def test_openvino_missing_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now raises ImportError
     with pytest.raises(ModelNotAvailable, match=r"searchbert\[openvino\]"):
         make_encoder(None, "openvino")
+
+
+def test_the_optimised_graph_is_saved_once_and_gives_the_same_vectors(onnx_encoder: OnnxEncoder) -> None:
+    from searchbert.onnx_encoder import optimized_file
+
+    saved = optimized_file(onnx_encoder.path)
+    saved.unlink(missing_ok=True)
+    first = OnnxEncoder()
+    fresh = first.encode(TEXTS[:6])  # optimised now, and saved
+    assert saved.exists()
+    again = OnnxEncoder().encode(TEXTS[:6])  # loaded as saved
+    np.testing.assert_allclose(again, fresh, atol=1e-6)
+    saved.write_bytes(b"not a model")  # a broken file is optimised again, never an error
+    np.testing.assert_allclose(OnnxEncoder().encode(TEXTS[:6]), fresh, atol=1e-6)
+    assert saved.stat().st_size > 1000
