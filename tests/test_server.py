@@ -202,3 +202,20 @@ def test_a_rebuild_by_another_writer_is_busy_then_served(tmp_path: Path, fake_en
         hits = client.post("/search", json={"query": "lava", "mode": "bm25"}).json()
         assert [h["path"] for h in hits] == ["granite.md"]  # the new index, without a restart
     service.close()
+
+
+def test_openapi_docs_and_cors_only_when_asked(tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    service = Service(_index(tmp_path / "ix", fake_encoder), encoder=fake_encoder)
+    with running(create_app(service, cors=("http://notes.example",))) as url:
+        spec = httpx.get(f"{url}/openapi.json").json()
+        assert {"/search", "/documents", "/documents/{doc_id}", "/status", "/health"} <= set(spec["paths"])
+        assert httpx.get(f"{url}/docs").status_code == 200
+        allowed = httpx.options(f"{url}/search", headers={"Origin": "http://notes.example",
+                                                         "Access-Control-Request-Method": "POST"})  # fmt: skip
+        assert allowed.headers["access-control-allow-origin"] == "http://notes.example"
+        other = httpx.get(f"{url}/health", headers={"Origin": "http://elsewhere.example"})
+        assert "access-control-allow-origin" not in other.headers
+        page = httpx.get(f"{url}/")
+        assert page.status_code == 200 and '<form id="search"' in page.text
+        assert httpx.get(f"{url}/static/../app.py").status_code == 404  # the page's own files only
+    service.close()
