@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import DatasetError, InvalidArgument
-from .records import MODES, Document, SearchOptions
+from .records import MODES, Document, Fusion, SearchOptions
 
 if TYPE_CHECKING:
     from .encoders import Encoder
@@ -54,6 +54,8 @@ class EvalResult:
     chunks_embedded: int = 0
     #: with a reranker: the retrieval's own metrics, before reranking
     before: dict[str, float] | None = None
+    #: how hybrid mode fused ("" for the other modes)
+    fusion: str = ""
     run: dict[str, dict[str, float]] = field(repr=False, default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -198,7 +200,7 @@ def evaluate(
     folder: str | Path,
     *,
     split: str = "test",
-    mode: str = "dense",
+    mode: str = "hybrid",
     protocol: str = "standard",
     model: str | None = None,
     encoder: Encoder | None = None,
@@ -209,6 +211,7 @@ def evaluate(
     backend: str = "auto",
     bm25_k1: float | None = None,
     bm25_b: float | None = None,
+    fusion: Fusion | None = None,
     **chunk_options: Any,
 ) -> EvalResult:
     """Index a collection (cached), run its queries, and score the run; with `rerank`, the retrieval alone too
@@ -217,7 +220,7 @@ def evaluate(
     collection = load_collection(Path(folder), split)
     settings = dict(
         mode=mode, protocol=protocol, model=model, encoder=encoder, cache_dir=cache_dir, backend=backend,
-        bm25_k1=bm25_k1, bm25_b=bm25_b, **chunk_options,
+        bm25_k1=bm25_k1, bm25_b=bm25_b, fusion=fusion, **chunk_options,
     )  # fmt: skip
     corpus_file = Path(folder) / "corpus.jsonl"
     run, model_id, protocol, embedded = retrieve(collection, corpus_file, progress=progress, **settings)
@@ -237,6 +240,7 @@ def evaluate(
         seconds=time.monotonic() - started,
         chunks_embedded=embedded,
         before=before,
+        fusion=_fusion_used(mode, fusion),
         run=run,
     )
 
@@ -245,7 +249,7 @@ def retrieve(
     collection: Collection,
     corpus_file: Path,
     *,
-    mode: str = "dense",
+    mode: str = "hybrid",
     protocol: str = "standard",
     model: str | None = None,
     encoder: Encoder | None = None,
@@ -257,6 +261,7 @@ def retrieve(
     backend: str = "auto",
     bm25_k1: float | None = None,
     bm25_b: float | None = None,
+    fusion: Fusion | None = None,
     **chunk_options: Any,
 ) -> tuple[dict[str, dict[str, float]], str, str, int]:
     """The `depth` best documents of every query of `collection` (indexed, cached by `corpus_file`'s path, size and
@@ -275,11 +280,17 @@ def retrieve(
         from .onnx_encoder import make_encoder
 
         encoder = make_encoder(model, backend)
-    search_options = SearchOptions(k=depth, mode=mode, rerank=rerank, candidates=candidates)
+    search_options = SearchOptions(k=depth, mode=mode, rerank=rerank, candidates=candidates, fusion=fusion)
     run, model_id, embedded = _index_run(
         collection, corpus_file, protocol, encoder, cache, progress, search_options, lexical, **chunk_options
     )
     return run, model_id, protocol, embedded
+
+
+def _fusion_used(mode: str, fusion: Fusion | None) -> str:
+    from .search import DEFAULT_FUSION
+
+    return (fusion or DEFAULT_FUSION).describe() if mode == "hybrid" else ""  # an eval index keeps the default
 
 
 def _reranked_on_top(reranked: dict[str, dict[str, float]], run: dict[str, dict[str, float]]) -> dict:

@@ -16,7 +16,7 @@ from .indexing import COMMIT_CHUNKS
 from .loaders import MAX_FILE_BYTES, discover, existing_roots
 from .locking import WriteLock
 from .manifest import check_compatible
-from .records import IndexReport
+from .records import Fusion, IndexReport
 
 
 def index_paths(
@@ -39,6 +39,7 @@ def index_paths(
     bm25_k1: float | None = None,
     bm25_b: float | None = None,
     max_doc_size: int = MAX_DOC_BYTES,
+    fusion: Fusion | None = None,
 ) -> IndexReport:
     """Create the index if needed (or refuse to mix models and settings) and add paths to it.
 
@@ -73,6 +74,8 @@ def index_paths(
                 bm25={k: v for k, v in (("k1", bm25_k1), ("b", bm25_b)) if v is not None},
             )
         with index:
+            if fusion is not None:  # the index's own from now on; nothing to rebuild
+                index.set_fusion(fusion)
             report = index.add(
                 roots,
                 include=include,

@@ -30,7 +30,7 @@ from .loaders import MAX_FILE_BYTES, Discovery, discover, existing_roots
 from .locate import DEFAULT_INDEX, MANIFEST, locate_index  # noqa: F401 (imported from here too)
 from .locking import WriteLock
 from .manifest import Manifest, check_compatible, now_iso
-from .records import Document, Hit, IndexReport, SearchOptions
+from .records import Document, Fusion, Hit, IndexReport, SearchOptions
 from .store import Store
 
 if TYPE_CHECKING:
@@ -259,6 +259,22 @@ class Index:
         texts = ((i, f"{title}\n{text}" if prefix else text) for i, title, text in rows)
         return BM25Retriever.from_rows(texts, k1=self.manifest.lexical["k1"], b=self.manifest.lexical["b"])
 
+    @property
+    def fusion(self) -> Fusion:
+        """How hybrid search fuses here unless a search says otherwise (set_fusion; else searchbert's default)."""
+        from .search import DEFAULT_FUSION
+
+        return Fusion(**self.manifest.fusion) if self.manifest.fusion else DEFAULT_FUSION
+
+    def set_fusion(self, fusion: Fusion | None) -> None:
+        """Make `fusion` this index's default (None: searchbert's own); nothing is rebuilt."""
+        wanted = fusion.to_dict() if fusion is not None else {}
+        if wanted == self.manifest.fusion:
+            return
+        with self.writing():
+            self.manifest = replace(self.manifest, fusion=wanted, updated=now_iso())
+            self.manifest.save(self.path / MANIFEST)
+
     def set_lexical(self, k1: float | None = None, b: float | None = None) -> None:
         """Change BM25's k1 and b: the BM25 index is rebuilt from SQLite and saved (nothing is embedded)."""
         wanted = _lexical_settings({k: v for k, v in (("k1", k1), ("b", b)) if v is not None}, self.manifest.lexical)
@@ -424,6 +440,7 @@ class Index:
             dimension=self.manifest.dimension,
             model_id=self.manifest.model_id,
             filter_cache=self._filter_cache,
+            fusion=self.fusion,
         )
 
     def __repr__(self) -> str:

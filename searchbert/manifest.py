@@ -34,6 +34,8 @@ class Manifest:
     updated: str = ""
     #: made anew with each index (a rebuild is another index): how a long-running reader notices one
     instance: str = ""
+    #: how hybrid search fuses by default here (records.Fusion's fields); empty: searchbert's default
+    fusion: dict[str, Any] = field(default_factory=dict)
 
     @property
     def model_id(self) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 
 from .encoders import checked
 from .filtering import NARROW_FILTER, POST_FILTER_DEPTH, FilterCache, allowed_chunks
-from .records import Hit, SearchOptions
+from .records import Fusion, Hit, SearchOptions
 
 if TYPE_CHECKING:
     from .bm25 import BM25Retriever
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
 #: chunks fetched per wanted document at first
 OVERFETCH = 4
-#: reciprocal rank fusion constant (Cormack et al., 2009): damps the weight of the very top ranks
-RRF_K = 60
+#: how hybrid search fuses when neither the search nor the index says (see records.Fusion)
+DEFAULT_FUSION = Fusion("rrf", k=60)
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,8 @@ class Retrievers:
     dimension: int
     model_id: str
     filter_cache: FilterCache | None = None
+    #: the index's own fusion, used when a search names none
+    fusion: Fusion = DEFAULT_FUSION
 
 
 def _rank_lists(
@@ -86,21 +88,55 @@ def _rank_lists(
 
 
 def _combine(
-    mode: str, dense: list[tuple[int, float]], bm25: list[tuple[int, float]], doc_of: dict[int, int], by_document: bool
+    mode: str,
+    dense: list[tuple[int, float]],
+    bm25: list[tuple[int, float]],
+    doc_of: dict[int, int],
+    by_document: bool,
+    fusion: Fusion = DEFAULT_FUSION,
 ) -> list[_Scored]:
-    """One ranking out of the retrievers' lists: as is for one retriever, reciprocal rank fusion for both."""
+    """One ranking out of the retrievers' lists: as is for one retriever, fused (`fusion`) for both. By document,
+    each retriever's best chunk of a document stands for it, so a document is fused once, whichever chunks won."""
     seen, dense_order, bm25_order = _rank_lists(dense, bm25, doc_of, by_document)
     if mode != "hybrid":
         return [replace(seen[key], retrieval_score=seen[key].score) for key in (dense_order or bm25_order)]
+    fuse = _fuser(fusion, seen, dense_order, bm25_order)
     fused = []
-    for entry in seen.values():
-        score = sum(1.0 / (RRF_K + r) for r in (entry.dense_rank, entry.bm25_rank) if r is not None)
+    for key, entry in seen.items():
+        score = fuse(key, entry)
         # the passage shown is the one the retriever that ranked the document higher found
         chunk = entry.chunk_id
         if entry.bm25_chunk is not None and (entry.dense_rank is None or entry.bm25_rank < entry.dense_rank):  # type: ignore[operator]
             chunk = entry.bm25_chunk
         fused.append(replace(entry, chunk_id=chunk, score=score, fused_score=score, retrieval_score=score))
     return sorted(fused, key=lambda e: -e.score)
+
+
+def _fuser(
+    fusion: Fusion, seen: dict[object, _Scored], dense_order: list[object], bm25_order: list[object]
+) -> Callable[[object, _Scored], float]:
+    """The fused score of a key, as `fusion` says (see records.Fusion)."""
+    if fusion.method == "rrf":
+        k = fusion.k
+        return lambda _, e: sum(1.0 / (k + r) for r in (e.dense_rank, e.bm25_rank) if r is not None)
+    dense = normalise([seen[key].dense_score for key in dense_order], fusion.norm)  # type: ignore[misc]
+    lexical = normalise([seen[key].bm25_score for key in bm25_order], fusion.norm)  # type: ignore[misc]
+    d, b = dict(zip(dense_order, dense)), dict(zip(bm25_order, lexical))
+    d_floor, b_floor = min(dense, default=0.0), min(lexical, default=0.0)
+    alpha = fusion.alpha
+    return lambda key, _: alpha * d.get(key, d_floor) + (1 - alpha) * b.get(key, b_floor)
+
+
+def normalise(scores: Sequence[float], norm: str) -> list[float]:
+    """One retriever's scores for one query on a common scale: min-max to [0, 1], or z-scores. All equal: all 0."""
+    if not scores:
+        return []
+    values = np.asarray(scores, dtype=np.float64)
+    if norm == "minmax":
+        span = values.max() - values.min()
+        return ((values - values.min()) / span).tolist() if span > 0 else [0.0] * len(values)
+    spread = values.std()
+    return ((values - values.mean()) / spread).tolist() if spread > 0 else [0.0] * len(values)
 
 
 def _rerank(reranker: Reranker, query: str, ranked: list[_Scored], texts: dict[int, str]) -> list[_Scored]:
@@ -145,6 +181,7 @@ def search(
     options.rerank made ready."""
     k, mode, chunks, candidates = options.k, options.mode, options.chunks, options.candidates
     filters, min_score = options.filters, options.min_score
+    fusion = options.fusion or use.fusion
     store = use.store
     # each retriever caught up once for the whole search; bm25 mode never maps the vector file, dense never loads BM25
     vectors = use.vectors() if mode != "bm25" else None
@@ -196,7 +233,7 @@ def search(
             doc_of.update(store.document_ids(found_ids))
         still = []
         for q, (d, b) in zip(todo, lists):
-            ranked[q] = _combine(mode, d, b, doc_of, by_document=not chunks and reranker is None)
+            ranked[q] = _combine(mode, d, b, doc_of, not chunks and reranker is None, fusion)
             found = len(ranked[q]) if reranker is None or chunks else len(_pool(ranked[q], k, candidates, doc_of)[1])
             if found < k and depth < total:
                 still.append(q)

@@ -255,12 +255,12 @@ def test_a_narrow_filter_in_steady_use_searches_its_own_vectors_exactly(tmp_path
         mp.setattr(LiveVectors, "nearest", counted)
         for use in range(1, 5):
             approximate.clear()
-            hits = ix.search("subject7 item2", k=3, chunks=True, filters=narrow)
+            hits = ix.search("subject7 item2", k=3, chunks=True, filters=narrow, mode="dense")
             assert all(h.path.startswith("s07/d0") or "/s07/d0" in h.path for h in hits)
             assert bool(approximate) == (use < 3), use
             if use >= 3:  # the exact top 3 within the filter
                 assert [round(h.score, 5) for h in hits] == want
         ix.add_documents([Document(path="s07/d0new.md", text="subject7 item2", root=str(root))])
         approximate.clear()
-        hits = ix.search("subject7 item2", k=3, chunks=True, filters=narrow)
+        hits = ix.search("subject7 item2", k=3, chunks=True, filters=narrow, mode="dense")
         assert approximate and hits[0].path == "s07/d0new.md"

@@ -11,8 +11,7 @@ from click.testing import CliRunner
 
 from searchbert import Index
 from searchbert.errors import InvalidArgument
-from searchbert.records import Filters
-from searchbert.search import RRF_K
+from searchbert.records import Filters, Fusion
 
 from .conftest import FakeEncoder, write_tree
 
@@ -72,10 +71,10 @@ def test_modes_rank_documents_once_and_in_order(big: Index, mode: str) -> None:
 
 
 def test_hybrid_is_reciprocal_rank_fusion_of_both(big: Index) -> None:
-    hits = big.search("zeta omega installation", k=8, mode="hybrid")
+    hits = big.search("zeta omega installation", k=8, mode="hybrid", fusion=Fusion("rrf", k=60))
     assert len(hits) == 8
     for h in hits:
-        want = sum(1 / (RRF_K + r) for r in (h.dense_rank, h.bm25_rank) if r is not None)
+        want = sum(1 / (60 + r) for r in (h.dense_rank, h.bm25_rank) if r is not None)
         assert h.fused_score == pytest.approx(want) == pytest.approx(h.score)
         assert h.dense_rank is not None or h.bm25_rank is not None
 

@@ -79,8 +79,35 @@ BACKEND_HELP = (
 def mode_option(help_text: str) -> Callable[[F], F]:
     """--mode, shared by `query` and `eval`."""
     return click.option(
-        "--mode", type=click.Choice(["dense", "bm25", "hybrid"]), default="dense", show_default=True, help=help_text
+        "--mode", type=click.Choice(["dense", "bm25", "hybrid"]), default="hybrid", show_default=True, help=help_text
     )
+
+
+fusion_options = stack_options(
+    click.option(
+        "--fusion",
+        type=click.Choice(["rrf", "convex"]),
+        help="How hybrid mode merges the two rankings: rrf (reciprocal rank) or convex (weighted normalised scores). "
+        "Default: the index's own (see README, Ranking).",
+    ),
+    click.option("--alpha", type=click.FloatRange(0, 1), help="convex: the dense side's weight (BM25 gets 1 - alpha)."),
+    click.option("--norm", type=click.Choice(["minmax", "zscore"]), help="convex: how each side's scores are scaled."),
+    click.option("--rrf-k", type=click.IntRange(0), help="rrf: the constant k in 1 / (k + rank)."),
+)
+
+
+def fusion_from(fusion: str | None, alpha: float | None, norm: str | None, rrf_k: int | None) -> Any:
+    """The Fusion the options ask for, or None when they ask for none (the index's own is used). Unsaid fields
+    take searchbert's default fusion's values when it is the same method."""
+    if fusion is None and alpha is None and norm is None and rrf_k is None:
+        return None
+    from ..records import Fusion
+    from ..search import DEFAULT_FUSION
+
+    method = fusion or ("rrf" if rrf_k is not None else "convex")
+    base = DEFAULT_FUSION if DEFAULT_FUSION.method == method else Fusion(method)
+    given = {"k": rrf_k, "alpha": alpha, "norm": norm}
+    return Fusion(**{**base.to_dict(), **{k: v for k, v in given.items() if v is not None}, "method": method})
 
 
 def bm25_options(func: F) -> F:

@@ -12,6 +12,8 @@ from . import (
     BACKEND_HELP,
     bm25_options,
     chunk_options,
+    fusion_from,
+    fusion_options,
     main,
     mode_option,
     model_option,
@@ -23,9 +25,10 @@ from . import (
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--split", default="test", show_default=True, help="Which qrels/SPLIT.tsv to score.")
 @mode_option(
-    "dense: the bi-encoder through searchbert's index; bm25: the lexical baseline (bm25s, k1 1.5, b 0.75); "
-    "hybrid: both, fused."
+    "hybrid: both, fused (--fusion); dense: the bi-encoder through searchbert's index (--mode dense --protocol "
+    "standard gives MTEB's figure); bm25: the lexical baseline (bm25s, k1 1.5, b 0.75)."
 )
+@fusion_options
 @click.option("--rerank-model", metavar="ID_OR_PATH", help="Rerank each query's candidates with this cross-encoder.")
 @click.option(
     "--candidates",
@@ -64,6 +67,10 @@ def eval_cmd(
     dataset: Path,
     split: str,
     mode: str,
+    fusion: str | None,
+    alpha: float | None,
+    norm: str | None,
+    rrf_k: int | None,
     rerank_model: str | None,
     candidates: int,
     protocol: str,
@@ -98,6 +105,7 @@ def eval_cmd(
         rerank=rerank_model,
         candidates=candidates,
         backend=backend,
+        fusion=fusion_from(fusion, alpha, norm, rrf_k),
         bm25_k1=bm25_k1,
         bm25_b=bm25_b,
         **{k: v for k, v in options.items() if v is not None},
@@ -108,7 +116,9 @@ def eval_cmd(
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
     click.echo(
-        f"{result.dataset} ({result.split}, {result.queries} queries)  mode={result.mode}  "
+        f"{result.dataset} ({result.split}, {result.queries} queries)  mode={result.mode}"
+        + (f" ({result.fusion})" if result.fusion else "")
+        + "  "
         f"protocol={result.protocol}  model={result.model}"
     )
     if result.before is not None:  # the retrieval alone, then reranked: does the reranker help?

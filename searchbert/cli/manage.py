@@ -13,6 +13,8 @@ from . import (
     bm25_options,
     chunk_options,
     display_path,
+    fusion_from,
+    fusion_options,
     index_option,
     main,
     model_option,
@@ -59,6 +61,7 @@ from . import (
     help="Skip documents whose text is larger (in MB; 0: no limit). A 10 MB log takes minutes to embed.",
 )
 @bm25_options
+@fusion_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @reports_errors
@@ -79,6 +82,10 @@ def index_cmd(
     max_doc_size: float,
     bm25_k1: float | None,
     bm25_b: float | None,
+    fusion: str | None,
+    alpha: float | None,
+    norm: str | None,
+    rrf_k: int | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -109,6 +116,7 @@ def index_cmd(
         bm25_k1=bm25_k1,
         bm25_b=bm25_b,
         max_doc_size=int(max_doc_size * 1_000_000),
+        fusion=fusion_from(fusion, alpha, norm, rrf_k),
     )
     if as_json:
         click.echo(json.dumps({"index": str(target), **report.to_dict()}, indent=2))

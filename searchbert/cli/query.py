@@ -11,6 +11,8 @@ import click
 
 from . import (
     display_path,
+    fusion_from,
+    fusion_options,
     index_option,
     main,
     mode_option,
@@ -35,7 +37,8 @@ def _snippet(text: str, width: int = 100, lines: int = 3) -> list[str]:
 @click.argument("text")
 @index_option
 @click.option("-k", "--top", "k", default=10, show_default=True, type=int, help="How many results.")
-@mode_option("dense: meaning (the bi-encoder); bm25: exact words; hybrid: both, fused by reciprocal rank.")
+@mode_option("hybrid: meaning and exact words, fused (--fusion); dense: meaning (the bi-encoder); bm25: exact words.")
+@fusion_options
 @click.option("--rerank", is_flag=True, help="Reorder the best candidates with a BERT cross-encoder (slower, better).")
 @click.option(
     "--rerank-model",
@@ -84,6 +87,10 @@ def query_cmd(
     index_path: str | None,
     k: int,
     mode: str,
+    fusion: str | None,
+    alpha: float | None,
+    norm: str | None,
+    rrf_k: int | None,
     rerank: bool,
     rerank_model: str | None,
     candidates: int,
@@ -115,6 +122,7 @@ def query_cmd(
         candidates=candidates,
         filters=filters or None,
         min_score=min_score,
+        fusion=fusion_from(fusion, alpha, norm, rrf_k),
     )
     hits = None if no_server else _ask_server(index_path, text, options, rerank_model)
     if hits is None:
@@ -153,6 +161,7 @@ def _ask_server(index_path: str | None, text: str, options: Any, rerank_model: s
     body = {
         "query": text, "k": options.k, "mode": options.mode, "rerank": bool(options.rerank),
         "candidates": options.candidates, "chunks": options.chunks, "min_score": options.min_score,
+        "fusion": None if options.fusion is None else options.fusion.to_dict(),
         "filters": None if f is None else
         {"paths": list(f.paths), "exts": list(f.exts), "since": f.since, "metadata": f.metadata},
     }  # fmt: skip

@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import IndexLocked, InvalidArgument, SearchbertError
-from ..records import Document, Filters, SearchOptions
+from ..records import Document, Filters, Fusion, SearchOptions
 from ..service import DocumentNotFound, IndexBusy, Service
 from .client import LIMITS
 
@@ -36,6 +36,14 @@ class FilterSpec(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class FusionSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["rrf", "convex"] = "rrf"
+    k: int = Field(60, ge=0, le=10_000)
+    alpha: float = Field(0.5, ge=0, le=1)
+    norm: Literal["minmax", "zscore"] = "minmax"
+
+
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1, max_length=MAX_QUERY)
@@ -47,6 +55,7 @@ class SearchRequest(BaseModel):
     min_score: float | None = None
     context: int = Field(0, ge=0, le=10, description="Chunks either side of each hit to return with it.")
     filters: FilterSpec | None = None
+    fusion: FusionSpec | None = Field(None, description="How hybrid mode fuses. Default: the index's own.")
 
 
 class Record(BaseModel):
@@ -107,10 +116,11 @@ def create_app(service: Service, *, api_key: str | None = None, open_reads: bool
 
     @app.post("/search", summary="The best hits for a query", dependencies=[Depends(read_checked)])
     def search(body: SearchRequest) -> list[dict[str, Any]]:
-        fields = body.model_dump(exclude={"query", "filters", "mode"})
+        fields = body.model_dump(exclude={"query", "filters", "mode", "fusion"})
         filters = Filters(**body.filters.model_dump()) if body.filters else None
         mode = {"mode": body.mode} if body.mode else {}
-        options = SearchOptions(**fields, **mode, filters=filters or None)
+        fusion = Fusion(**body.fusion.model_dump()) if body.fusion else None
+        options = SearchOptions(**fields, **mode, filters=filters or None, fusion=fusion)
         return [h.to_dict() for h in service.search(body.query, options)]
 
     @app.get("/documents/{doc_id:path}", summary="A stored document, whole or some lines",
