@@ -24,6 +24,19 @@ def write_corpus_files(dataset: Path, out: Path, limit: int | None = None) -> in
     return n
 
 
+def scifact_index(exe: str) -> Path:
+    """SciFact's 5,183 abstracts as Markdown files, indexed by `searchbert index` with its defaults (built once,
+    kept under benchmarks/.cache/scifact)."""
+    import subprocess
+
+    base = REPO / "benchmarks" / ".cache" / "scifact"
+    index = base / "ix"
+    if not (index / "manifest.json").exists():
+        write_corpus_files(DATASETS / "scifact", base / "docs")
+        subprocess.run([exe, "index", str(base / "docs"), "--index", str(index), "--quiet"], check=True)
+    return index
+
+
 def machine() -> str:
     """This machine in one line: CPU model, cores this process may use, vector extensions, memory, Python."""
     import platform

@@ -18,9 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATASETS, REPO, Report
+from common import DATASETS, Report, scifact_index
 
-CACHE = REPO / "benchmarks" / ".cache" / "serve_load"
 KEY = "benchmark-key"
 
 
@@ -105,13 +104,7 @@ def main() -> None:
     scifact = DATASETS / "scifact"
     corpus = [json.loads(line) for line in (scifact / "corpus.jsonl").open()]
     queries = [json.loads(line)["text"] for line in (scifact / "queries.jsonl").open()]
-    index = CACHE / "ix"
-    if not (index / "manifest.json").exists():
-        docs = CACHE / "docs"
-        docs.mkdir(parents=True, exist_ok=True)
-        for doc in corpus:
-            (docs / f"{doc['_id']}.md").write_text(f"# {doc['title']}\n\n{doc['text']}\n")
-        subprocess.run([exe, "index", str(docs), "--index", str(index), "--quiet"], check=True)
+    index = scifact_index(exe)
     (index / "serve.json").unlink(missing_ok=True)
     server = subprocess.Popen([exe, "serve", "--index", str(index), "--port", "0", "--api-key", KEY])
     try:

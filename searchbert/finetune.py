@@ -187,9 +187,7 @@ def finetune_encoder(
         from sentence_transformers import SentenceTransformerTrainingArguments as Arguments
         from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     except ImportError as exc:
-        raise SearchbertError(
-            f"fine-tuning needs the finetune extra: pip install 'searchbert[finetune]' ({exc})"
-        ) from exc
+        raise needs_extra(exc) from exc
     from .encoders import resolve_model
 
     base_id, folder = resolve_model(base)
@@ -203,21 +201,9 @@ def finetune_encoder(
     columns = {"anchor": [p.query for p in rows], "positive": [p.positive for p in rows]}
     dataset = Dataset.from_dict(columns | {"negative": [p.negatives[0] for p in rows]})
     work = out.parent / f".{out.name}.checkpoints"
+    metric = f"eval_{evaluator.name}_cosine_ndcg@10" if evaluator else None
     args = Arguments(
-        output_dir=str(work),
-        num_train_epochs=epochs,
-        per_device_train_batch_size=batch_size,
-        learning_rate=learning_rate,
-        warmup_steps=max(1, len(dataset) * epochs // batch_size // 10),
-        seed=seed,
-        eval_strategy="epoch" if evaluator else "no",
-        save_strategy="epoch" if evaluator else "no",
-        save_total_limit=1,
-        load_best_model_at_end=bool(evaluator),
-        metric_for_best_model=f"eval_{evaluator.name}_cosine_ndcg@10" if evaluator else None,
-        logging_steps=max(1, len(dataset) // batch_size // 10),
-        report_to="none",
-        disable_tqdm=not progress,
+        **trainer_settings(work, len(dataset), epochs, batch_size, learning_rate, seed, metric, progress),
         batch_sampler="no_duplicates",  # a passage twice in one batch would be its own negative
     )
     trainer = SentenceTransformerTrainer(
@@ -255,6 +241,40 @@ def finetune_encoder(
     key = f"eval_{evaluator.name}_cosine_ndcg@10" if evaluator else ""
     plot(out / "finetune.png", trainer.state.log_history, key, before.get("ndcg@10"), after.get("ndcg@10"))
     return report
+
+
+def needs_extra(exc: ImportError) -> SearchbertError:
+    return SearchbertError(f"fine-tuning needs the finetune extra: pip install 'searchbert[finetune]' ({exc})")
+
+
+def trainer_settings(
+    work: Path,
+    rows: int,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    metric: str | None,
+    progress: bool,
+) -> dict[str, Any]:
+    """What both trainers are told: checkpoints in `work`, 10% warm-up, ten loss reports an epoch, and with a
+    held-out `metric`, an evaluation each epoch and the best epoch kept."""
+    return {
+        "output_dir": str(work),
+        "num_train_epochs": epochs,
+        "per_device_train_batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "warmup_steps": max(1, rows * epochs // batch_size // 10),
+        "seed": seed,
+        "eval_strategy": "epoch" if metric else "no",
+        "save_strategy": "epoch" if metric else "no",
+        "save_total_limit": 1,
+        "load_best_model_at_end": bool(metric),
+        "metric_for_best_model": metric,
+        "logging_steps": max(1, rows // batch_size // 10),
+        "report_to": "none",
+        "disable_tqdm": not progress,
+    }
 
 
 def _fast_embedder(base: str | None) -> Callable[[list[str]], Any]:

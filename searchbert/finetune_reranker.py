@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DatasetError, InvalidArgument, SearchbertError
-from .finetune import Pair, TrainingData, load_training_data, plot, split_queries
+from .errors import DatasetError, InvalidArgument
+from .finetune import Pair, TrainingData, load_training_data, needs_extra, plot, split_queries, trainer_settings
 
 #: retrieval weights tried on the held-out queries
 WEIGHTS = tuple(i / 10 for i in range(11))
@@ -177,9 +177,7 @@ def finetune_reranker(
         from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer
         from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments as Arguments
     except ImportError as exc:
-        raise SearchbertError(
-            f"fine-tuning needs the finetune extra: pip install 'searchbert[finetune]' ({exc})"
-        ) from exc
+        raise needs_extra(exc) from exc
     from .encoders import DEFAULT_MODEL, resolve_model
     from .finetune import _device, _remove
     from .rerank import RERANKER_SETTINGS
@@ -196,20 +194,7 @@ def finetune_reranker(
     evaluator = _evaluator(dev_queries, pools, training.corpus, training.relevant)
     work = out.parent / f".{out.name}.checkpoints"
     args = Arguments(
-        output_dir=str(work),
-        num_train_epochs=epochs,
-        per_device_train_batch_size=batch_size,
-        learning_rate=learning_rate,
-        warmup_steps=max(1, len(rows) * epochs // batch_size // 10),
-        seed=seed,
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        save_total_limit=1,
-        load_best_model_at_end=True,
-        metric_for_best_model="eval_dev_ndcg@10",
-        logging_steps=max(1, len(rows) // batch_size // 10),
-        report_to="none",
-        disable_tqdm=not progress,
+        **trainer_settings(work, len(rows), epochs, batch_size, learning_rate, seed, "eval_dev_ndcg@10", progress)
     )
     trainer = CrossEncoderTrainer(
         model=model, args=args, train_dataset=Dataset.from_dict(columns), loss=_loss(model), evaluator=evaluator

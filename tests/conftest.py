@@ -107,3 +107,19 @@ def minilm_tokenizer_spans():
 
     tok = load_tokenizer(resolve_model(None)[1])
     return lambda text: tok.encode(text, add_special_tokens=False).offsets
+
+
+TOPICS = ["lighthouse", "sourdough", "glacier", "violin", "orchid", "volcano", "satellite", "honeybee"]
+
+
+def write_topic_pairs(path: Path) -> Path:
+    """Training pairs for the small fine-tuning tests: two questions per topic, each with its passage."""
+    import json
+
+    lines = [
+        json.dumps({"query": f"tell me about the {t} {k}", "positive": f"The {t} is a subject; fact {k} of the {t}."})
+        for t in TOPICS
+        for k in range(2)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path

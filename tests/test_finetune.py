@@ -16,6 +16,8 @@ import pytest
 from searchbert.errors import DatasetError
 from searchbert.finetune import Pair, TrainingData, load_training_data, mine_negatives, split_queries
 
+from .conftest import TOPICS, write_topic_pairs
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -101,15 +103,8 @@ def test_held_out_queries_are_never_trained_on() -> None:
 
 @pytest.mark.model
 def test_finetune_writes_a_model_searchbert_indexes_with(tmp_path: Path) -> None:
-    topics = ["lighthouse", "sourdough", "glacier", "violin", "orchid", "volcano", "satellite", "honeybee"]
-    lines = [
-        json.dumps(
-            {"query": f"tell me about the {t} {k}", "positive": f"The {t} is a subject; fact {k} about the {t}."}
-        )
-        for t in topics
-        for k in range(2)
-    ]
-    data = _jsonl(tmp_path / "pairs.jsonl", lines)
+    data = write_topic_pairs(tmp_path / "pairs.jsonl")
+    topics = TOPICS
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run = subprocess.run(
         [sys.executable, "-m", "searchbert", "finetune", "encoder", str(data), "-o", str(tmp_path / "model"),

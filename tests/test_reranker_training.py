@@ -18,6 +18,8 @@ from searchbert.finetune_reranker import dev_scores, training_rows
 from searchbert.records import Document
 from searchbert.rerank import combine
 
+from .conftest import TOPICS, write_topic_pairs
+
 
 class ScriptedReranker:
     """A Reranker that scores by a table (unknown passages: 0) and counts the passages it read."""
@@ -124,15 +126,8 @@ def test_a_fine_tuned_reranker_is_trained_saved_and_used_by_query_and_eval(tmp_p
     import subprocess
     import sys
 
-    topics = ["lighthouse", "sourdough", "glacier", "violin", "orchid", "volcano", "satellite", "honeybee"]
-    lines = [
-        json.dumps(
-            {"query": f"tell me about the {t} {k}", "positive": f"The {t} is a subject; fact {k} about the {t}."}
-        )
-        for t in topics
-        for k in range(2)
-    ]
-    (tmp_path / "pairs.jsonl").write_text("\n".join(lines) + "\n")
+    write_topic_pairs(tmp_path / "pairs.jsonl")
+    topics = TOPICS
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     env.pop("SEARCHBERT_INDEX", None)
 
