@@ -77,6 +77,8 @@ class Service:
     def status(self) -> dict[str, Any]:
         """What a client may want to know: counts, the model, the default mode, the reranker, uptime."""
 
+        from .records import SearchOptions
+
         def read(index: Index) -> dict[str, Any]:
             counts = index.count()  # SQLite's, so what has committed
             return {
@@ -85,6 +87,8 @@ class Service:
                 "documents": counts["documents"],
                 "chunks": counts["chunks"],
                 "updated": index.manifest.updated,
+                "mode": SearchOptions().mode,
+                "fusion": index.fusion.to_dict(),
                 "rerank_model": self.rerank_model,
                 "uptime_s": round(time.time() - self.started, 1),
             }

@@ -64,7 +64,7 @@ class SearchbertRetriever:
     Documents: the passage, its score, and the record's metadata plus where the passage is.
 
     `index`: the index folder (opened with the model it was built with) or an open `Index` (saved as its folder);
-    `mode`: dense, bm25 or hybrid; `filters`:
+    `mode`: hybrid (default), dense or bm25; `filters`:
     Haystack filters (== and in on meta.* fields, under AND), replaced by those given to run(); `rerank`: a
     cross-encoder (id or path) or True.
     """

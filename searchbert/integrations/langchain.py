@@ -43,8 +43,8 @@ def hit_document(hit: Hit) -> LCDocument:
 class SearchbertRetriever(BaseRetriever):
     """The k best passages of a searchbert index for a query (a document's best chunk each).
 
-    `index`: a folder (opened with the model it was built with) or an open `Index`. `mode`: dense, bm25 or hybrid
-    (the index's default if unset); `rerank`: a cross-encoder (id or path), or True for the default; `filter`:
+    `index`: a folder (opened with the model it was built with) or an open `Index`. `mode`: hybrid, dense or bm25
+    (hybrid if unset); `rerank`: a cross-encoder (id or path), or True for the default; `filter`:
     metadata conditions ({key: value}, {key: [any of]}, $eq, $in, $and); `context`: also give N chunks each side.
     `k` and `filter` can be given per call too, to `invoke` and `ainvoke` alike.
     """

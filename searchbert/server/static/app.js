@@ -120,6 +120,7 @@ async function status() {
   try {
     const s = await call("/status");
     $("status").textContent = `${s.documents} documents, ${s.chunks} chunks · ${s.model}`;
+    $("mode").options[0].textContent = `default (${s.mode})`;
   } catch (error) {
     $("status").textContent = error.message;
   }
