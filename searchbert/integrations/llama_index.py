@@ -70,8 +70,9 @@ class SearchbertRetriever(BaseRetriever):
     """The similarity_top_k best passages of a searchbert index (a document's best chunk each), as nodes that carry
     the chunk text, the score, the record's metadata plus where the passage is, and the record id as their source.
 
-    `index`: a folder (opened with the model it was built with) or an open `Index`; `mode`: hybrid (default), dense or bm25;
-    `rerank`: a cross-encoder (id or path) or True; `context`: N chunks each side of the hit in the node's text.
+    `index`: a folder (opened with the model it was built with) or an open `Index`; `mode`: hybrid (default), dense
+    or bm25; `rerank`: a cross-encoder (id or path) or True; `context`: N chunks each side of the hit in the node's
+    text.
     """
 
     def __init__(

@@ -71,8 +71,8 @@ def make_server(index: Index | str | os.PathLike[str]) -> MCPServer:
         rerank: bool = False,
     ) -> SearchResult:
         """The k best passages for the query, one per document, best first. mode: hybrid (meaning and words,
-        the default), dense (meaning) or bm25 (words); filters: metadata conditions, {"key": value} or {"key": [any of these]}; rerank: re-score
-        the candidates with a cross-encoder (slower, often better)."""
+        the default), dense (meaning) or bm25 (words); filters: metadata conditions, {"key": value} or {"key":
+        [any of these]}; rerank: re-score the candidates with a cross-encoder (slower, often better)."""
         if not 1 <= k <= MAX_K:
             raise ToolError(f"k must be between 1 and {MAX_K}, not {k}")
         try:

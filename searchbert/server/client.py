@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,24 +72,34 @@ def find(index_path: str | os.PathLike[str]) -> Running | None:
 
 
 def post(running: Running, route: str, body: dict[str, Any], timeout: float = 600) -> Any:
-    """POST JSON to the server; its 4xx answers become InvalidArgument with its message; no answer at all (refused,
-    reset, timed out connecting) is ServerUnavailable."""
-    request = urllib.request.Request(
-        running.url + route,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", **_key()},
-        method="POST",
-    )
+    """POST JSON to the server and read its answer. Connecting may take CONNECT_TIMEOUT (a server that is not there
+    answers at once; a hung one must not hold `query` up), the answer `timeout` (a reranked search takes seconds).
+    Its 4xx answers become InvalidArgument with its message; no answer is ServerUnavailable."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(running.url)
+    connection = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port or 80, timeout=CONNECT_TIMEOUT)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = _detail(exc)
-        if 400 <= exc.code < 500 and exc.code not in (401, 403):
-            raise InvalidArgument(detail) from None
-        raise ServerUnavailable(f"the server at {running.url} answered {exc.code}: {detail}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+        connection.connect()
+        connection.sock.settimeout(timeout)
+        headers = {"Content-Type": "application/json", **_key()}
+        connection.request("POST", route, body=json.dumps(body).encode(), headers=headers)
+        response = connection.getresponse()
+        status, data = response.status, response.read()
+    except (OSError, http.client.HTTPException) as exc:
         raise ServerUnavailable(f"no answer from the server at {running.url}: {exc}") from None
+    finally:
+        connection.close()
+    if status == 200:
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise ServerUnavailable(f"the server at {running.url} answered something else than JSON") from None
+    detail = _detail(data) or str(status)
+    if 400 <= status < 500 and status not in (401, 403):
+        raise InvalidArgument(detail)
+    raise ServerUnavailable(f"the server at {running.url} answered {status}: {detail}")
 
 
 def _key() -> dict[str, str]:
@@ -99,11 +107,11 @@ def _key() -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
-def _detail(exc: urllib.error.HTTPError) -> str:
+def _detail(data: bytes) -> str:
     try:
-        detail = json.loads(exc.read()).get("detail")
-    except (OSError, ValueError, AttributeError):
-        return exc.reason or str(exc.code)
+        detail = json.loads(data).get("detail")
+    except (ValueError, AttributeError):
+        return ""
     if isinstance(detail, list):  # a validation error: where and what
         return "; ".join(f"{'.'.join(map(str, d.get('loc', [])[1:]))}: {d.get('msg')}" for d in detail)
     return str(detail)
