@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--reranker-base", choices=["finetuned", "bundled"], default="finetuned")
-    parser.add_argument("--reranker-epochs", type=int, default=2)
+    parser.add_argument("--reranker-epochs", type=int, default=3)
     parser.add_argument("--negatives", type=int, default=3)
     args = parser.parse_args()
 

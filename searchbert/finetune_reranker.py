@@ -148,7 +148,7 @@ def finetune_reranker(
     split: str = "train",
     candidates: int = 50,
     negatives: int = 3,
-    epochs: int = 2,
+    epochs: int = 3,
     batch_size: int = 8,
     learning_rate: float = 3e-5,
     max_length: int = 256,

@@ -115,7 +115,7 @@ def finetune_encoder_cmd(
 @click.option("--candidates", default=50, show_default=True, help="Passages reranked per query (as with --rerank).")
 @click.option("--negatives", default=3, show_default=True, help="Hard negatives per pair, from those candidates.")
 @click.option(
-    "--epochs", default=2, show_default=True, help="Passes over the pairs; the best on held-out queries is kept."
+    "--epochs", default=3, show_default=True, help="Passes over the pairs; the best on held-out queries is kept."
 )
 @click.option("--batch-size", default=8, show_default=True, help="Pairs per step.")
 @click.option("--learning-rate", default=3e-5, show_default=True)
