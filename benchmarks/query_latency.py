@@ -50,8 +50,10 @@ def main() -> None:
         files, index = Path(tmp) / "docs", Path(tmp) / "ix"
         write_corpus_files(DATASETS / "scifact", files, args.docs)
         subprocess.run([exe, "index", str(files), "--index", str(index), "--quiet"], check=True)
-        ours_cmd = [exe, "query", QUERY, "--index", str(index), "--chunks", "-k", "10", "--json", "--no-server"]
-        served_cmd = [exe, "-v", "query", QUERY, "--index", str(index), "--chunks", "-k", "10", "--json"]
+        # dense, as the plain script searches (hybrid's cost is benchmarks/hybrid_cost.py's)
+        search = ["--index", str(index), "--chunks", "-k", "10", "--json", "--mode", "dense"]
+        ours_cmd = [exe, "query", QUERY, *search, "--no-server"]
+        served_cmd = [exe, "-v", "query", QUERY, *search]
         plain_cmd = [sys.executable, "-c", PLAIN, str(index), QUERY]
         server = subprocess.Popen([exe, "serve", "--index", str(index), "--port", "0"], stderr=subprocess.DEVNULL)
         while not (index / "serve.json").exists():
