@@ -104,7 +104,7 @@ def test_an_int8_index_is_searched_with_full_precision_queries(tmp_path: Path, m
     index_paths(tmp_path / "ix", [docs])  # auto: int8 documents
     with Index.open(tmp_path / "ix") as index:
         assert index.manifest.model["quantization"] == "int8"
-        hit = index.search("office wifi password", k=1)[0]
+        hit = index.search("office wifi password", k=1, mode="dense")[0]  # the score is the cosine
         vector = index.store.vectors_of([hit.chunk_id], index.manifest.dimension)[1][0]
         query = minilm.encode(["office wifi password"])[0]
         assert hit.path.endswith("it/wifi.md") and hit.score == pytest.approx(float(vector @ query), abs=1e-4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 
 import click
 
@@ -54,6 +55,10 @@ def serve_cmd(index_path: str | None, host: str, port: int, api_key: str | None,
           include=include, exclude=exclude, exit_after=exit_after, on_ready=ready)  # fmt: skip
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @main.command("watch")
 @index_option
 @watch_filters[0]
@@ -67,6 +72,7 @@ def watch_cmd(index_path: str | None, include: tuple[str, ...], exclude: tuple[s
     from ..index import Index, locate_index
     from ..watch import watch, watched_roots
 
+    signal.signal(signal.SIGTERM, _interrupted)  # `kill` stops it as Ctrl-C does: between runs, or cut short safely
     path = locate_index(index_path)
     roots = watched_roots(path)
     if not roots:
