@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 from .errors import SearchbertError
-from .records import Chunk, Document, Filters, Hit, IndexReport, SearchOptions
+from .records import Chunk, Document, Filters, Fusion, Hit, IndexReport, SearchOptions
 
 if TYPE_CHECKING:
     from .index import Index
@@ -16,6 +16,7 @@ __all__ = [
     "Chunk",
     "Document",
     "Filters",
+    "Fusion",
     "FunctionEncoder",
     "Hit",
     "Index",
