@@ -106,9 +106,10 @@ class Service:
 
     def _read(self, work: Any) -> Any:
         with self._read_lock:
-            if _identity(self.path) != self._reader_identity:  # rebuilt or replaced since: a new database file
+            now = _identity(self.path)
+            if now != self._reader_identity:  # rebuilt or replaced since (or being rebuilt: _reopen says busy)
                 self._reader = self._reopen(self._reader)
-                self._reader_identity = _identity(self.path)
+                self._reader_identity = now
             try:
                 return work(self._reader)
             except (IndexNotFound, IndexCorrupt, StorageError) as exc:
@@ -157,9 +158,9 @@ class Service:
                 # the reader's model, so a service holds one copy of it
                 self._writer = Index.open(self.path, encoder=self._reader.encoder)
                 self._writer_identity = _identity(self.path)
-            elif _identity(self.path) != self._writer_identity:
+            elif (now := _identity(self.path)) != self._writer_identity:
                 self._writer = self._reopen(self._writer)
-                self._writer_identity = _identity(self.path)
+                self._writer_identity = now
             return work(self._writer)
 
     def close(self) -> None:
@@ -169,15 +170,24 @@ class Service:
                 self._writer.close()
 
 
+_seen: dict[tuple[str, int, int], str] = {}
+
+
 def _identity(path: Path) -> str | None:
-    """Which index is at `path` now: its manifest's instance (a rebuild makes a new one); None while
-    there is no complete index (a rebuild has wiped it and not yet written the manifest, which goes last)."""
+    """Which index is at `path` now: its manifest's instance (a rebuild makes a new one); None while there is no
+    complete index (a rebuild has wiped it and not yet written the manifest, which goes last). Asked on every
+    request, so the manifest is read only when its file changed (it is replaced whole, never edited in place)."""
     import json
 
     from .index import MANIFEST
 
     try:
-        data = json.loads((path / MANIFEST).read_text())
-        return str(data.get("instance") or data["created"])
+        stat = (path / MANIFEST).stat()
+        key = (str(path), stat.st_ino, stat.st_mtime_ns)
+        if key not in _seen:
+            data = json.loads((path / MANIFEST).read_text())
+            _seen.clear()  # one index per service: only the latest is worth keeping
+            _seen[key] = str(data.get("instance") or data["created"])
+        return _seen[key]
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -54,6 +54,11 @@ def watch(
             on_report(report, len(batch))
 
 
+def summary(report: IndexReport, changes: int) -> str:
+    """What one run after a burst of changes did, in a line."""
+    return f"{changes} changes: {report.added} added, {report.updated} updated, {report.removed} removed"
+
+
 def watched_roots(index_path: Path) -> list[Path]:
     """The folders an index's files came from (records added as data have none)."""
     from .index import Index

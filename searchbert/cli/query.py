@@ -157,13 +157,14 @@ def _ask_server(index_path: str | None, text: str, options: Any, rerank_model: s
         return None
     if options.k > LIMITS["k"] or options.candidates > LIMITS["candidates"] or len(text) > LIMITS["query"]:
         return None
+    from dataclasses import asdict
+
     f = options.filters
     body = {
         "query": text, "k": options.k, "mode": options.mode, "rerank": bool(options.rerank),
         "candidates": options.candidates, "chunks": options.chunks, "min_score": options.min_score,
         "fusion": None if options.fusion is None else options.fusion.to_dict(),
-        "filters": None if f is None else
-        {"paths": list(f.paths), "exts": list(f.exts), "since": f.since, "metadata": f.metadata},
+        "filters": None if f is None else asdict(f),
     }  # fmt: skip
     try:
         hits = [Hit(**hit) for hit in post(running, "/search", body)]

@@ -70,7 +70,7 @@ def watch_cmd(index_path: str | None, include: tuple[str, ...], exclude: tuple[s
     Changes are gathered for a moment, so a burst of saves is one run; each run is the usual incremental `index`.
     """
     from ..index import Index, locate_index
-    from ..watch import watch, watched_roots
+    from ..watch import summary, watch, watched_roots
 
     signal.signal(signal.SIGTERM, _interrupted)  # `kill` stops it as Ctrl-C does: between runs, or cut short safely
     path = locate_index(index_path)
@@ -81,8 +81,6 @@ def watch_cmd(index_path: str | None, include: tuple[str, ...], exclude: tuple[s
         click.echo(f"watching {', '.join(map(str, roots))} (Ctrl-C to stop)", err=True)
 
         def said(report, changes: int) -> None:  # type: ignore[no-untyped-def]
-            r = report.to_dict()
-            done = f"{r['added']} added, {r['updated']} updated, {r['removed']} removed"
-            click.echo(f"{changes} changes: {done}", err=True)
+            click.echo(summary(report, changes), err=True)
 
         watch(lambda: index.add(roots, include=include, exclude=exclude), roots, path, on_report=said)

@@ -56,12 +56,13 @@ def serve(
         from .app import create_app
     except ImportError as exc:
         raise SearchbertError(f"serve needs the serve extra: pip install 'searchbert[serve]' ({exc})") from exc
+    from ..records import SearchOptions
     from ..service import Service
     from .client import announce, withdraw
 
     path = Path(index_path)
     service = Service(path, rerank_model=rerank_model)
-    service.search("warm up", _warm_options())  # load the model before the first caller waits for it
+    service.search("warm up", SearchOptions(k=1))  # load the model (and BM25) before the first caller waits
     app = create_app(service, api_key=api_key, open_reads=is_loopback(host), cors=cors)
     sock = _bind(host, port)
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
@@ -118,12 +119,6 @@ def _stopped_by_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _warm_options():  # type: ignore[no-untyped-def]
-    from ..records import SearchOptions
-
-    return SearchOptions(k=1)
-
-
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -139,7 +134,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _watch(service: object, path: Path, include: tuple[str, ...], exclude: tuple[str, ...], stop: threading.Event):
-    from ..watch import watch, watched_roots
+    from ..watch import summary, watch, watched_roots
 
     roots = watched_roots(path)
     if not roots:
@@ -147,11 +142,6 @@ def _watch(service: object, path: Path, include: tuple[str, ...], exclude: tuple
         return
 
     def said(report: object, changes: int) -> None:
-        log.info("re-indexed after %d changes: %s", changes, _summary(report))
+        log.info("re-indexed: %s", summary(report, changes))  # type: ignore[arg-type]
 
     watch(lambda: service.reindex(roots, include, exclude), roots, path, stop=stop, on_report=said)  # type: ignore[attr-defined]
-
-
-def _summary(report: object) -> str:
-    r = report.to_dict()  # type: ignore[attr-defined]
-    return f"{r['added']} added, {r['updated']} updated, {r['removed']} removed, {r['unchanged']} unchanged"
