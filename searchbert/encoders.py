@@ -165,6 +165,14 @@ class LocalBiEncoder:
         """Char span of every word piece of text, special tokens excluded."""
         return self.tokenizer.encode(text, add_special_tokens=False).offsets
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as what loads it again: a Ray worker loads its own copy of the same weights on the same runner
+        (an onnxruntime session or a torch model does not travel)."""
+        from .onnx_encoder import reload_encoder
+
+        revision = self.weights_identity.get("revision")
+        return reload_encoder, (self.model_id, getattr(self, "backend", "torch"), revision)
+
 
 class SentenceTransformerEncoder(LocalBiEncoder):
     """A Sentence-BERT bi-encoder (mean pooling, normalized) run by sentence-transformers (torch) on the CPU."""

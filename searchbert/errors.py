@@ -56,6 +56,18 @@ class StorageError(SearchbertError):
     """The index's folder or files cannot be read or written (permissions, a full disk, a broken file system)."""
 
 
+class MissingExtra(SearchbertError):
+    """An optional feature was asked for whose packages are not installed (the error names the extra)."""
+
+
+class EmbeddingFailed(SearchbertError):
+    """Chunks could not be embedded (on a Ray cluster: after the retries); what was committed before is kept."""
+
+
+class VectorStoreError(SearchbertError):
+    """The external vector store (Milvus) cannot be reached, or refused a request."""
+
+
 def storage_error(exc: BaseException, path: object) -> StorageError:
     """A StorageError that says what went wrong with `path` in a person's words, and what to do."""
     import errno

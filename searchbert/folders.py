@@ -40,6 +40,10 @@ def index_paths(
     bm25_b: float | None = None,
     max_doc_size: int = MAX_DOC_BYTES,
     fusion: Fusion | None = None,
+    ray: str | None = None,
+    workers: int | None = None,
+    vector_store: str | None = None,
+    milvus_uri: str | None = None,
 ) -> IndexReport:
     """Create the index if needed (or refuse to mix models and settings) and add paths to it.
 
@@ -58,6 +62,7 @@ def index_paths(
         if (index_path / MANIFEST).exists() and not rebuild:
             index = Index.open(index_path, encoder=encoder, backend=backend, lock=lock)
             _check_settings(index, model, index_type, chunk_size, overlap, title_prefix)
+            _check_store(index, vector_store, milvus_uri)
             index.set_lexical(bm25_k1, bm25_b)
         else:
             index = Index.create(
@@ -72,6 +77,8 @@ def index_paths(
                 index_type=index_type or "auto",
                 lock=lock,
                 bm25={k: v for k, v in (("k1", bm25_k1), ("b", bm25_b)) if v is not None},
+                vector_store=vector_store or "faiss",
+                milvus_uri=milvus_uri,
             )
         with index:
             if fusion is not None:  # the index's own from now on; nothing to rebuild
@@ -85,6 +92,8 @@ def index_paths(
                 lock_timeout=lock_timeout,
                 found=found,
                 max_doc_size=max_doc_size,
+                ray=ray,
+                workers=workers,
             )
     if report.indexed == 0 and report.removed == 0:
         raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
@@ -92,6 +101,25 @@ def index_paths(
 
     prepare_query_encoder(index.loaded_encoder)  # export the model once, so `query` runs without torch
     return report
+
+
+def _check_store(index: Index, vector_store: str | None, milvus_uri: str | None) -> None:
+    """Refuse to move an existing index's vectors by a flag: where they are is fixed when the index is made."""
+    spec = index.manifest.vector_store
+    kind = spec.get("kind", "faiss")
+    if vector_store is not None and vector_store != kind:
+        raise IncompatibleIndex(
+            f"{index.path} keeps its vectors in {kind}, not {vector_store}: leave out --vector-store, or pass "
+            "--rebuild to start the index over there"
+        )
+    if milvus_uri is not None:
+        from .milvus import normalize_uri
+
+        if kind != "milvus" or normalize_uri(milvus_uri) != spec.get("uri"):
+            where = spec.get("uri") if kind == "milvus" else "a FAISS file"
+            raise IncompatibleIndex(
+                f"{index.path} keeps its vectors in {where}: leave out --milvus-uri, or pass --rebuild to start over"
+            )
 
 
 def _check_settings(

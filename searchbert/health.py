@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .index import Index, locate_index
+from .milvus import is_lite
 
 #: documents whose stored chunks are not the ones they were committed with
 _HALF_STORED = (
@@ -57,7 +58,11 @@ def _check(index: Index) -> tuple[list[str], str]:
     if set(vector_ids) - stored_ids:
         problems.append(f"{len(set(vector_ids) - stored_ids)} vectors belong to no chunk")
     live = index.vectors  # it has read the saved file already: what it found is the file's state
-    if not live.trusted:
+    external = index.external_vectors
+    if external is not None:
+        lite = "Milvus Lite file" if is_lite(external.uri) else "Milvus server"
+        vector_file = f"{lite} {external.uri}, collection {external.collection} ({len(vector_ids)} vectors)"
+    elif not live.trusted:
         vector_file = f"{live.problem}: read from the database on open (--repair rewrites it)"
     else:
         built = live.built
@@ -68,6 +73,11 @@ def _check(index: Index) -> tuple[list[str], str]:
         behind = store.generation - live.saved_generation
         vector_file = f"{kind}, " + ("current" if not behind else f"{behind} commits behind (caught up on open)")
     return problems, vector_file
+
+
+def _held(index: Index) -> int:
+    """How many vectors the external store holds (its own count, not SQLite's)."""
+    return len(index.external_vectors.ids())  # type: ignore[union-attr]
 
 
 def status(index_path: str | None = None) -> IndexStatus:
@@ -84,7 +94,7 @@ def status(index_path: str | None = None) -> IndexStatus:
             lexical=dict(m.lexical),
             documents=counts["documents"],
             chunks=counts["chunks"],
-            vectors=len(index.vectors),
+            vectors=len(index.vectors) if index.external_vectors is None else _held(index),
             bytes_on_disk=size,
             created=m.created,
             updated=m.updated,

@@ -22,6 +22,7 @@ from .errors import (
     IndexExists,
     IndexNotFound,
     InvalidArgument,
+    SearchbertError,
     storage_error,
 )
 from .indexing import COMMIT_CHUNKS, Writer, add_documents, add_files
@@ -34,7 +35,9 @@ from .records import Document, Fusion, Hit, IndexReport, SearchOptions
 from .store import Store
 
 if TYPE_CHECKING:
+    from .embedding import Embedder
     from .filtering import FilterCache
+    from .milvus import MilvusVectors
     from .rerank import Reranker
     from .search import Retrievers
 
@@ -67,6 +70,7 @@ class Index:
         self._lexical: BM25Retriever[int] | None = None
         self._lexical_generation = -1
         self.settings_changed = False
+        self._external: MilvusVectors | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
 
@@ -87,14 +91,20 @@ class Index:
         lock: WriteLock | None = None,
         lock_timeout: float | None = None,
         bm25: dict[str, float] | None = None,
+        vector_store: str = "faiss",
+        milvus_uri: str | None = None,
     ) -> Index:
         """Make a new, empty index at path (rebuild=True replaces one that is there).
 
         backend runs the model: torch (sentence-transformers), onnx or openvino (the same vectors, no torch), or
         onnx-int8 (int8 document vectors: faster, slightly different, recorded in the index; queries stay fp32).
         auto: onnx-int8 for the bundled model (measured within 0.5 nDCG@10 of fp32), onnx for other models.
+
+        vector_store "milvus" keeps the vectors in Milvus at `milvus_uri` (a Milvus Lite *.db file, or a server's
+        http(s):// URI, its token from MILVUS_TOKEN) instead of a FAISS file in the folder; see milvus.py.
         """
         path = Path(path)
+        external = _vector_store(vector_store, milvus_uri)
         if encoder is None:
             from .onnx_encoder import make_encoder
 
@@ -110,8 +120,9 @@ class Index:
             if (path / MANIFEST).exists():
                 if not rebuild:
                     raise IndexExists(f"an index already exists at {path}: open it, or pass --rebuild to start over")
+                _drop_external(path)
                 wipe(path)
-            return cls._new(path, enc, chunking, index_type, lock, _lexical_settings(bm25))
+            return cls._new(path, enc, chunking, index_type, lock, _lexical_settings(bm25), external)
 
     @classmethod
     def _new(
@@ -122,7 +133,11 @@ class Index:
         index_type: str,
         lock: WriteLock,
         lexical: dict[str, float],
+        external: dict[str, Any] | None = None,
     ) -> Index:
+        instance = uuid.uuid4().hex
+        if external:  # one collection per index (a rebuild is another index): many can share a server
+            external = {**external, "collection": f"searchbert_{instance}"}
         manifest = Manifest(
             model=enc.fingerprint(),
             vector_index={"type": index_type},
@@ -131,10 +146,13 @@ class Index:
             searchbert_version=__version__,
             created=now_iso(),
             updated=now_iso(),
-            instance=uuid.uuid4().hex,
+            instance=instance,
+            vector_store=external or {},
         )
         index = cls(path, manifest, enc, lock=lock)
         index.store.create_schema()
+        if index.external_vectors is not None:
+            index.external_vectors.create()
         index.save_vectors()
         # the manifest goes last: a folder without one is not an index yet, whatever else is in it
         manifest.save(path / MANIFEST)
@@ -207,8 +225,21 @@ class Index:
     # -- what searches read ----------------------------------------------------------------------------------------
 
     @property
-    def vectors(self) -> LiveVectors:
-        """The vectors as of now: the saved FAISS file plus what was committed since (caught up on each access)."""
+    def external_vectors(self) -> MilvusVectors | None:
+        """The Milvus collection holding this index's vectors, or None when they are in the FAISS file."""
+        if self._external is None and self.manifest.vector_store.get("kind") == "milvus":
+            from .milvus import MilvusVectors
+
+            spec = self.manifest.vector_store
+            self._external = MilvusVectors(spec["uri"], spec["collection"], self.manifest.dimension, self.store)
+        return self._external
+
+    @property
+    def vectors(self) -> LiveVectors | MilvusVectors:
+        """The vectors as of now: the saved FAISS file plus what was committed since (caught up on each access),
+        or the Milvus collection."""
+        if self.external_vectors is not None:
+            return self.external_vectors
         if self._vectors is None:
             self._vectors = LiveVectors(self.path, self.store, self.manifest.dimension)
         else:
@@ -286,7 +317,15 @@ class Index:
             self.manifest.save(self.path / MANIFEST)
 
     def save_vectors(self, final: bool = True, rebuild: bool = False) -> None:
-        """Bring the saved FAISS file up to the store (see live.save_vectors)."""
+        """Bring the saved FAISS file up to the store (see live.save_vectors); with Milvus, delete there what SQLite
+        removed (rebuild: make the collection hold exactly SQLite's chunks)."""
+        external = self.external_vectors
+        if external is not None:
+            if rebuild:
+                external.create()  # a collection dropped by hand comes back, filled from SQLite
+                external.reconcile()
+            external.sync_removed()
+            return
         save_vectors(
             self.path,
             self.store,
@@ -312,7 +351,8 @@ class Index:
                 stale.unlink(missing_ok=True)
             generation = self.store.generation
             yield
-            if self.store.generation != generation or self.settings_changed or not (self.path / VECTORS).exists():
+            missing = self.external_vectors is None and not (self.path / VECTORS).exists()
+            if self.store.generation != generation or self.settings_changed or missing:
                 self.save_vectors()
                 self.save_lexical()  # bm25s cannot update in place; rebuilding from SQLite takes seconds
                 self.manifest = replace(self.manifest, updated=now_iso())
@@ -329,12 +369,15 @@ class Index:
         lock_timeout: float | None = None,
         found: Discovery | None = None,
         max_doc_size: int = MAX_DOC_BYTES,
+        ray: str | None = None,
+        workers: int | None = None,
     ) -> IndexReport:
         """Index files and folders: new and changed files are embedded, unchanged ones skipped, deleted ones dropped.
 
         Work is committed every `commit_chunks` chunks: a crash or kill loses at most the batch in flight.
         `found` is the discovery of these paths when the caller has already walked them. A file whose text is
-        larger than `max_doc_size` bytes is skipped (0: no limit).
+        larger than `max_doc_size` bytes is skipped (0: no limit). `ray` (local, auto or a cluster's address)
+        embeds on a Ray cluster, with `workers` encoder actors (default: one per CPU, or per GPU, of the cluster).
         """
         roots = existing_roots(paths)
         if found is None:
@@ -342,18 +385,38 @@ class Index:
         started = time.monotonic()
         with self.writing(lock_timeout), _progress(len(found.files), progress) as bar:
             writer = Writer(self, progress=bar, commit_chunks=commit_chunks, max_doc_bytes=max_doc_size)
+            writer.embedder = self._embedder(ray, workers, commit_chunks)
             add_files(writer, found, roots)
         return writer.report(started)
 
     def add_documents(
-        self, documents: Iterable[Document], *, progress: bool = False, total: int | None = None
+        self,
+        documents: Iterable[Document],
+        *,
+        progress: bool = False,
+        total: int | None = None,
+        ray: str | None = None,
+        workers: int | None = None,
     ) -> IndexReport:
-        """Index documents given as data; a document is identified by its `path` (any unique id)."""
+        """Index documents given as data; a document is identified by its `path` (any unique id). `ray` and
+        `workers` as for add()."""
         started = time.monotonic()
         with self.writing(), _progress(total, progress) as bar:
             writer = Writer(self, progress=bar)
+            writer.embedder = self._embedder(ray, workers, writer.commit_chunks)
             add_documents(writer, documents)
         return writer.report(started)
+
+    def _embedder(self, ray: str | None, workers: int | None, batch: int) -> Embedder | None:
+        """Where a write's batches are embedded: the local thread (None: made when needed) or Ray actors."""
+        if ray is None and workers is None:
+            return None
+        from .embedding import make_embedder
+
+        made = make_embedder(self.encoder, self.manifest.dimension, self.manifest.model_id, ray, workers)
+        if hasattr(made, "set_depth"):
+            made.set_depth(batch)
+        return made
 
     def get(self, ids: Iterable[str], *, start_line: int | None = None, end_line: int | None = None) -> list[Document]:
         """The stored documents with these ids (a record's id or a file's path), whole text and metadata included, in
@@ -473,6 +536,38 @@ def _lexical_settings(asked: dict[str, float] | None, base: dict[str, float] | N
     if settings["k1"] < 0 or not 0 <= settings["b"] <= 1:
         raise InvalidArgument(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={settings['k1']} b={settings['b']}")
     return {"k1": float(settings["k1"]), "b": float(settings["b"])}
+
+
+def _vector_store(kind: str, uri: str | None) -> dict[str, Any] | None:
+    """The manifest's vector_store for what was asked (None: the FAISS file), checked before anything is written."""
+    if kind == "faiss":
+        if uri is not None:
+            raise InvalidArgument("--milvus-uri goes with --vector-store milvus")
+        return None
+    if kind != "milvus":
+        raise InvalidArgument(f"unknown vector store {kind!r}: use faiss or milvus")
+    if not uri:
+        raise InvalidArgument("--vector-store milvus needs --milvus-uri (a Milvus Lite file *.db, or http://host:19530)")
+    from .milvus import normalize_uri
+
+    return {"kind": "milvus", "uri": normalize_uri(uri)}
+
+
+def _drop_external(path: Path) -> None:
+    """Drop the Milvus collection of the index a rebuild replaces (best effort: a server gone keeps it)."""
+    try:
+        spec = Manifest.load(path / MANIFEST).vector_store
+    except SearchbertError:
+        return
+    if spec.get("kind") == "milvus":
+        from .milvus import client
+
+        try:
+            milvus = client(spec["uri"])
+            if milvus.has_collection(spec["collection"]):
+                milvus.drop_collection(spec["collection"])
+        except Exception as exc:  # the new index must not wait on the old one's server
+            log.warning("could not drop the old Milvus collection %s: %s", spec["collection"], exc)
 
 
 def make_folder(path: Path) -> None:

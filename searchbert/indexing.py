@@ -12,15 +12,15 @@ import json
 import logging
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .chunking import chunk_document, document_prefix
-from .encoders import checked
+from .embedding import EMBED_SLICE, Embedder, LocalEmbedder  # noqa: F401 (EMBED_SLICE: imported from here too)
 from .errors import DocumentError
 from .loaders import Discovery, read_bytes, read_document
 from .manifest import now_iso
@@ -35,8 +35,6 @@ log = logging.getLogger("searchbert")
 
 #: chunks embedded and committed together: large enough to batch well, small enough to lose little on a crash
 COMMIT_CHUNKS = 512
-#: texts per encode call within a batch (a stop waits for at most one: a second or two)
-EMBED_SLICE = 64
 #: a FAISS file smaller than this is refreshed after every batch (cheap, and a kill then costs no rebuild) ...
 SAVE_ALWAYS_BYTES = 32 * 1024 * 1024
 #: ... a larger one at most this often (seconds); it can always be rebuilt from SQLite anyway
@@ -56,7 +54,7 @@ class _Pending:
 
 @dataclass
 class _Embedding:
-    """A batch handed to the embedding thread: its documents, and the vectors to come."""
+    """A batch handed to the embedder: its documents, and the vectors to come."""
 
     batch: list[_Pending]
     vectors: Future[np.ndarray]
@@ -66,9 +64,9 @@ class _Embedding:
 class Writer:
     """Accumulates changed documents and commits them a batch at a time.
 
-    Embedding runs on a thread of its own (onnxruntime and torch release the GIL while they compute), so the next
-    batch is read, parsed and chunked, and the one before is committed, while this one is embedded. Batches are
-    still committed one at a time and in order; at most two are held in memory besides the one being filled.
+    Embedding runs beside the writer (a thread of its own, or actors on a Ray cluster: see embedding.py), so the
+    next batch is read, parsed and chunked, and the one before is committed, while this one is embedded. Batches are
+    still committed one at a time and in order; at most `embedder.depth` are in flight besides the one being filled.
     """
 
     index: Index
@@ -82,9 +80,9 @@ class Writer:
     skipped: Counter[str] = field(default_factory=Counter)
     errors: list[tuple[str, str]] = field(default_factory=list)
     last_save: float = field(default_factory=time.monotonic)
-    in_flight: _Embedding | None = None
-    _pool: ThreadPoolExecutor | None = None
-    _stopping: bool = False
+    in_flight: deque[_Embedding] = field(default_factory=deque)
+    #: where batches are embedded; the local thread unless given (made on first use)
+    embedder: Embedder | None = None
 
     def offer(self, doc: Document, sha256: str, replaces: int | None) -> None:
         """Chunk a new or changed document and queue it; hands the batch on to be embedded when it is full."""
@@ -115,17 +113,20 @@ class Writer:
         if sum(len(p.chunks) for p in self.pending) >= self.commit_chunks:
             self.flush()
 
-    def flush(self) -> None:
-        """Start embedding the queued documents, then commit the batch embedded before them."""
-        previous, self.in_flight = self.in_flight, None
+    def flush(self, drain: bool = False) -> None:
+        """Start embedding the queued documents, then commit the oldest batches in flight: all of them with
+        `drain`, else those beyond the embedder's depth."""
         if self.pending:
             batch, self.pending = self.pending, []
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="searchbert-embed")
+            if self.embedder is None:
+                self.embedder = LocalEmbedder(
+                    self.index.encoder, self.index.manifest.dimension, self.index.manifest.model_id
+                )
             texts = [p.prefix + c.text for p in batch if p.vectors is None for c in p.chunks]
-            self.in_flight = _Embedding(batch, self._pool.submit(self._embed, texts))
-        if previous is not None:
-            self._commit(previous.batch, _merge(previous.batch, previous.vectors.result()))
+            self.in_flight.append(_Embedding(batch, self.embedder.submit(texts)))
+        while self.in_flight and (drain or len(self.in_flight) > self.embedder.depth):  # type: ignore[union-attr]
+            oldest = self.in_flight.popleft()
+            self._commit(oldest.batch, _merge(oldest.batch, oldest.vectors.result()))
 
     def finish(self) -> None:
         """Embed and commit everything queued, large documents last, each alone; on return all of it is stored."""
@@ -133,49 +134,29 @@ class Writer:
         while self.deferred:
             self.pending = [self.deferred.pop(0)]
             self.flush()
-        self.flush()  # commits the batch the last call started
+        self.flush(drain=True)
 
     def close(self) -> None:
-        """Stop the embedding thread; a batch not committed yet is dropped (the next run embeds it again)."""
-        self._stopping = True
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-        self.in_flight = None
-
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        """Embed a batch a slice at a time, so that a stop (Ctrl-C) waits for one slice, not the whole batch: the
-        interpreter joins the embedding thread before it exits."""
-        import numpy as np
-
-        if not texts:
-            return self.index.encoder.encode([])
-        # longest first across the whole batch, so each slice pads as little as one big call would
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        parts = []
-        for start in range(0, len(order), EMBED_SLICE):
-            if self._stopping:
-                raise CancelledError
-            part = [texts[i] for i in order[start : start + EMBED_SLICE]]
-            vectors = self.index.encoder.encode(part)
-            parts.append(checked(vectors, len(part), self.index.manifest.dimension, self.index.manifest.model_id))
-        stacked = np.concatenate(parts)
-        vectors = np.empty_like(stacked)
-        vectors[order] = stacked
-        return vectors
+        """Stop embedding; batches not committed yet are dropped (the next run embeds them again)."""
+        if self.embedder is not None:
+            self.embedder.close()
+        self.in_flight.clear()
 
     def _commit(self, batch: list[_Pending], vectors: np.ndarray) -> None:
         """Store one embedded batch (documents, chunks and vectors) in one transaction."""
         store, now = self.index.store, now_iso()
         replaced = [p.replaces for p in batch if p.replaces is not None]
+        external = self.index.external_vectors
         with store.transaction():
             store.delete_documents(replaced)
-            offset = 0
+            offset, inserted = 0, []
             for p in batch:
                 n = len(p.chunks)
-                store.insert_document(p.doc, p.sha256, p.chunks, vectors[offset : offset + n], now)
+                inserted += store.insert_document(p.doc, p.sha256, p.chunks, vectors[offset : offset + n], now)
                 offset += n
             store.bump_generation()
+            if external is not None:  # before the commit that makes them visible (see milvus.py)
+                external.upsert_chunks(inserted)
         for p in batch:
             self.counts["updated" if p.replaces is not None else "added"] += 1
         self.counts["chunks"] += sum(len(p.chunks) for p in batch if p.vectors is None)
@@ -183,9 +164,17 @@ class Writer:
             self.progress.update(len(batch))  # type: ignore[attr-defined]
         # readers catch up from the saved file by reading what was committed since: keep that short
         size = store.counts()["chunks"] * self.index.manifest.dimension * 4
-        if size < SAVE_ALWAYS_BYTES or time.monotonic() - self.last_save > SAVE_EVERY_S:
+        if external is not None or size < SAVE_ALWAYS_BYTES or time.monotonic() - self.last_save > SAVE_EVERY_S:
             self.index.save_vectors(final=False)
             self.last_save = time.monotonic()
+
+    def fields_changed(self, doc_id: int) -> None:
+        """A stored document's mtime or metadata changed in place: an external vector store keeps them for its
+        filters, so its chunks are written there again (inside the caller's transaction, where there is one)."""
+        external = self.index.external_vectors
+        if external is not None:
+            rows = self.index.store.execute("SELECT id FROM chunks WHERE document_id = ?", [doc_id])
+            external.upsert_chunks([r[0] for r in rows])
 
     def remove(self, doc_ids: list[int]) -> None:
         """Delete documents, their chunks and their vectors."""
@@ -267,6 +256,7 @@ def _add_files(writer: Writer, found: Discovery) -> set[str]:
             continue
         if same:
             store.touch(stored.id, raw[1].st_size, raw[1].st_mtime)  # type: ignore[union-attr]  # same bytes
+            writer.fields_changed(stored.id)  # type: ignore[union-attr]
             writer.counts["unchanged"] += 1
             continue
         writer.offer(doc, digest, stored.id if stored else None)  # type: ignore[arg-type]
@@ -310,6 +300,7 @@ def add_documents(writer: Writer, documents: Iterable[Document]) -> None:
                 if json.loads(stored.metadata) != doc.metadata:
                     with store.transaction():
                         store.set_metadata(stored.id, doc.metadata)
+                        writer.fields_changed(stored.id)
                         store.bump_generation()
                     writer.counts["updated"] += 1
                 else:

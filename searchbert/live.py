@@ -26,6 +26,7 @@ from .vectors import FaissFlatIndex, Selection, VectorIndex, atomic_write
 if TYPE_CHECKING:
     import numpy as np
 
+    from .records import Filters
     from .store import Store
 
 log = logging.getLogger("searchbert")
@@ -164,8 +165,10 @@ class LiveVectors:
         k: int,
         allowed: Selection | None = None,
         vectors_of: Callable[[list[int]], tuple[np.ndarray, np.ndarray]] | None = None,
+        filters: Filters | None = None,
     ) -> list[list[tuple[int, float]]]:
-        """The k nearest chunks per query as (id, score), among `allowed` if given."""
+        """The k nearest chunks per query as (id, score), among `allowed` if given (`filters` are for stores that
+        run them themselves: here the search checks what a wide filter lets through)."""
         selection = allowed
         if selection is None and len(self.removed):
             if self._not_removed is None:

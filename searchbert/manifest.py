@@ -36,6 +36,9 @@ class Manifest:
     instance: str = ""
     #: how hybrid search fuses by default here (records.Fusion's fields); empty: searchbert's default
     fusion: dict[str, Any] = field(default_factory=dict)
+    #: where the vectors live besides SQLite: empty for the FAISS file in the folder; {"kind": "milvus", "uri",
+    #: "collection"} for Milvus
+    vector_store: dict[str, Any] = field(default_factory=dict)
 
     @property
     def model_id(self) -> str:

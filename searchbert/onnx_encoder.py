@@ -231,7 +231,9 @@ def _ort_session(path: Path) -> Any:
 
     def options(level: Any) -> Any:
         made = ort.SessionOptions()
-        made.intra_op_num_threads = os.cpu_count() or 1
+        # OMP_NUM_THREADS where set (as torch reads it): a Ray actor given one CPU gets 1, and does not fight the
+        # other actors on its machine for cores
+        made.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
         made.log_severity_level = 3
         made.graph_optimization_level = level
         return made
@@ -308,6 +310,21 @@ def make_encoder(model: str | None = None, backend: str = "auto") -> LocalBiEnco
     if backend == "openvino":
         return OpenVinoEncoder(model)
     return OnnxEncoder(model, quantized=backend == "onnx-int8")
+
+
+def reload_encoder(model: str, backend: str, revision: str | None = None) -> LocalBiEncoder:
+    """An encoder pickled by LocalBiEncoder.__reduce__, loaded again: the same model on the same runner (torch on
+    the GPU where the process was given one)."""
+    from .encoders import SentenceTransformerEncoder
+
+    if backend == "torch":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        return SentenceTransformerEncoder(model, revision=revision, device=device)
+    if backend == "openvino":
+        return OpenVinoEncoder(model)
+    return OnnxEncoder(model, quantized=backend == "onnx-int8", revision=revision)
 
 
 def encoder_for(fingerprint: dict[str, Any]) -> LocalBiEncoder:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .bm25 import BM25Retriever
     from .encoders import Encoder
     from .live import LiveVectors
+    from .milvus import MilvusVectors
     from .rerank import Reranker
     from .store import Store
 
@@ -52,7 +53,7 @@ class Retrievers:
     use (a bm25 search never maps the vector file, a dense one never loads BM25), each caught up with the store."""
 
     store: Store
-    vectors: Callable[[], LiveVectors]
+    vectors: Callable[[], LiveVectors | MilvusVectors]
     lexical: Callable[[], BM25Retriever[int]]
     encoder: Callable[[], Encoder]
     dimension: int
@@ -222,7 +223,8 @@ def search(
         if allowed is not None and allowed.exact is not None and query_vectors is not None:
             dense = allowed.exact.nearest(query_vectors[todo], fetch)  # exactly the allowed chunks, as committed
         elif vectors is not None and query_vectors is not None:
-            dense = vectors.nearest(query_vectors[todo], fetch, inside, vectors_of)
+            # an external store (Milvus) runs the filters itself; the FAISS vectors use `inside` or are checked after
+            dense = vectors.nearest(query_vectors[todo], fetch, inside, vectors_of, filters=filters or None)
         bm25 = lexical.search_many([queries[q] for q in todo], fetch, inside) if lexical is not None else None
         lists = [(dense[i] if dense else [], bm25[i] if bm25 else []) for i in range(len(todo))]
         found_ids = {c for pair in lists for hits in pair for c, _ in hits}

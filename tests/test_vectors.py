@@ -26,7 +26,33 @@ def IvfEveryList(dimension: int) -> FaissFlatIndex:
 IvfEveryList.load = FaissFlatIndex.load  # type: ignore[attr-defined]
 
 
-IMPLEMENTATIONS = [FaissFlatIndex, NumpyIndex, IvfEveryList]
+_lite: list[str] = []
+
+
+def MilvusLite(dimension: int):
+    """A fresh collection in one Milvus Lite file for the whole module (a Lite file is a server process of its own)."""
+    import tempfile
+    import uuid
+
+    from searchbert.milvus import MilvusIndex
+
+    if not _lite:
+        _lite.append(str(Path(tempfile.mkdtemp(prefix="searchbert-milvus-")) / "contract.db"))
+    index = MilvusIndex(dimension, _lite[0], f"contract_{uuid.uuid4().hex}")
+    index.create()
+    return index
+
+
+def _milvus_load(path: Path, dimension: int):
+    from searchbert.milvus import MilvusIndex
+
+    return MilvusIndex.load(path, dimension)
+
+
+MilvusLite.load = _milvus_load  # type: ignore[attr-defined]
+
+
+IMPLEMENTATIONS = [FaissFlatIndex, NumpyIndex, IvfEveryList, MilvusLite]
 
 
 def _random(n: int, seed: int) -> np.ndarray:

@@ -60,6 +60,30 @@ from . import (
     metavar="MB",
     help="Skip documents whose text is larger (in MB; 0: no limit). A 10 MB log takes minutes to embed.",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="local|auto|ADDRESS",
+    help="Embed on a Ray cluster: local (one started for this run, on this machine), auto (the one `ray start` "
+    "made here) or a cluster's address. Needs the ray extra.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    help="Encoder actors on the Ray cluster (default: one per CPU, or per GPU, of the cluster).",
+)
+@click.option(
+    "--vector-store",
+    type=click.Choice(["faiss", "milvus"]),
+    help="Where a new index keeps its vectors: faiss (a file in the index folder, the default) or milvus "
+    "(needs --milvus-uri and the milvus extra). Recorded in the index.",
+)
+@click.option(
+    "--milvus-uri",
+    metavar="URI",
+    help="Milvus for --vector-store milvus: a Milvus Lite file (*.db) or a server's http(s)://host:19530; "
+    "the token, if any, from the MILVUS_TOKEN environment variable.",
+)
 @bm25_options
 @fusion_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -80,6 +104,10 @@ def index_cmd(
     batch_size: int,
     lock_timeout: float,
     max_doc_size: float,
+    ray_address: str | None,
+    workers: int | None,
+    vector_store: str | None,
+    milvus_uri: str | None,
     bm25_k1: float | None,
     bm25_b: float | None,
     fusion: str | None,
@@ -117,6 +145,10 @@ def index_cmd(
         bm25_b=bm25_b,
         max_doc_size=int(max_doc_size * 1_000_000),
         fusion=fusion_from(fusion, alpha, norm, rrf_k),
+        ray=ray_address,
+        workers=workers,
+        vector_store=vector_store,
+        milvus_uri=milvus_uri,
     )
     if as_json:
         click.echo(json.dumps({"index": str(target), **report.to_dict()}, indent=2))
@@ -147,7 +179,12 @@ def remove_cmd(paths: tuple[str, ...], index_path: str | None) -> None:
 
 @main.command("status")
 @index_option
-@click.option("--repair", is_flag=True, help="Rebuild what can be rebuilt without embedding (the vector file).")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Rebuild what can be rebuilt without embedding (the vector file; in Milvus, orphan vectors are deleted and "
+    "missing ones put back).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @reports_errors
 def status_cmd(index_path: str | None, repair: bool, as_json: bool) -> None:

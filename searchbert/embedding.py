@@ -1,0 +1,256 @@
+"""Where the write path's batches are embedded: a thread beside the writer (the default), or a pool of encoder actors
+on a Ray cluster (`index --ray`). Either way the writer hands over a batch's texts, gets a Future of their vectors,
+and commits batches in order as they come back, through the same crash-safe transaction.
+
+A batch is cut the same way on both: its texts sorted longest first, then slices of EMBED_SLICE, so each slice pads
+as little as one large call would, and a slice embedded on a Ray actor is the very input the local thread would have
+encoded (with the ONNX runner the vectors are bit-identical).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .encoders import checked
+from .errors import EmbeddingFailed, InvalidArgument, MissingExtra
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .encoders import Encoder
+
+log = logging.getLogger("searchbert")
+
+#: texts per encode call within a batch (a stop waits for at most one: a second or two); a Ray block is one slice
+EMBED_SLICE = 64
+#: times a block that failed on an actor (an error, or the actor's process dying) is sent again before the run stops
+RAY_RETRIES = 3
+
+
+class Embedder(Protocol):
+    """Embeds a batch of texts in the background."""
+
+    #: how many batches may be in flight before the writer waits to commit the oldest
+    depth: int
+
+    def submit(self, texts: list[str]) -> Future[np.ndarray]: ...
+
+    def close(self) -> None:
+        """Stop: work not returned yet is dropped (the next run embeds it again)."""
+        ...
+
+
+def slices(texts: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+    """The order longest first, and that order cut into EMBED_SLICE-long runs of positions."""
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    return order, [order[start : start + EMBED_SLICE] for start in range(0, len(order), EMBED_SLICE)]
+
+
+def assemble(order: list[int], parts: list[np.ndarray]) -> np.ndarray:
+    """The slices' vectors put back in the texts' order."""
+    import numpy as np
+
+    stacked = np.concatenate(parts)
+    vectors = np.empty_like(stacked)
+    vectors[order] = stacked
+    return vectors
+
+
+class LocalEmbedder:
+    """One thread beside the writer (onnxruntime and torch release the GIL while they compute), so the next batch is
+    read and chunked, and the one before committed, while this one is embedded."""
+
+    depth = 1
+
+    def __init__(self, encoder: Encoder, dimension: int, model_id: str) -> None:
+        self.encoder, self.dimension, self.model_id = encoder, dimension, model_id
+        self._pool: ThreadPoolExecutor | None = None
+        self._stopping = False
+
+    def submit(self, texts: list[str]) -> Future[np.ndarray]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="searchbert-embed")
+        return self._pool.submit(self._embed, texts)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """A slice at a time, so that a stop (Ctrl-C) waits for one slice, not the whole batch: the interpreter
+        joins the embedding thread before it exits."""
+        if not texts:
+            return self.encoder.encode([])
+        order, runs = slices(texts)
+        parts = []
+        for run in runs:
+            if self._stopping:
+                raise CancelledError
+            part = [texts[i] for i in run]
+            parts.append(checked(self.encoder.encode(part), len(part), self.dimension, self.model_id))
+        return assemble(order, parts)
+
+    def close(self) -> None:
+        self._stopping = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+class _EncoderActor:
+    """A Ray actor holding one encoder, made on the worker from the picklable `make` (a model loads its own weights
+    there: a pickled encoder is its recipe, see encoders.LocalBiEncoder.__reduce__)."""
+
+    def __init__(self, encoder: Any) -> None:
+        self.encoder = encoder
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self.encoder.encode(texts)
+
+
+class RayEmbedder:
+    """Batches cut into blocks of EMBED_SLICE texts, each sent to the next of a pool of encoder actors; a batch's
+    Future completes when all its blocks are back. A block that fails is sent again, to the next actor, up to
+    RAY_RETRIES times (a dead actor is restarted as often); then the batch fails and the run stops with that error,
+    keeping every batch committed before it."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        dimension: int,
+        model_id: str,
+        *,
+        address: str = "local",
+        workers: int | None = None,
+        retries: int = RAY_RETRIES,
+    ) -> None:
+        self.dimension, self.model_id, self.retries = dimension, model_id, retries
+        ray = _import_ray()
+        self._started = _connect(ray, address, workers)
+        self.ray = ray
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        if workers is None:
+            workers = gpus or max(1, int(resources.get("CPU", 1)))
+        if workers < 1:
+            raise InvalidArgument("--workers must be at least 1")
+        # one CPU (or one GPU) per actor: Ray then sets OMP_NUM_THREADS=1 in it, which the ONNX runner follows
+        shape = {"num_gpus": 1} if gpus else {"num_cpus": 1}
+        actor = ray.remote(max_restarts=retries, **shape)(_EncoderActor)
+        # the encoder travels inline (a model pickles as its recipe: a few hundred bytes), so a restarted actor
+        # never depends on an object-store copy that may be gone
+        self.actors = [actor.remote(encoder) for _ in range(workers)]
+        self.workers = workers
+        # enough batches in flight to give every actor two blocks queued, plus the one being committed
+        self.depth = 1
+        self._next = 0
+        self._pool = ThreadPoolExecutor(4, thread_name_prefix="searchbert-ray")
+        log.info("embedding on Ray: %d encoder actors (%s)", workers, "a GPU each" if gpus else "a CPU each")
+
+    def set_depth(self, batch_texts: int) -> None:
+        """Keep two blocks per actor queued for batches of about `batch_texts` texts."""
+        blocks = max(1, -(-batch_texts // EMBED_SLICE))
+        self.depth = max(1, -(-2 * self.workers // blocks))
+
+    def submit(self, texts: list[str]) -> Future[np.ndarray]:
+        if not texts:
+            done: Future[np.ndarray] = Future()
+            done.set_result(_empty(self.dimension))
+            return done
+        order, runs = slices(texts)
+        blocks = [[texts[i] for i in run] for run in runs]
+        refs = [self._send(block) for block in blocks]  # sent now, in order: the cluster starts on them at once
+        return self._pool.submit(self._gather, order, blocks, refs)
+
+    def _send(self, block: list[str]) -> Any:
+        actor = self.actors[self._next % len(self.actors)]
+        self._next += 1
+        return actor.encode.remote(block)
+
+    def _gather(self, order: list[int], blocks: list[list[str]], refs: list[Any]) -> np.ndarray:
+        ray = self.ray
+        parts: list[np.ndarray | None] = [None] * len(blocks)
+        tries = [1] * len(blocks)
+        waiting = {ref: i for i, ref in enumerate(refs)}
+        while waiting:
+            ready, _ = ray.wait(list(waiting), num_returns=1)
+            i = waiting.pop(ready[0])
+            try:
+                vectors = ray.get(ready[0])
+            except ray.exceptions.RayError as exc:
+                if tries[i] > self.retries:
+                    raise EmbeddingFailed(
+                        f"embedding failed on the Ray cluster {tries[i]} times for a block of {len(blocks[i])} "
+                        f"chunks: {_cause(exc)}"
+                    ) from None
+                log.warning("a Ray encoder actor failed (%s): sending its block again", _cause(exc))
+                tries[i] += 1
+                waiting[self._send(blocks[i])] = i
+                continue
+            parts[i] = checked(vectors, len(blocks[i]), self.dimension, self.model_id)
+        return assemble(order, parts)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for actor in self.actors:
+            with contextlib.suppress(Exception):  # already gone with its cluster
+                self.ray.kill(actor)
+        self.actors = []
+        if self._started:
+            self.ray.shutdown()
+
+
+def _empty(dimension: int) -> np.ndarray:
+    import numpy as np
+
+    return np.zeros((0, dimension), dtype=np.float32)
+
+
+def _cause(exc: BaseException) -> str:
+    """The actor's own error, without Ray's traceback banner."""
+    cause = getattr(exc, "cause", None)
+    if cause is not None:
+        return f"{type(cause).__name__}: {cause}"
+    text = str(exc).strip().splitlines()
+    return text[-1][:300] if text else type(exc).__name__
+
+
+def _import_ray() -> Any:
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # gRPC's notes on fork() are not the user's business
+    try:
+        import ray
+    except ImportError as exc:
+        raise MissingExtra("--ray needs Ray: pip install 'searchbert[ray]'") from exc
+    return ray
+
+
+def _connect(ray: Any, address: str, workers: int | None) -> bool:
+    """Start a Ray instance of this process's own (address "local": on loopback, stopped with the run) or join a
+    running cluster ("auto": the one `ray start` made on this machine; or its address). Returns whether one was
+    started here."""
+    if ray.is_initialized():
+        return False
+    quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+    try:
+        if address == "local":
+            cpus = max(workers or 0, os.cpu_count() or 1)
+            ray.init(address="local", num_cpus=cpus, _node_ip_address="127.0.0.1", **quiet)
+            return True
+        ray.init(address=address, **{k: v for k, v in quiet.items() if k != "include_dashboard"})
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = "a cluster started with `ray start --head` on this machine" if address == "auto" else address
+        raise EmbeddingFailed(f"cannot join the Ray cluster ({where}): {exc}") from exc
+    return False
+
+
+def make_embedder(
+    encoder: Encoder, dimension: int, model_id: str, ray: str | None = None, workers: int | None = None
+) -> LocalEmbedder | RayEmbedder:
+    """The local thread, or with `ray` (local, auto or an address) a pool of actors on that cluster."""
+    if ray is None:
+        if workers is not None:
+            raise InvalidArgument("--workers goes with --ray")
+        return LocalEmbedder(encoder, dimension, model_id)
+    return RayEmbedder(encoder, dimension, model_id, address=ray, workers=workers)
+

@@ -1,0 +1,443 @@
+"""Chunk vectors kept in Milvus (`index --vector-store milvus`): Milvus Lite (a local file), or a Milvus server or
+cluster at an http(s) URI, the token from MILVUS_TOKEN. SQLite stays the source of truth for documents, chunks,
+BM25 and settings (it keeps a copy of each vector too, which `status --repair` restores Milvus from); Milvus holds
+the vectors keyed by chunk id, with the fields filters need, and runs dense search and its filters.
+
+Order across the two stores: vectors are upserted inside the SQLite transaction, before the commit that makes
+them visible (a crash between leaves vectors no chunk points to: never returned, since every hit is looked up
+in SQLite, and removed by the next writer or by repair); deletes go the other way, replayed from SQLite's removal
+log after its commit. Reads ask Milvus for the timestamp of searchbert's last write (kept in SQLite), so a search
+after `index` returns sees what it committed, without paying for "Strong" consistency on every query.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import MissingExtra, VectorStoreError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .records import Filters
+    from .store import Store
+    from .vectors import Selection
+
+log = logging.getLogger("searchbert")
+
+#: Milvus refuses a larger limit (topk) in one search
+MAX_LIMIT = 16_384
+#: HNSW on a Milvus server (Lite gets FLAT: its HNSW does not fall back to brute force under selective filters, and
+#: measured recall 0.17-0.23 with 0.5-1% filters)
+HNSW = {"M": 16, "efConstruction": 200}
+#: efSearch floor; a search asks for at least k
+EF_SEARCH = 128
+#: chunks upserted per request (Milvus caps a request's size; 1,000 x 384-d floats is ~1.5 MB)
+UPSERT_ROWS = 1_000
+#: a filter Milvus returned too few of (an approximate index under a selective filter) is searched exactly over
+#: SQLite's copy of its vectors when it allows at most this many chunks
+EXACT_FALLBACK_MAX = 50_000
+_CLIENTS: dict[str, Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def is_lite(uri: str) -> bool:
+    return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+
+def normalize_uri(uri: str) -> str:
+    """A Lite file as an absolute path (so `query` from another folder finds it); a server URI as given."""
+    if not is_lite(uri):
+        return uri
+    if not uri.endswith(".db"):
+        raise VectorStoreError(f"a Milvus Lite URI is a file ending in .db, got {uri!r}; a server is http://host:19530")
+    return str(Path(uri).expanduser().resolve())
+
+
+def client(uri: str) -> Any:
+    """One MilvusClient per URI in a process (a Lite file is one server process, opened once)."""
+    with _CLIENTS_LOCK:
+        found = _CLIENTS.get(uri)
+        if found is not None:
+            return found
+        os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # gRPC's notes on fork() are not the user's business
+        try:
+            from pymilvus import MilvusClient
+        except ImportError as exc:
+            raise MissingExtra("--vector-store milvus needs pymilvus: pip install 'searchbert[milvus]'") from exc
+        try:
+            if is_lite(uri):
+                made = MilvusClient(uri)
+            else:
+                made = MilvusClient(uri=uri, token=os.environ.get("MILVUS_TOKEN", ""), timeout=10)
+        except Exception as exc:  # pymilvus raises its own and gRPC's errors
+            raise _unreachable(uri, exc) from exc
+        _CLIENTS[uri] = made
+        return made
+
+
+def _unreachable(uri: str, exc: BaseException) -> VectorStoreError:
+    text = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
+    if is_lite(uri):
+        return VectorStoreError(
+            f"cannot open the Milvus Lite file {uri} ({text}). A Lite file can be open in one process at a time: "
+            "if `searchbert index` is writing to it, wait for it to finish, or keep the vectors on a Milvus server "
+            "(`milvus-lite server` or Milvus itself) and pass its http:// URI"
+        )
+    return VectorStoreError(f"cannot reach the Milvus server at {uri} ({text}); its token is read from MILVUS_TOKEN")
+
+
+class MilvusIndex:
+    """The vector index seam (vectors.VectorIndex) over one Milvus collection: chunk ids, vectors, and the fields
+    filters read (relpath, ext, mtime, metadata), which `add` takes per row when it has them."""
+
+    def __init__(self, dimension: int, uri: str, collection: str) -> None:
+        self.dimension, self.uri, self.collection = dimension, uri, collection
+        self.client = client(uri)
+        #: the write timestamp a read must see (see MilvusVectors); 0: Milvus's default consistency
+        self.guarantee = 0
+        self._loaded = False
+
+    def create(self) -> None:
+        """Make the collection if there is none."""
+        from pymilvus import DataType
+
+        c = self.client
+        if c.has_collection(self.collection):
+            return
+        schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dimension)
+        schema.add_field("relpath", DataType.VARCHAR, max_length=65_535)
+        schema.add_field("ext", DataType.VARCHAR, max_length=256)
+        schema.add_field("mtime", DataType.DOUBLE)
+        schema.add_field("metadata", DataType.JSON)
+        params = c.prepare_index_params()
+        if is_lite(self.uri):
+            params.add_index("vector", index_type="FLAT", metric_type="IP")
+        else:  # nested: a flat dict of build parameters is silently ignored (Milvus Lite builds with its defaults)
+            params.add_index("vector", index_type="HNSW", metric_type="IP", params=dict(HNSW))
+        self._call(c.create_collection, self.collection, schema=schema, index_params=params)
+        self._loaded = True
+
+    def drop(self) -> None:
+        if self.client.has_collection(self.collection):
+            self._call(self.client.drop_collection, self.collection)
+        self._loaded = False
+
+    def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except VectorStoreError:
+            raise
+        except Exception as exc:  # pymilvus's and gRPC's own errors
+            raise VectorStoreError(f"Milvus ({self.uri}, collection {self.collection}) refused: {exc}") from exc
+
+    def _load(self) -> None:
+        if not self._loaded:
+            if not self.client.has_collection(self.collection):
+                raise VectorStoreError(
+                    f"the Milvus collection {self.collection} at {self.uri} is gone: "
+                    "run `searchbert status --repair` to put the vectors back from the index's database"
+                )
+            self._call(self.client.load_collection, self.collection)
+            self._loaded = True
+
+    def _read(self) -> dict[str, Any]:
+        """Consistency for a read: at least up to `guarantee` (Milvus waits only if it has not applied it yet)."""
+        if is_lite(self.uri) or not self.guarantee:
+            return {}
+        return {"consistency_level": "Customized", "guarantee_timestamp": self.guarantee}
+
+    # -- VectorIndex -------------------------------------------------------------------------------------------------
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray, fields: Sequence[dict[str, Any]] | None = None) -> int:
+        """Upsert rows (an id already there is replaced); returns the timestamp Milvus gave the write (0 unknown)."""
+        from .vectors import _as_ids, _as_vectors
+
+        ids, vectors = _as_ids(ids), _as_vectors(vectors, self.dimension)
+        self._load()
+        for start in range(0, len(ids), UPSERT_ROWS):
+            rows = [
+                {"id": int(i), "vector": v.tolist(), **(fields[start + j] if fields else _NO_FIELDS)}
+                for j, (i, v) in enumerate(zip(ids[start : start + UPSERT_ROWS], vectors[start : start + UPSERT_ROWS]))
+            ]
+            self._call(self.client.upsert, self.collection, rows)
+        return _last_write(self.collection)
+
+    def remove(self, ids: np.ndarray) -> int:
+        from .vectors import _as_ids
+
+        ids = _as_ids(ids)
+        if not len(ids):
+            return 0
+        self._load()
+        present = 0
+        for start in range(0, len(ids), UPSERT_ROWS):
+            part = [int(i) for i in ids[start : start + UPSERT_ROWS]]
+            present += len(self._call(self.client.get, self.collection, ids=part, output_fields=["id"], **self._read()))
+            self._call(self.client.delete, self.collection, ids=part)
+        return present
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed: Selection | None = None, expression: str = ""
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of the k nearest per query, padded with id -1; among `allowed` (as a list of ids: fine for
+        the narrow filters it comes with) or what `expression` lets through."""
+        import numpy as np
+
+        from .vectors import _as_vectors
+
+        queries = _as_vectors(queries, self.dimension)
+        k = max(1, min(k, MAX_LIMIT))
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        if allowed is not None:
+            if not len(allowed):
+                return scores, ids
+            listed = f"id in {np.flatnonzero(allowed.bits).tolist()}"
+            expression = f"({expression}) and {listed}" if expression else listed
+        self._load()
+        params: dict[str, Any] = {"metric_type": "IP"}
+        if not is_lite(self.uri):
+            params["params"] = {"ef": max(EF_SEARCH, k)}
+        found = self._call(
+            self.client.search, self.collection, data=queries.tolist(), limit=k, filter=expression,
+            output_fields=[], search_params=params, **self._read(),
+        )  # fmt: skip
+        for q, row in enumerate(found):
+            for j, hit in enumerate(row):
+                ids[q, j], scores[q, j] = int(hit["id"]), float(hit["distance"])
+        return scores, ids
+
+    def nearest(
+        self,
+        queries: np.ndarray,
+        k: int,
+        vectors_of: Callable[[list[int]], tuple[np.ndarray, np.ndarray]] | None = None,
+        allowed: Selection | None = None,
+    ) -> list[list[tuple[int, float]]]:
+        from .vectors import nearest
+
+        return nearest(self, queries, k, allowed)
+
+    def ids(self) -> np.ndarray:
+        import numpy as np
+
+        self._load()
+        found: list[int] = []
+        # Lite has no MVCC timestamp to give an iterator, and pymilvus warns so on every call: nothing is wrong
+        logging.getLogger("pymilvus").setLevel(logging.ERROR)
+        iterator = self._call(
+            self.client.query_iterator, self.collection, batch_size=10_000, filter="id >= 0", output_fields=["id"],
+            **self._read(),
+        )  # fmt: skip
+        while True:
+            page = iterator.next()
+            if not page:
+                iterator.close()
+                break
+            found.extend(int(r["id"]) for r in page)
+        return np.asarray(sorted(found), dtype=np.int64)
+
+    def __len__(self) -> int:
+        self._load()
+        rows = self._call(self.client.query, self.collection, filter="", output_fields=["count(*)"], **self._read())
+        return int(rows[0]["count(*)"])
+
+    def save(self, path: Path) -> None:
+        """Milvus keeps the vectors itself: what is saved is where they are."""
+        from .vectors import atomic_write
+
+        text = json.dumps({"uri": self.uri, "collection": self.collection, "dimension": self.dimension})
+        atomic_write(path, lambda tmp: tmp.write_text(text))
+
+    @classmethod
+    def load(cls, path: Path, dimension: int) -> MilvusIndex:
+        spec = json.loads(Path(path).read_text())
+        if int(spec["dimension"]) != dimension:
+            raise ValueError(f"{path} holds {spec['dimension']}-d vectors, expected {dimension}")
+        return cls(dimension, spec["uri"], spec["collection"])
+
+
+_NO_FIELDS: dict[str, Any] = {"relpath": "", "ext": "", "mtime": 0.0, "metadata": {}}
+
+
+class MilvusVectors:
+    """An index's vectors in Milvus, as searches and the Writer use them (the FAISS side is live.LiveVectors): the
+    collection, kept in step with the SQLite store."""
+
+    def __init__(self, uri: str, collection: str, dimension: int, store: Store) -> None:
+        self.index = MilvusIndex(dimension, uri, collection)
+        self.uri, self.collection, self.dimension, self.store = uri, collection, dimension, store
+        #: Milvus's HNSW under a selective filter may return short (see nearest): searches treat it as approximate
+        self.approximate = True
+
+    def create(self) -> None:
+        self.index.create()
+
+    def drop(self) -> None:
+        self.index.drop()
+
+    # -- writing ---------------------------------------------------------------------------------------------------
+
+    def upsert_chunks(self, chunk_ids: Sequence[int]) -> None:
+        """Copy these chunks (vector and filter fields, as the store holds them now, committed or not) to Milvus,
+        and record the write's timestamp in the store for readers."""
+        import numpy as np
+
+        sql = (
+            "SELECT c.id, c.vector, d.relpath, d.ext, d.mtime, d.metadata FROM chunks c "
+            "JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})"
+        )
+        for start in range(0, len(chunk_ids), UPSERT_ROWS):
+            rows = list(self.store.rows_in(sql, list(chunk_ids[start : start + UPSERT_ROWS])))
+            if not rows:
+                continue
+            ids = np.asarray([r[0] for r in rows], dtype=np.int64)
+            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+            fields = [{"relpath": r[2], "ext": r[3], "mtime": float(r[4]), "metadata": json.loads(r[5])} for r in rows]
+            self._note_write(self.index.add(ids, vectors, fields))
+
+    def sync_removed(self) -> None:
+        """Delete from Milvus what SQLite removed since the last sync (after SQLite's commit: see the module)."""
+        synced = int(self.store.get_meta("milvus_synced", "-1"))
+        generation = self.store.generation
+        if synced == generation:
+            return
+        gone = self.store.removed_since(synced)
+        if gone is None:  # the log was cut: compare the two sides instead
+            self.reconcile()
+        elif len(gone):
+            self.index.remove(gone)
+            self._note_write(_last_write(self.collection))
+        with self.store.transaction():
+            self.store.set_meta("milvus_synced", str(generation))
+        self.store.forget_removed(generation)
+
+    def reconcile(self) -> tuple[int, int]:
+        """Make Milvus hold exactly SQLite's chunks: orphan vectors deleted, missing ones upserted. Returns (deleted,
+        upserted)."""
+        import numpy as np
+
+        held = self.index.ids()
+        stored = np.fromiter((r[0] for r in self.store.execute("SELECT id FROM chunks")), dtype=np.int64)
+        orphans, missing = np.setdiff1d(held, stored), np.setdiff1d(stored, held)
+        self.index.remove(orphans)
+        self.upsert_chunks(missing.tolist())
+        return len(orphans), len(missing)
+
+    def _note_write(self, ts: int) -> None:
+        """Keep the timestamp of this write where readers in other processes find it (see _read_from)."""
+        if ts:
+            self.store.set_meta("milvus_ts", str(ts))
+
+    # -- reading ---------------------------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Nothing to catch up with: Milvus is asked at each search, as of searchbert's last write."""
+
+    def __len__(self) -> int:
+        return int(self.store.counts()["chunks"])  # SQLite's count: what searches can return
+
+    def ids(self) -> np.ndarray:
+        self._read_from()
+        return self.index.ids()
+
+    def _read_from(self) -> None:
+        """Searches read at least up to searchbert's last write, whichever process made it (kept in SQLite)."""
+        self.index.guarantee = int(self.store.get_meta("milvus_ts", "0"))
+
+    def nearest(
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed: Selection | None = None,
+        vectors_of: Callable[[list[int]], tuple[np.ndarray, np.ndarray]] | None = None,
+        filters: Filters | None = None,
+    ) -> list[list[tuple[int, float]]]:
+        """The k nearest chunks per query, the filters run inside Milvus as an expression. What the expression
+        cannot say exactly is checked here against `allowed` (SQLite's bitmap) when there is one, else by the search
+        on what comes back; a filter Milvus found too few for is searched exactly over SQLite's vectors."""
+        import numpy as np
+
+        self._read_from()
+        limit = min(k, MAX_LIMIT)
+        scores, ids = self.index.search(queries, limit, None, to_expression(filters) if filters else "")
+        out = []
+        for query, score_row, id_row in zip(queries, scores, ids):
+            pairs = [(int(i), float(s)) for i, s in zip(id_row, score_row) if i >= 0]
+            if allowed is not None:
+                inside = allowed.contains(np.asarray([i for i, _ in pairs], dtype=np.int64))
+                pairs = [p for p, keep in zip(pairs, inside) if keep]
+                if len(pairs) < min(limit, len(allowed)) and len(allowed) <= EXACT_FALLBACK_MAX:
+                    pairs = self._exact(query, limit, allowed)
+            out.append(pairs)
+        return out
+
+    def _exact(self, query: np.ndarray, k: int, allowed: Selection) -> list[tuple[int, float]]:
+        import numpy as np
+
+        ids, vectors = self.store.vectors_of(np.flatnonzero(allowed.bits).tolist(), self.dimension)
+        scores = vectors @ query
+        best = np.argsort(-scores, kind="stable")[:k]
+        return [(int(ids[j]), float(scores[j])) for j in best]
+
+
+def _last_write(collection: str) -> int:
+    """The timestamp Milvus gave this process's last write to the collection (pymilvus keeps it for its "Session"
+    consistency), or 0."""
+    try:
+        from pymilvus.client.cache import GlobalCache
+
+        cached = GlobalCache.collection_ts
+        stamps = [ts for key, ts in _entries(cached) if collection in key]
+        return max(stamps, default=0)
+    except Exception:  # a pymilvus without that cache: readers then use Milvus's default consistency
+        return 0
+
+
+def _entries(cache: Any) -> list[tuple[Any, int]]:
+    data = getattr(cache, "_cache", None) or getattr(cache, "_data", None) or {}
+    return [(key, int(value)) for key, value in dict(data).items() if isinstance(value, int)]
+
+
+# -- filters as Milvus expressions ------------------------------------------------------------------------------------
+
+
+def to_expression(filters: Filters) -> str:
+    """The filters as a Milvus boolean expression: exactly what Filters.sql selects where Milvus can say it, and a
+    wider condition where it cannot (a glob with [classes], a literal % or _), which the search then narrows."""
+    parts = []
+    if filters.exts:
+        exts = sorted({e.lower().lstrip(".") for e in filters.exts})
+        parts.append(f"ext in {json.dumps(exts)}")
+    if filters.since is not None:
+        parts.append(f"mtime >= {float(filters.since)!r}")
+    if filters.paths:
+        likes = [_like(p) for p in filters.paths]
+        if all(like is not None for like in likes):
+            parts.append("(" + " or ".join(f"relpath like {json.dumps(like)}" for like in likes) + ")")
+    for key, value in filters.metadata.items():
+        field = f"metadata[{json.dumps(key)}]"
+        tests = []
+        for v in value if isinstance(value, list) else [value]:
+            if v is None:  # null, or no such key: Milvus's JSON tests differ here; SQLite checks it
+                tests.append("true")
+            else:
+                tests.append(f"{field} == {json.dumps(v)}")
+        parts.append("(" + " or ".join(tests or ["false"]) + ")")
+    return " and ".join(parts)
+
+
+def _like(pattern: str) -> str | None:
+    """An fnmatch glob (`*` crossing folders, as Filters match) as a LIKE pattern, or None if LIKE cannot say it."""
+    if any(c in pattern for c in "[]%_\\"):
+        return None
+    return pattern.replace("*", "%").replace("?", "_")
