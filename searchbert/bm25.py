@@ -131,7 +131,9 @@ class BM25Retriever(Generic[Id]):
         old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            self._bm25.save(str(tmp))
+            tmp.mkdir()
+            if self.ids:  # bm25s cannot save an index of no text; load() makes an empty one from the empty ids
+                self._bm25.save(str(tmp))
             (tmp / "ids.json").write_text(json.dumps(self.ids))
             (tmp / "state.json").write_text(json.dumps(state))
             if folder.exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .errors import VectorStoreError
 from .index import Index, locate_index
 from .milvus import is_lite
 
@@ -50,7 +51,11 @@ def _check(index: Index) -> tuple[list[str], str]:
         problems.append(f"{miscounted} documents do not have the chunks they should")
     # what searches use: the vector file when it is current, else vectors rebuilt from SQLite
     stored_ids = {r[0] for r in store.execute("SELECT id FROM chunks")}
-    vector_ids = index.vectors.ids().tolist()
+    try:
+        vector_ids = index.vectors.ids().tolist()
+    except VectorStoreError as exc:  # a Milvus collection gone or unreachable: reported, and --repair can help
+        problems.append(str(exc))
+        vector_ids = []
     if len(set(vector_ids)) != len(vector_ids):
         problems.append("the vector index holds duplicate ids")
     if stored_ids - set(vector_ids):
@@ -77,7 +82,10 @@ def _check(index: Index) -> tuple[list[str], str]:
 
 def _held(index: Index) -> int:
     """How many vectors the external store holds (its own count, not SQLite's)."""
-    return len(index.external_vectors.ids())  # type: ignore[union-attr]
+    try:
+        return len(index.external_vectors.ids())  # type: ignore[union-attr]
+    except VectorStoreError:
+        return 0
 
 
 def status(index_path: str | None = None) -> IndexStatus:

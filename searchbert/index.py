@@ -191,6 +191,9 @@ class Index:
         return cls(path, manifest, encoder, lock=lock)
 
     def close(self) -> None:
+        if self._external is not None:
+            self._external.close()
+            self._external = None
         self.store.close()
 
     def __enter__(self) -> Index:
@@ -560,12 +563,15 @@ def _drop_external(path: Path) -> None:
     except SearchbertError:
         return
     if spec.get("kind") == "milvus":
-        from .milvus import client
+        from .milvus import client, release
 
         try:
             milvus = client(spec["uri"])
-            if milvus.has_collection(spec["collection"]):
-                milvus.drop_collection(spec["collection"])
+            try:
+                if milvus.has_collection(spec["collection"]):
+                    milvus.drop_collection(spec["collection"])
+            finally:
+                release(spec["uri"])
         except Exception as exc:  # the new index must not wait on the old one's server
             log.warning("could not drop the old Milvus collection %s: %s", spec["collection"], exc)
 

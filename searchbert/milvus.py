@@ -12,6 +12,7 @@ after `index` returns sees what it committed, without paying for "Strong" consis
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -43,7 +44,7 @@ UPSERT_ROWS = 1_000
 #: a filter Milvus returned too few of (an approximate index under a selective filter) is searched exactly over
 #: SQLite's copy of its vectors when it allows at most this many chunks
 EXACT_FALLBACK_MAX = 50_000
-_CLIENTS: dict[str, Any] = {}
+_CLIENTS: dict[str, list[Any]] = {}  # uri -> [client, how many hold it]
 _CLIENTS_LOCK = threading.Lock()
 
 
@@ -61,11 +62,13 @@ def normalize_uri(uri: str) -> str:
 
 
 def client(uri: str) -> Any:
-    """One MilvusClient per URI in a process (a Lite file is one server process, opened once)."""
+    """The process's MilvusClient for a URI, shared (a Lite file is served once per process); each call is matched
+    by a release()."""
     with _CLIENTS_LOCK:
         found = _CLIENTS.get(uri)
         if found is not None:
-            return found
+            found[1] += 1
+            return found[0]
         os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # gRPC's notes on fork() are not the user's business
         try:
             from pymilvus import MilvusClient
@@ -78,8 +81,27 @@ def client(uri: str) -> Any:
                 made = MilvusClient(uri=uri, token=os.environ.get("MILVUS_TOKEN", ""), timeout=10)
         except Exception as exc:  # pymilvus raises its own and gRPC's errors
             raise _unreachable(uri, exc) from exc
-        _CLIENTS[uri] = made
+        _CLIENTS[uri] = [made, 1]
         return made
+
+
+def release(uri: str) -> None:
+    """Let go of a client(); the last holder closes it, and a Lite file is then free for other processes."""
+    with _CLIENTS_LOCK:
+        found = _CLIENTS.get(uri)
+        if found is None:
+            return
+        found[1] -= 1
+        if found[1] > 0:
+            return
+        del _CLIENTS[uri]
+    with contextlib.suppress(Exception):
+        found[0].close()
+    if is_lite(uri):
+        with contextlib.suppress(ImportError):
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(uri)
 
 
 def _unreachable(uri: str, exc: BaseException) -> VectorStoreError:
@@ -88,7 +110,7 @@ def _unreachable(uri: str, exc: BaseException) -> VectorStoreError:
         return VectorStoreError(
             f"cannot open the Milvus Lite file {uri} ({text}). A Lite file can be open in one process at a time: "
             "if `searchbert index` is writing to it, wait for it to finish, or keep the vectors on a Milvus server "
-            "(`milvus-lite server` or Milvus itself) and pass its http:// URI"
+            "and pass its http:// URI"
         )
     return VectorStoreError(f"cannot reach the Milvus server at {uri} ({text}); its token is read from MILVUS_TOKEN")
 
@@ -130,6 +152,11 @@ class MilvusIndex:
         if self.client.has_collection(self.collection):
             self._call(self.client.drop_collection, self.collection)
         self._loaded = False
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client = None
+            release(self.uri)
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -234,6 +261,7 @@ class MilvusIndex:
         found: list[int] = []
         # Lite has no MVCC timestamp to give an iterator, and pymilvus warns so on every call: nothing is wrong
         logging.getLogger("pymilvus").setLevel(logging.ERROR)
+        logging.getLogger("grpc._server").setLevel(logging.CRITICAL)  # Lite's server, in this process, says it too
         iterator = self._call(
             self.client.query_iterator, self.collection, batch_size=10_000, filter="id >= 0", output_fields=["id"],
             **self._read(),
@@ -276,14 +304,19 @@ class MilvusVectors:
     def __init__(self, uri: str, collection: str, dimension: int, store: Store) -> None:
         self.index = MilvusIndex(dimension, uri, collection)
         self.uri, self.collection, self.dimension, self.store = uri, collection, dimension, store
-        #: Milvus's HNSW under a selective filter may return short (see nearest): searches treat it as approximate
-        self.approximate = True
+        #: as for FAISS (live.LiveVectors.approximate): Lite's FLAT index is exact, so a search hands it every
+        #: filter as a bitmap too (BM25 searches within it); a server's HNSW is approximate, so a wide filter is
+        #: checked on its results instead
+        self.approximate = not is_lite(uri)
 
     def create(self) -> None:
         self.index.create()
 
     def drop(self) -> None:
         self.index.drop()
+
+    def close(self) -> None:
+        self.index.close()
 
     # -- writing ---------------------------------------------------------------------------------------------------
 

@@ -156,3 +156,16 @@ def test_locate_index_walks_up_like_git(tmp_path: Path, monkeypatch: pytest.Monk
     assert locate_index("elsewhere") == Path("elsewhere")
     monkeypatch.setenv("SEARCHBERT_INDEX", str(tmp_path / "env"))
     assert locate_index(start=deep) == tmp_path / "env"
+
+
+def test_removing_the_last_document_leaves_an_empty_searchable_index(tmp_path: Path) -> None:
+    """The BM25 index of no text was saved by bm25s, which cannot save an empty index (it crashed after the commit)."""
+    from searchbert.records import Document
+
+    index = Index.create(tmp_path / "ix", encoder=FakeEncoder())
+    index.add_documents([Document(path="a", text="hello there")])
+    assert index.delete(["a"]) == 1
+    assert index.count() == {"documents": 0, "chunks": 0}
+    index.close()
+    with Index.open(tmp_path / "ix", encoder=FakeEncoder()) as again:
+        assert again.search("hello", 3) == [] and again.search("hello", 3, mode="bm25") == []

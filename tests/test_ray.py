@@ -7,16 +7,14 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+import ray
 
 from searchbert import Index
 from searchbert.errors import EmbeddingFailed
 from searchbert.records import Document
 
 from .conftest import FakeEncoder
-
-ray = pytest.importorskip("ray") if os.environ.get("SEARCHBERT_ALLOW_NO_RAY") else __import__("ray")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +37,8 @@ def _docs(n: int, poison: int | None = None) -> list[Document]:
 
 
 def _vectors(index: Index) -> dict[tuple[str, int], bytes]:
-    rows = index.store.execute("SELECT d.path, c.ordinal, c.vector FROM chunks c JOIN documents d ON d.id = c.document_id")
+    sql = "SELECT d.path, c.ordinal, c.vector FROM chunks c JOIN documents d ON d.id = c.document_id"
+    rows = index.store.execute(sql)
     return {(p, o): v for p, o, v in rows}
 
 
