@@ -76,6 +76,8 @@ def client(uri: str) -> Any:
             raise MissingExtra("--vector-store milvus needs pymilvus: pip install 'searchbert[milvus]'") from exc
         try:
             if is_lite(uri):
+                # a file held by another process is logged with a traceback by milvus_lite: the error below says it
+                logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)
                 made = MilvusClient(uri)
             else:
                 made = MilvusClient(uri=uri, token=os.environ.get("MILVUS_TOKEN", ""), timeout=10)

@@ -134,3 +134,16 @@ def test_real_subprocess_index_and_query(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "Error: no searchbert index" in bad.stderr
     module = subprocess.run([sys.executable, "-m", "searchbert", "--version"], capture_output=True, text=True)
     assert module.returncode == 0 and "searchbert" in module.stdout
+
+
+def test_status_and_repair(indexed: tuple[Path, Path]) -> None:
+    """`status` imported its module from the wrong package and failed on every call."""
+    _docs, ix = indexed
+    result = run("status", "--index", str(ix))
+    assert result.exit_code == 0, result.output
+    assert "consistent: yes" in result.output and "documents" in result.output
+    (ix / "vectors.faiss").unlink()
+    result = run("status", "--index", str(ix), "--json")
+    assert result.exit_code == 0 and json.loads(result.output)["vector_file"].startswith("missing")
+    result = run("status", "--index", str(ix), "--repair")
+    assert result.exit_code == 0 and "consistent: yes" in result.output and (ix / "vectors.faiss").exists()

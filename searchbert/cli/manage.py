@@ -189,7 +189,7 @@ def remove_cmd(paths: tuple[str, ...], index_path: str | None) -> None:
 @reports_errors
 def status_cmd(index_path: str | None, repair: bool, as_json: bool) -> None:
     """Show the index's model, counts, size on disk, last update, and whether it is consistent."""
-    from . import health
+    from .. import health
 
     info = health.repair(index_path) if repair else health.status(index_path)
     if as_json:
