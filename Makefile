@@ -14,7 +14,7 @@ TORCH ?=
 EXTRAS ?= dev,openvino,rag,finetune,serve,ray,milvus
 DEMO_QUERY ?= which transcription factor keeps blood stem cells dormant
 
-.PHONY: install demo test lint bench clean browser
+.PHONY: install demo test lint bench clean browser netns
 
 install: $(VENV)/.installed
 
@@ -44,8 +44,19 @@ browser:
 		else echo "make test needs chromium and chromedriver: sudo apt-get install chromium chromium-driver"; exit 1; fi; \
 	fi
 
-test: install browser
-	SEARCHBERT_REQUIRE_BROWSER=1 $(PY) -m pytest
+# Ray and the Milvus server listen on every interface whatever they are told: their tests run in a network namespace
+# of their own, where only loopback exists (unshare -rn: no root needed where user namespaces are allowed)
+netns:
+	@if ! command -v ip >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing iproute2 (ip: brings up loopback in the tests' own network namespace)"; \
+			apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; \
+		else echo "make test needs ip (iproute2) and unshare (util-linux)"; exit 1; fi; \
+	fi
+
+test: install browser netns
+	SEARCHBERT_REQUIRE_BROWSER=1 $(PY) -m pytest -m "not netns"
+	unshare -rn sh -c 'ip link set lo up && SEARCHBERT_IN_NETNS=1 $(PY) -m pytest -m netns -p no:cacheprovider'
 
 lint: install
 	$(VENV)/bin/ruff check searchbert tests benchmarks

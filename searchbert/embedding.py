@@ -238,7 +238,7 @@ def _connect(ray: Any, address: str, workers: int | None) -> bool:
             ray.init(address="local", num_cpus=cpus, _node_ip_address="127.0.0.1", **quiet)
             return True
         ray.init(address=address, **{k: v for k, v in quiet.items() if k != "include_dashboard"})
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # Ray's own errors (authentication, timeouts) as well as connection failures
         where = "a cluster started with `ray start --head` on this machine" if address == "auto" else address
         raise EmbeddingFailed(f"cannot join the Ray cluster ({where}): {exc}") from exc
     return False

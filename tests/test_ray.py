@@ -16,6 +16,8 @@ from searchbert.records import Document
 
 from .conftest import FakeEncoder
 
+pytestmark = pytest.mark.netns  # a Ray instance listens on every interface
+
 
 @pytest.fixture(scope="module")
 def cluster():
