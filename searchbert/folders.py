@@ -137,6 +137,11 @@ def _check_settings(
             f"{index.path} was built with model {m.model_id}, not {model}: "
             "leave out --model, or pass --rebuild to start the index over with the new model"
         )
+    if index_type is not None and index_type != m.vector_index.get("type") and m.vector_store:
+        raise IncompatibleIndex(
+            f"{index.path} keeps its vectors in Milvus with a {m.vector_index.get('type')} index: pass --rebuild "
+            "to build another"
+        )
     if index_type is not None and index_type != m.vector_index.get("type"):
         index.manifest = replace(m, vector_index={"type": index_type})
         index.settings_changed = True  # the vector file is rebuilt at the end of the run, changes or not

@@ -104,7 +104,7 @@ class Index:
         http(s):// URI, its token from MILVUS_TOKEN) instead of a FAISS file in the folder; see milvus.py.
         """
         path = Path(path)
-        external = _vector_store(vector_store, milvus_uri)
+        external = _vector_store(vector_store, milvus_uri, index_type)
         if encoder is None:
             from .onnx_encoder import make_encoder
 
@@ -234,7 +234,8 @@ class Index:
             from .milvus import MilvusVectors
 
             spec = self.manifest.vector_store
-            self._external = MilvusVectors(spec["uri"], spec["collection"], self.manifest.dimension, self.store)
+            kind = self.manifest.vector_index.get("type", "auto")
+            self._external = MilvusVectors(spec["uri"], spec["collection"], self.manifest.dimension, self.store, kind)
         return self._external
 
     @property
@@ -541,7 +542,7 @@ def _lexical_settings(asked: dict[str, float] | None, base: dict[str, float] | N
     return {"k1": float(settings["k1"]), "b": float(settings["b"])}
 
 
-def _vector_store(kind: str, uri: str | None) -> dict[str, Any] | None:
+def _vector_store(kind: str, uri: str | None, index_type: str = "auto") -> dict[str, Any] | None:
     """The manifest's vector_store for what was asked (None: the FAISS file), checked before anything is written."""
     if kind == "faiss":
         if uri is not None:
@@ -551,9 +552,11 @@ def _vector_store(kind: str, uri: str | None) -> dict[str, Any] | None:
         raise InvalidArgument(f"unknown vector store {kind!r}: use faiss or milvus")
     if not uri:
         raise InvalidArgument("--vector-store milvus needs --milvus-uri (a Milvus Lite file *.db, or http://host:19530)")
-    from .milvus import normalize_uri
+    from .milvus import index_kind, normalize_uri
 
-    return {"kind": "milvus", "uri": normalize_uri(uri)}
+    uri = normalize_uri(uri)
+    index_kind(index_type, uri)  # refused before anything is written
+    return {"kind": "milvus", "uri": uri}
 
 
 def _drop_external(path: Path) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import MissingExtra, VectorStoreError
+from .errors import InvalidArgument, MissingExtra, VectorStoreError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,11 +34,15 @@ log = logging.getLogger("searchbert")
 
 #: Milvus refuses a larger limit (topk) in one search
 MAX_LIMIT = 16_384
-#: HNSW on a Milvus server (Lite gets FLAT: its HNSW does not fall back to brute force under selective filters, and
-#: measured recall 0.17-0.23 with 0.5-1% filters)
-HNSW = {"M": 16, "efConstruction": 200}
-#: efSearch floor; a search asks for at least k
-EF_SEARCH = 128
+#: --index-type -> what a Milvus server builds (build parameters, search parameters). auto is HNSW there; a Milvus
+#: Lite file is always FLAT (exact): its HNSW does not fall back to brute force under selective filters (measured
+#: recall 0.17-0.23 with 0.5-1% filters)
+SERVER_INDEXES: dict[str, tuple[str, dict[str, int], dict[str, int]]] = {
+    "flat": ("FLAT", {}, {}),
+    "hnsw": ("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 128}),
+    "ivf": ("IVF_FLAT", {"nlist": 1024}, {"nprobe": 128}),
+    "ivf-sq8": ("IVF_SQ8", {"nlist": 1024}, {"nprobe": 128}),
+}
 #: chunks upserted per request (Milvus caps a request's size; 1,000 x 384-d floats is ~1.5 MB)
 UPSERT_ROWS = 1_000
 #: a filter Milvus returned too few of (an approximate index under a selective filter) is searched exactly over
@@ -106,6 +110,23 @@ def release(uri: str) -> None:
             server_manager_instance.release_server(uri)
 
 
+def index_kind(asked: str, uri: str) -> str:
+    """The vector index a collection gets for --index-type `asked`: Lite's is always flat (exact); a server's
+    auto is HNSW."""
+    if is_lite(uri):
+        if asked not in ("auto", "flat"):
+            raise InvalidArgument(
+                f"a Milvus Lite file searches exactly (flat), not {asked}: its approximate indexes lose recall "
+                "under filters. Use a Milvus server for hnsw or ivf"
+            )
+        return "flat"
+    kind = "hnsw" if asked == "auto" else asked
+    if kind not in SERVER_INDEXES:
+        offered = ", ".join(["auto", *SERVER_INDEXES])
+        raise InvalidArgument(f"--index-type {asked} is not offered on Milvus: use one of {offered}")
+    return kind
+
+
 def _unreachable(uri: str, exc: BaseException) -> VectorStoreError:
     text = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
     if is_lite(uri):
@@ -121,8 +142,11 @@ class MilvusIndex:
     """The vector index seam (vectors.VectorIndex) over one Milvus collection: chunk ids, vectors, and the fields
     filters read (relpath, ext, mtime, metadata), which `add` takes per row when it has them."""
 
-    def __init__(self, dimension: int, uri: str, collection: str) -> None:
+    def __init__(self, dimension: int, uri: str, collection: str, kind: str = "auto") -> None:
         self.dimension, self.uri, self.collection = dimension, uri, collection
+        self.kind = index_kind(kind, uri)
+        #: search parameters (ef, nprobe): the index type's defaults
+        self.knobs = dict(SERVER_INDEXES[self.kind][2])
         self.client = client(uri)
         #: the write timestamp a read must see (see MilvusVectors); 0: Milvus's default consistency
         self.guarantee = 0
@@ -143,10 +167,9 @@ class MilvusIndex:
         schema.add_field("mtime", DataType.DOUBLE)
         schema.add_field("metadata", DataType.JSON)
         params = c.prepare_index_params()
-        if is_lite(self.uri):
-            params.add_index("vector", index_type="FLAT", metric_type="IP")
-        else:  # nested: a flat dict of build parameters is silently ignored (Milvus Lite builds with its defaults)
-            params.add_index("vector", index_type="HNSW", metric_type="IP", params=dict(HNSW))
+        name, build, _ = SERVER_INDEXES[self.kind]
+        # build parameters nested under params: a flat dict is silently ignored (Milvus Lite builds its defaults)
+        params.add_index("vector", index_type=name, metric_type="IP", params=dict(build))
         self._call(c.create_collection, self.collection, schema=schema, index_params=params)
         self._loaded = True
 
@@ -234,8 +257,11 @@ class MilvusIndex:
             expression = f"({expression}) and {listed}" if expression else listed
         self._load()
         params: dict[str, Any] = {"metric_type": "IP"}
-        if not is_lite(self.uri):
-            params["params"] = {"ef": max(EF_SEARCH, k)}
+        knobs = dict(self.knobs)
+        if "ef" in knobs:
+            knobs["ef"] = max(knobs["ef"], k)  # HNSW needs ef >= k
+        if knobs:
+            params["params"] = knobs
         found = self._call(
             self.client.search, self.collection, data=queries.tolist(), limit=k, filter=expression,
             output_fields=[], search_params=params, **self._read(),
@@ -303,13 +329,13 @@ class MilvusVectors:
     """An index's vectors in Milvus, as searches and the Writer use them (the FAISS side is live.LiveVectors): the
     collection, kept in step with the SQLite store."""
 
-    def __init__(self, uri: str, collection: str, dimension: int, store: Store) -> None:
-        self.index = MilvusIndex(dimension, uri, collection)
+    def __init__(self, uri: str, collection: str, dimension: int, store: Store, kind: str = "auto") -> None:
+        self.index = MilvusIndex(dimension, uri, collection, kind)
         self.uri, self.collection, self.dimension, self.store = uri, collection, dimension, store
         #: as for FAISS (live.LiveVectors.approximate): Lite's FLAT index is exact, so a search hands it every
         #: filter as a bitmap too (BM25 searches within it); a server's HNSW is approximate, so a wide filter is
         #: checked on its results instead
-        self.approximate = not is_lite(uri)
+        self.approximate = self.index.kind != "flat"
 
     def create(self) -> None:
         self.index.create()

@@ -54,25 +54,14 @@ class FakeEncoder:
         return self.encode(texts)
 
 
-def _own_network() -> bool:
-    """Whether this process sees no network but loopback (a namespace of its own, as `make test` makes): no route,
-    IPv4 or IPv6, goes through any other interface."""
-    try:
-        v4 = Path("/proc/net/route").read_text().splitlines()[1:]
-        v6 = Path("/proc/net/ipv6_route").read_text().splitlines()
-    except OSError:
-        return False
-    return all(line.split()[0] == "lo" for line in v4 if line.strip()) and all(
-        line.split()[-1] == "lo" for line in v6 if line.strip()
-    )
-
-
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Tests marked netns start servers that listen on every interface whatever they are told (Ray's, a Milvus
     server's): they run only where nothing but loopback exists, as `make test` runs them (unshare -rn)."""
     import os
 
-    if item.get_closest_marker("netns") is None or _own_network():
+    from .milvus_server import only_loopback
+
+    if item.get_closest_marker("netns") is None or only_loopback():
         return
     if os.environ.get("SEARCHBERT_IN_NETNS"):
         pytest.fail("SEARCHBERT_IN_NETNS is set but this process shares the machine's network")

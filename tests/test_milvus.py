@@ -243,3 +243,21 @@ def test_a_lite_file_held_by_another_process_is_a_clear_error(tmp_path: Path, do
     out = subprocess.run([sys.executable, "-m", "searchbert", "status", "--index", str(tmp_path / "ix")],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert out.returncode == 0 and "consistent: yes" in out.stdout, out.stderr
+
+
+def test_index_types_on_milvus() -> None:
+    from searchbert.milvus import index_kind
+
+    assert index_kind("auto", "/x/v.db") == "flat" and index_kind("auto", "http://127.0.0.1:19530") == "hnsw"
+    assert index_kind("ivf", "http://127.0.0.1:19530") == "ivf"
+    with pytest.raises(InvalidArgument, match="exactly"):
+        index_kind("hnsw", "/x/v.db")
+    with pytest.raises(InvalidArgument, match="not offered"):
+        index_kind("ivf-pq", "http://127.0.0.1:19530")
+
+
+def test_an_approximate_index_on_a_lite_file_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgument, match="exactly"):
+        Index.create(tmp_path / "ix", encoder=FakeEncoder(), vector_store="milvus", milvus_uri=str(tmp_path / "v.db"),
+                     index_type="hnsw")  # fmt: skip
+    assert not (tmp_path / "ix").exists() and not (tmp_path / "v.db").exists()

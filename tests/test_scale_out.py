@@ -71,6 +71,8 @@ def test_a_real_milvus_server_reads_after_writes_and_filters_inside(default_inde
     index = tmp_path / "ix"
     with milvus_server(tmp_path) as uri:
         sb("index", str(docs), "--index", str(index), "-q", "--vector-store", "milvus", "--milvus-uri", uri)
+        with sqlite3.connect(index / "index.db") as db:  # what readers ask Milvus to have applied
+            assert int(db.execute("SELECT value FROM meta WHERE key = 'milvus_ts'").fetchone()[0]) > 0
         for query in QUERIES:  # HNSW on the server: approximate, yet the best hits are the exact ones here
             assert top(index, query, 3, "--mode", "dense") == top(default_index, query, 3, "--mode", "dense")
         # read-after-write: a query right after `index` returns sees what it committed, and not what it removed
