@@ -14,7 +14,7 @@
 Ray and the Milvus server listen on every interface, so the script runs itself in a network namespace of its own
 (unshare -rn) where only loopback exists.
 
-    .venv/bin/python benchmarks/scale_out.py [--docs 1500] [--n 1000000] [--hnsw-n 200000] [--queries 200]
+    .venv/bin/python benchmarks/scale_out.py [--docs 1500] [--n 1000000] [--hnsw-n N] [--queries 200]
 """
 
 from __future__ import annotations
@@ -245,7 +245,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=1500)
     parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--hnsw-n", type=int, default=200_000)
+    parser.add_argument("--hnsw-n", type=int, default=None, help="vectors for HNSW (default: --n)")
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
     from milvus_server import only_loopback
@@ -260,7 +260,7 @@ def main() -> None:
     report.line("## Search at scale: Milvus against FAISS")
     report.line()
     with tempfile.TemporaryDirectory() as base:
-        per_vector = search_at_scale(report, args.n, args.hnsw_n, args.queries, Path(base))
+        per_vector = search_at_scale(report, args.n, args.hnsw_n or args.n, args.queries, Path(base))
     projection(report, rates, per_vector)
     report.save()
 

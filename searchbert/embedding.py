@@ -131,6 +131,14 @@ class RayEmbedder:
         self.ray = ray
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
+        if gpus and getattr(encoder, "backend", None) != "torch":
+            log.warning(
+                "the cluster has %d GPUs, but this index's model runs on %s, a CPU runner: the actors use CPUs "
+                "(an index made with --backend torch embeds on the GPUs)",
+                gpus,
+                getattr(encoder, "backend", "its own runner"),
+            )
+            gpus = 0
         if workers is None:
             workers = gpus or max(1, int(resources.get("CPU", 1)))
         if workers < 1:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from .chunking import chunk_document, document_prefix
 from .embedding import EMBED_SLICE, Embedder, LocalEmbedder  # noqa: F401 (EMBED_SLICE: imported from here too)
-from .errors import DocumentError
+from .errors import DocumentError, EmbeddingFailed
 from .loaders import Discovery, read_bytes, read_document
 from .manifest import now_iso
 from .records import Chunk, Document, IndexReport, check_metadata
@@ -126,7 +126,16 @@ class Writer:
             self.in_flight.append(_Embedding(batch, self.embedder.submit(texts)))
         while self.in_flight and (drain or len(self.in_flight) > self.embedder.depth):  # type: ignore[union-attr]
             oldest = self.in_flight.popleft()
-            self._commit(oldest.batch, _merge(oldest.batch, oldest.vectors.result()))
+            try:
+                vectors = oldest.vectors.result()
+            except EmbeddingFailed as exc:
+                names = [p.doc.path for p in oldest.batch]
+                shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+                raise EmbeddingFailed(
+                    f"{exc}. Not stored: the batch of {shown} (and any after it); every batch before it is, and "
+                    "the next run embeds the rest"
+                ) from None
+            self._commit(oldest.batch, _merge(oldest.batch, vectors))
 
     def finish(self) -> None:
         """Embed and commit everything queued, large documents last, each alone; on return all of it is stored."""

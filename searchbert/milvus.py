@@ -171,6 +171,10 @@ class MilvusIndex:
         # build parameters nested under params: a flat dict is silently ignored (Milvus Lite builds its defaults)
         params.add_index("vector", index_type=name, metric_type="IP", params=dict(build))
         self._call(c.create_collection, self.collection, schema=schema, index_params=params)
+        built = self._call(c.describe_index, self.collection, "vector")
+        if any(str(built.get(key)) != str(value) for key, value in build.items()):  # never a silent default build
+            self.drop()
+            raise VectorStoreError(f"Milvus at {self.uri} built {built} instead of {name} {build}")
         self._loaded = True
 
     def drop(self) -> None:

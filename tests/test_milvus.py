@@ -261,3 +261,22 @@ def test_an_approximate_index_on_a_lite_file_is_refused_before_anything_is_writt
         Index.create(tmp_path / "ix", encoder=FakeEncoder(), vector_store="milvus", milvus_uri=str(tmp_path / "v.db"),
                      index_type="hnsw")  # fmt: skip
     assert not (tmp_path / "ix").exists() and not (tmp_path / "v.db").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--vector-store", "milvus"], "--milvus-uri"),
+        (["--milvus-uri", "x.db"], "goes with --vector-store milvus"),
+        (["--vector-store", "milvus", "--milvus-uri", "vectors.sqlite"], "ending in .db"),
+        (["--workers", "2"], "--workers goes with --ray"),
+    ],
+)
+def test_cli_refuses_store_and_ray_flags_that_cannot_work(docs_dir: Path, tmp_path: Path, args, message) -> None:
+    from click.testing import CliRunner
+
+    from searchbert.cli import main
+
+    result = CliRunner().invoke(main, ["index", str(docs_dir), "--index", str(tmp_path / "ix"), *args])
+    assert result.exit_code in (1, 2) and message in result.output, result.output
+    assert not (tmp_path / "ix" / "manifest.json").exists()

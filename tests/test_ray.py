@@ -87,8 +87,9 @@ def test_a_block_that_keeps_failing_stops_the_run_after_bounded_retries_keeping_
 
     docs = _docs(1200, poison=1199)  # the last of three batches holds it: the two before it are committed
     with Index.create(tmp_path / "ix", encoder=Poisoned()) as index:
-        with pytest.raises(EmbeddingFailed, match=f"{RAY_RETRIES + 1} times.*cannot embed this block"):
+        with pytest.raises(EmbeddingFailed, match=f"{RAY_RETRIES + 1} times.*cannot embed this block") as failed:
             index.add_documents(docs, ray="auto", workers=2)
+        assert "Not stored: the batch of doc1024, doc1025, doc1026 and 173 more" in str(failed.value)
         kept = index.count()["documents"]
         assert kept == 1024
         assert not index.store.execute("SELECT 1 FROM documents WHERE path = 'doc1199'").fetchall()
