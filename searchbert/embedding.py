@@ -99,8 +99,8 @@ class LocalEmbedder:
 
 
 class _EncoderActor:
-    """A Ray actor holding one encoder, made on the worker from the picklable `make` (a model loads its own weights
-    there: a pickled encoder is its recipe, see encoders.LocalBiEncoder.__reduce__)."""
+    """A Ray actor holding one encoder, unpickled on the worker (a model loads its own weights there: a pickled
+    encoder is its recipe, see encoders.LocalBiEncoder.__reduce__)."""
 
     def __init__(self, encoder: Any) -> None:
         self.encoder = encoder
@@ -123,8 +123,10 @@ class RayEmbedder:
         *,
         address: str = "local",
         workers: int | None = None,
+        batch: int = 512,
         retries: int = RAY_RETRIES,
     ) -> None:
+        """`batch`: about how many texts the writer hands over at once (its commit size)."""
         self.dimension, self.model_id, self.retries = dimension, model_id, retries
         ray = _import_ray()
         self._started = _connect(ray, address, workers)
@@ -149,17 +151,11 @@ class RayEmbedder:
         # the encoder travels inline (a model pickles as its recipe: a few hundred bytes), so a restarted actor
         # never depends on an object-store copy that may be gone
         self.actors = [actor.remote(encoder) for _ in range(workers)]
-        self.workers = workers
-        # enough batches in flight to give every actor two blocks queued, plus the one being committed
-        self.depth = 1
+        # enough batches in flight to keep two blocks queued at every actor while the oldest is committed
+        self.depth = max(1, -(-2 * workers // max(1, -(-batch // EMBED_SLICE))))
         self._next = 0
-        self._pool = ThreadPoolExecutor(4, thread_name_prefix="searchbert-ray")
+        self._pool = ThreadPoolExecutor(self.depth + 1, thread_name_prefix="searchbert-ray")  # a gatherer a batch
         log.info("embedding on Ray: %d encoder actors (%s)", workers, "a GPU each" if gpus else "a CPU each")
-
-    def set_depth(self, batch_texts: int) -> None:
-        """Keep two blocks per actor queued for batches of about `batch_texts` texts."""
-        blocks = max(1, -(-batch_texts // EMBED_SLICE))
-        self.depth = max(1, -(-2 * self.workers // blocks))
 
     def submit(self, texts: list[str]) -> Future[np.ndarray]:
         if not texts:
@@ -252,13 +248,23 @@ def _connect(ray: Any, address: str, workers: int | None) -> bool:
     return False
 
 
+def check_workers(ray: str | None, workers: int | None) -> None:
+    if workers is not None and ray is None:
+        raise InvalidArgument("--workers goes with --ray")
+
+
 def make_embedder(
-    encoder: Encoder, dimension: int, model_id: str, ray: str | None = None, workers: int | None = None
+    encoder: Encoder,
+    dimension: int,
+    model_id: str,
+    ray: str | None = None,
+    workers: int | None = None,
+    batch: int = 512,
 ) -> LocalEmbedder | RayEmbedder:
-    """The local thread, or with `ray` (local, auto or an address) a pool of actors on that cluster."""
+    """The local thread, or with `ray` (local, auto or an address) a pool of actors on that cluster, fed batches of
+    about `batch` texts."""
+    check_workers(ray, workers)
     if ray is None:
-        if workers is not None:
-            raise InvalidArgument("--workers goes with --ray")
         return LocalEmbedder(encoder, dimension, model_id)
-    return RayEmbedder(encoder, dimension, model_id, address=ray, workers=workers)
+    return RayEmbedder(encoder, dimension, model_id, address=ray, workers=workers, batch=batch)
 

@@ -51,10 +51,9 @@ def index_paths(
     both create an index: the second waits, then opens what the first made.
     """
     index_path = Path(index_path)
-    if workers is not None and ray is None:  # refused before anything is made
-        from .errors import InvalidArgument
+    from .embedding import check_workers
 
-        raise InvalidArgument("--workers goes with --ray")
+    check_workers(ray, workers)  # refused before anything is made
     roots = existing_roots(paths)
     # walked once, here, and handed to add()
     found = discover(roots, include, exclude, max_file_bytes=MAX_FILE_BYTES if max_doc_size else None)

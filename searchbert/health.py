@@ -7,7 +7,6 @@ from typing import Any
 
 from .errors import VectorStoreError
 from .index import Index, locate_index
-from .milvus import is_lite
 
 #: documents whose stored chunks are not the ones they were committed with
 _HALF_STORED = (
@@ -38,7 +37,7 @@ class IndexStatus:
         return asdict(self)
 
 
-def _check(index: Index) -> tuple[list[str], str]:
+def _check(index: Index) -> tuple[list[str], str, int]:
     """Disagreements inside the index (SQLite is the truth), and the state of the FAISS file on disk."""
     store, problems = index.store, []
     orphans = store.execute(
@@ -64,10 +63,9 @@ def _check(index: Index) -> tuple[list[str], str]:
         problems.append(f"{len(set(vector_ids) - stored_ids)} vectors belong to no chunk")
     live = index.vectors  # it has read the saved file already: what it found is the file's state
     external = index.external_vectors
-    if external is not None:
-        lite = "Milvus Lite file" if is_lite(external.uri) else "Milvus server"
-        vector_file = f"{lite} {external.uri}, collection {external.collection} ({len(vector_ids)} vectors)"
-    elif not live.trusted:
+    if external is not None:  # Milvus counts what it holds: its ids, read once above
+        return problems, external.describe(), len(vector_ids)
+    if not live.trusted:
         vector_file = f"{live.problem}: read from the database on open (--repair rewrites it)"
     else:
         built = live.built
@@ -77,21 +75,13 @@ def _check(index: Index) -> tuple[list[str], str]:
             kind += f", {knob} {built[knob]}: estimated recall@10 {built['recall_estimate']}"
         behind = store.generation - live.saved_generation
         vector_file = f"{kind}, " + ("current" if not behind else f"{behind} commits behind (caught up on open)")
-    return problems, vector_file
-
-
-def _held(index: Index) -> int:
-    """How many vectors the external store holds (its own count, not SQLite's)."""
-    try:
-        return len(index.external_vectors.ids())  # type: ignore[union-attr]
-    except VectorStoreError:
-        return 0
+    return problems, vector_file, len(live)
 
 
 def status(index_path: str | None = None) -> IndexStatus:
     """Counts, size and consistency of the index at index_path (located as `query` does)."""
     with Index.open(locate_index(index_path)) as index:
-        counts, (problems, vector_file) = index.store.counts(), _check(index)
+        counts, (problems, vector_file, vectors) = index.store.counts(), _check(index)
         size = sum(p.stat().st_size for p in index.path.iterdir() if p.is_file())
         m = index.manifest
         return IndexStatus(
@@ -102,7 +92,7 @@ def status(index_path: str | None = None) -> IndexStatus:
             lexical=dict(m.lexical),
             documents=counts["documents"],
             chunks=counts["chunks"],
-            vectors=len(index.vectors) if index.external_vectors is None else _held(index),
+            vectors=vectors,
             bytes_on_disk=size,
             created=m.created,
             updated=m.updated,

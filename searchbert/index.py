@@ -417,10 +417,7 @@ class Index:
             return None
         from .embedding import make_embedder
 
-        made = make_embedder(self.encoder, self.manifest.dimension, self.manifest.model_id, ray, workers)
-        if hasattr(made, "set_depth"):
-            made.set_depth(batch)
-        return made
+        return make_embedder(self.encoder, self.manifest.dimension, self.manifest.model_id, ray, workers, batch)
 
     def get(self, ids: Iterable[str], *, start_line: int | None = None, end_line: int | None = None) -> list[Document]:
         """The stored documents with these ids (a record's id or a file's path), whole text and metadata included, in
@@ -562,20 +559,21 @@ def _vector_store(kind: str, uri: str | None, index_type: str = "auto") -> dict[
 def _drop_external(path: Path) -> None:
     """Drop the Milvus collection of the index a rebuild replaces (best effort: a server gone keeps it)."""
     try:
-        spec = Manifest.load(path / MANIFEST).vector_store
+        old = Manifest.load(path / MANIFEST)
     except SearchbertError:
         return
+    spec = old.vector_store
     if spec.get("kind") == "milvus":
-        from .milvus import client, release
+        from .milvus import MilvusIndex
 
         try:
-            milvus = client(spec["uri"])
+            kind = old.vector_index.get("type", "auto")
+            collection = MilvusIndex(old.dimension, spec["uri"], spec["collection"], kind)
             try:
-                if milvus.has_collection(spec["collection"]):
-                    milvus.drop_collection(spec["collection"])
+                collection.drop()
             finally:
-                release(spec["uri"])
-        except Exception as exc:  # the new index must not wait on the old one's server
+                collection.close()
+        except SearchbertError as exc:  # the new index must not wait on the old one's server
             log.warning("could not drop the old Milvus collection %s: %s", spec["collection"], exc)
 
 

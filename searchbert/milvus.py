@@ -80,8 +80,12 @@ def client(uri: str) -> Any:
             raise MissingExtra("--vector-store milvus needs pymilvus: pip install 'searchbert[milvus]'") from exc
         try:
             if is_lite(uri):
-                # a file held by another process is logged with a traceback by milvus_lite: the error below says it
+                # a file held by another process is logged with a traceback by milvus_lite (the error below says
+                # it); Lite has no MVCC timestamp to give an iterator, which pymilvus and Lite's in-process server
+                # report on every ids(): nothing is wrong in either case
                 logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)
+                logging.getLogger("pymilvus").setLevel(logging.ERROR)
+                logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
                 made = MilvusClient(uri)
             else:
                 made = MilvusClient(uri=uri, token=os.environ.get("MILVUS_TOKEN", ""), timeout=10)
@@ -291,9 +295,6 @@ class MilvusIndex:
 
         self._load()
         found: list[int] = []
-        # Lite has no MVCC timestamp to give an iterator, and pymilvus warns so on every call: nothing is wrong
-        logging.getLogger("pymilvus").setLevel(logging.ERROR)
-        logging.getLogger("grpc._server").setLevel(logging.CRITICAL)  # Lite's server, in this process, says it too
         iterator = self._call(
             self.client.query_iterator, self.collection, batch_size=10_000, filter="id >= 0", output_fields=["id"],
             **self._read(),
@@ -315,7 +316,9 @@ class MilvusIndex:
         """Milvus keeps the vectors itself: what is saved is where they are."""
         from .vectors import atomic_write
 
-        text = json.dumps({"uri": self.uri, "collection": self.collection, "dimension": self.dimension})
+        text = json.dumps(
+            {"uri": self.uri, "collection": self.collection, "dimension": self.dimension, "kind": self.kind}
+        )
         atomic_write(path, lambda tmp: tmp.write_text(text))
 
     @classmethod
@@ -323,7 +326,7 @@ class MilvusIndex:
         spec = json.loads(Path(path).read_text())
         if int(spec["dimension"]) != dimension:
             raise ValueError(f"{path} holds {spec['dimension']}-d vectors, expected {dimension}")
-        return cls(dimension, spec["uri"], spec["collection"])
+        return cls(dimension, spec["uri"], spec["collection"], spec.get("kind", "auto"))
 
 
 _NO_FIELDS: dict[str, Any] = {"relpath": "", "ext": "", "mtime": 0.0, "metadata": {}}
@@ -335,7 +338,8 @@ class MilvusVectors:
 
     def __init__(self, uri: str, collection: str, dimension: int, store: Store, kind: str = "auto") -> None:
         self.index = MilvusIndex(dimension, uri, collection, kind)
-        self.uri, self.collection, self.dimension, self.store = uri, collection, dimension, store
+        self.store = store
+        self._count: tuple[int, int] = (-1, 0)  # (store generation, chunks then)
         #: as for FAISS (live.LiveVectors.approximate): Lite's FLAT index is exact, so a search hands it every
         #: filter as a bitmap too (BM25 searches within it); a server's HNSW is approximate, so a wide filter is
         #: checked on its results instead
@@ -343,6 +347,10 @@ class MilvusVectors:
 
     def create(self) -> None:
         self.index.create()
+
+    def describe(self) -> str:
+        where = "Milvus Lite file" if is_lite(self.index.uri) else "Milvus server"
+        return f"{where} {self.index.uri}, collection {self.index.collection} ({self.index.kind})"
 
     def drop(self) -> None:
         self.index.drop()
@@ -381,7 +389,7 @@ class MilvusVectors:
             self.reconcile()
         elif len(gone):
             self.index.remove(gone)
-            self._note_write(_last_write(self.collection))
+            self._note_write(_last_write(self.index.collection))
         with self.store.transaction():
             self.store.set_meta("milvus_synced", str(generation))
         self.store.forget_removed(generation)
@@ -409,15 +417,21 @@ class MilvusVectors:
         """Nothing to catch up with: Milvus is asked at each search, as of searchbert's last write."""
 
     def __len__(self) -> int:
-        return int(self.store.counts()["chunks"])  # SQLite's count: what searches can return
+        """SQLite's count of chunks (what searches can return), counted once per commit: every search asks."""
+        generation = self.store.generation
+        if self._count[0] != generation:
+            self._count = (generation, int(self.store.counts()["chunks"]))
+        return self._count[1]
 
     def ids(self) -> np.ndarray:
         self._read_from()
         return self.index.ids()
 
     def _read_from(self) -> None:
-        """Searches read at least up to searchbert's last write, whichever process made it (kept in SQLite)."""
-        self.index.guarantee = int(self.store.get_meta("milvus_ts", "0"))
+        """Searches read at least up to searchbert's last write, whichever process made it (kept in SQLite); Lite
+        applies each write before it answers."""
+        if not is_lite(self.index.uri):
+            self.index.guarantee = int(self.store.get_meta("milvus_ts", "0"))
 
     def nearest(
         self,
@@ -442,17 +456,12 @@ class MilvusVectors:
                 inside = allowed.contains(np.asarray([i for i, _ in pairs], dtype=np.int64))
                 pairs = [p for p, keep in zip(pairs, inside) if keep]
                 if len(pairs) < min(limit, len(allowed)) and len(allowed) <= EXACT_FALLBACK_MAX:
-                    pairs = self._exact(query, limit, allowed)
+                    from .vectors import rescore
+
+                    exact = vectors_of or (lambda some: self.store.vectors_of(some, self.index.dimension))
+                    pairs = rescore(query[None, :], np.flatnonzero(allowed.bits)[None, :], exact, limit)[0]
             out.append(pairs)
         return out
-
-    def _exact(self, query: np.ndarray, k: int, allowed: Selection) -> list[tuple[int, float]]:
-        import numpy as np
-
-        ids, vectors = self.store.vectors_of(np.flatnonzero(allowed.bits).tolist(), self.dimension)
-        scores = vectors @ query
-        best = np.argsort(-scores, kind="stable")[:k]
-        return [(int(ids[j]), float(scores[j])) for j in best]
 
 
 def _last_write(collection: str) -> int:
