@@ -116,7 +116,7 @@ def truth(index, queries: np.ndarray, filters) -> list[list[int]]:
 
     ids = None
     if filters:
-        starts, counts = index.store.allowed_ranges(*filters.sql())
+        starts, counts = index.store.allowed_ranges(filters)
         ids = np.concatenate([np.arange(s, s + c) for s, c in zip(starts, counts)])
     ids, vectors = (
         index.store.vectors_of(ids.tolist(), DIM)
@@ -192,7 +192,7 @@ def main() -> None:
         seconds = build(folder, args.docs, args.chunks_per_doc, kind, encoder)
         print(f"{kind}: index of {n:,} chunks " + (f"built in {seconds:.0f} s" if seconds else "cached"), flush=True)
         index = Index.open(folder, encoder=encoder)
-        built = index.vectors.built
+        built = index.vectors.live.built
         label = kind + (f" ({built.get('factory')}, nprobe {built.get('nprobe')})" if "factory" in built else "")
         for q in queries:  # warm: every list the queries visit mapped once, so no row pays for first touches
             index.search(q, k=K, chunks=True, mode="dense")

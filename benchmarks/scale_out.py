@@ -114,7 +114,7 @@ def search_at_scale(report: Report, n: int, hnsw_n: int, queries_n: int, base: P
     from vector_scale import clustered
 
     from searchbert.ann import ann_settings, build
-    from searchbert.milvus import MilvusIndex, release
+    from searchbert.stores.milvus import MilvusIndex, release
     from searchbert.vectors import FaissFlatIndex
 
     # the queries come from the same clusters as the vectors (the same call, as vector_scale.py draws them), and

@@ -267,4 +267,3 @@ def make_embedder(
     if ray is None:
         return LocalEmbedder(encoder, dimension, model_id)
     return RayEmbedder(encoder, dimension, model_id, address=ray, workers=workers, batch=batch)
-

@@ -48,6 +48,10 @@ class DatasetError(SearchbertError):
     """An evaluation collection is missing a file or holds a malformed line."""
 
 
+class IndexReplaced(SearchbertError):
+    """The index was rebuilt or replaced by another process while a write was under way: nothing of it was stored."""
+
+
 class IndexLocked(SearchbertError):
     """Another process is writing to the index and did not finish in time."""
 
@@ -65,7 +69,7 @@ class EmbeddingFailed(SearchbertError):
 
 
 class VectorStoreError(SearchbertError):
-    """The external vector store (Milvus) cannot be reached, or refused a request."""
+    """A vector store cannot be reached or refused a request (Milvus), or none by that name is registered."""
 
 
 def storage_error(exc: BaseException, path: object) -> StorageError:

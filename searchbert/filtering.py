@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .expression import Expression, compile_filters
 from .vectors import Selection
 
 if TYPE_CHECKING:
@@ -30,11 +31,10 @@ POST_FILTER_DEPTH = 40
 class Allowed:
     """What a filter lets through: `selection`, a bitmap of its chunks (exactly `count`) that the retrievers search
     within, or, for a filter known only to allow more than NARROW_FILTER of the documents, None (and count None):
-    its SQL condition is then checked on each retriever's results."""
+    its expression is then checked on each retriever's results."""
 
     count: int | None
-    where: str
-    params: tuple[object, ...]
+    expression: Expression
     selection: Selection | None
     #: the allowed chunks' own vectors, searched exactly (a narrow filter in steady use: see FilterCache)
     exact: FaissFlatIndex | None = None
@@ -59,8 +59,8 @@ class FilterCache:
 
         self.generation = -1
         self.documents: int | None = None
-        self.bitmaps: OrderedDict[tuple[str, tuple[object, ...]], Allowed] = OrderedDict()
-        self.uses: Counter[tuple[str, tuple[object, ...]]] = Counter()
+        self.bitmaps: OrderedDict[Expression, Allowed] = OrderedDict()
+        self.uses: Counter[Expression] = Counter()
 
     def at(self, generation: int) -> FilterCache:
         if generation != self.generation:
@@ -71,7 +71,7 @@ class FilterCache:
 
     def with_vectors(self, allowed: Allowed, store: Store, dimension: int) -> Allowed:
         """`allowed`, with its vectors in an exact index of their own once it is narrow and used often enough."""
-        key = (allowed.where, allowed.params)
+        key = allowed.expression
         self.uses[key] += 1
         if allowed.exact is not None or not allowed.count or allowed.selection is None or key not in self.bitmaps:
             return allowed
@@ -89,13 +89,13 @@ class FilterCache:
             self.documents = store.document_count()
         return self.documents
 
-    def get(self, key: tuple[str, tuple[object, ...]]) -> Allowed | None:
+    def get(self, key: Expression) -> Allowed | None:
         found = self.bitmaps.get(key)
         if found is not None:
             self.bitmaps.move_to_end(key)
         return found
 
-    def put(self, key: tuple[str, tuple[object, ...]], allowed: Allowed) -> None:
+    def put(self, key: Expression, allowed: Allowed) -> None:
         self.bitmaps[key] = allowed
         while len(self.bitmaps) > self.SIZE:
             self.bitmaps.popitem(last=False)
@@ -103,7 +103,7 @@ class FilterCache:
 
 def allowed_chunks(
     store: Store,
-    filters: Filters,
+    filters: Filters | Expression,
     narrow: float | None = None,
     cache: FilterCache | None = None,
     dimension: int | None = None,
@@ -116,19 +116,17 @@ def allowed_chunks(
     return cache.with_vectors(allowed, store, dimension) if cache is not None and dimension else allowed
 
 
-def _allowed(store: Store, filters: Filters, narrow: float | None, cache: FilterCache | None) -> Allowed:
-    where, params = filters.sql()
-    key = (where, tuple(params))
+def _allowed(store: Store, filters: Filters | Expression, narrow: float | None, cache: FilterCache | None) -> Allowed:
+    key = compile_filters(filters)
     cached = cache.get(key) if cache is not None else None
     if cached is not None:
         return cached
     if narrow is not None:
         documents = cache.document_count(store) if cache is not None else store.document_count()
-        sql = f"SELECT count(*) FROM (SELECT 1 FROM documents WHERE {where} LIMIT ?)"
-        if store.execute(sql, [*params, math.ceil(narrow * documents) + 1]).fetchone()[0] > narrow * documents:
-            return Allowed(None, where, tuple(params), None)
-    selection = Selection.from_ranges(*store.allowed_ranges(where, params))
-    allowed = Allowed(selection.count, where, tuple(params), selection)
+        if store.count_matching(key, math.ceil(narrow * documents) + 1) > narrow * documents:
+            return Allowed(None, key, None)
+    selection = Selection.from_ranges(*store.allowed_ranges(key))
+    allowed = Allowed(selection.count, key, selection)
     if cache is not None:
         cache.put(key, allowed)
     return allowed

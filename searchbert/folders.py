@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from .chunking import ChunkSettings
@@ -17,6 +16,7 @@ from .loaders import MAX_FILE_BYTES, discover, existing_roots
 from .locking import WriteLock
 from .manifest import check_compatible
 from .records import Fusion, IndexReport
+from .stores import kind_of, store_kind
 
 
 def index_paths(
@@ -109,19 +109,18 @@ def index_paths(
 def _check_store(index: Index, vector_store: str | None, milvus_uri: str | None) -> None:
     """Refuse to move an existing index's vectors by a flag: where they are is fixed when the index is made."""
     spec = index.manifest.vector_store
-    kind = spec.get("kind", "faiss")
+    kind = kind_of(spec)
     if vector_store is not None and vector_store != kind:
         raise IncompatibleIndex(
             f"{index.path} keeps its vectors in {kind}, not {vector_store}: leave out --vector-store, or pass "
             "--rebuild to start the index over there"
         )
     if milvus_uri is not None:
-        from .milvus import normalize_uri
-
-        if kind != "milvus" or normalize_uri(milvus_uri) != spec.get("uri"):
-            where = spec.get("uri") if kind == "milvus" else "a FAISS file"
+        asked = store_kind(kind).settings({"uri": milvus_uri}, index.manifest.vector_index.get("type", "auto"), "")
+        if asked.get("uri") != spec.get("uri"):
             raise IncompatibleIndex(
-                f"{index.path} keeps its vectors in {where}: leave out --milvus-uri, or pass --rebuild to start over"
+                f"{index.path} keeps its vectors in {spec.get('uri', kind)}: leave out --milvus-uri, or pass "
+                "--rebuild to start over"
             )
 
 
@@ -140,14 +139,8 @@ def _check_settings(
             f"{index.path} was built with model {m.model_id}, not {model}: "
             "leave out --model, or pass --rebuild to start the index over with the new model"
         )
-    if index_type is not None and index_type != m.vector_index.get("type") and m.vector_store:
-        raise IncompatibleIndex(
-            f"{index.path} keeps its vectors in Milvus with a {m.vector_index.get('type')} index: pass --rebuild "
-            "to build another"
-        )
     if index_type is not None and index_type != m.vector_index.get("type"):
-        index.manifest = replace(m, vector_index={"type": index_type})
-        index.settings_changed = True  # the vector file is rebuilt at the end of the run, changes or not
+        index.set_index_type(index_type)
     asked = ChunkSettings.for_model(
         m.model["max_tokens"],
         chunk_size or m.chunking.max_tokens,

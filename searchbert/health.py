@@ -1,17 +1,24 @@
-"""`searchbert status` and `--repair`: is every stored chunk backed by exactly one vector, and the reverse?"""
+"""`searchbert status` and `--repair`: is every stored chunk backed by exactly one vector, and the reverse, and do the
+vectors hold what SQLite says they hold (a sample of them; with `deep`, also against the model run again)?"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import VectorStoreError
 from .index import Index, locate_index
 
-#: documents whose stored chunks are not the ones they were committed with
-_HALF_STORED = (
-    "SELECT id FROM documents d WHERE chunk_count != (SELECT count(*) FROM chunks c WHERE c.document_id = d.id)"
-)
+if TYPE_CHECKING:
+    from .encoders import Encoder
+
+#: chunks whose vectors are compared with SQLite's at each status (random ones: repeated checks see others)
+SAMPLE = 256
+#: chunks embedded again by `status --deep`
+DEEP_SAMPLE = 8
+#: a vector the model gives again for a chunk's text must be this close (cosine) to the stored one: the same model on
+#: another batch or thread count differs in the last bits, an int8 one a little more
+DEEP_MIN_COSINE = 0.98
 
 
 @dataclass(frozen=True)
@@ -38,20 +45,19 @@ class IndexStatus:
 
 
 def _check(index: Index) -> tuple[list[str], str, int]:
-    """Disagreements inside the index (SQLite is the truth), and the state of the FAISS file on disk."""
+    """Disagreements inside the index (SQLite is the truth), and the state of its vector store."""
     store, problems = index.store, []
-    orphans = store.execute(
-        "SELECT count(*) FROM chunks WHERE document_id NOT IN (SELECT id FROM documents)"
-    ).fetchone()[0]
+    orphans = store.orphan_chunks()
     if orphans:
         problems.append(f"{orphans} chunks belong to no document")
-    miscounted = len(store.execute(_HALF_STORED).fetchall())
+    miscounted = len(store.half_stored())
     if miscounted:
         problems.append(f"{miscounted} documents do not have the chunks they should")
-    # what searches use: the vector file when it is current, else vectors rebuilt from SQLite
-    stored_ids = {r[0] for r in store.execute("SELECT id FROM chunks")}
+    stored_ids = set(store.chunk_ids().tolist())
+    vectors = index.vectors
     try:
-        vector_ids = index.vectors.ids().tolist()
+        vector_ids = vectors.ids().tolist()
+        problems += _contents(index)
     except VectorStoreError as exc:  # a Milvus collection gone or unreachable: reported, and --repair can help
         problems.append(str(exc))
         vector_ids = []
@@ -61,27 +67,64 @@ def _check(index: Index) -> tuple[list[str], str, int]:
         problems.append(f"{len(stored_ids - set(vector_ids))} chunks have no vector")
     if set(vector_ids) - stored_ids:
         problems.append(f"{len(set(vector_ids) - stored_ids)} vectors belong to no chunk")
-    live = index.vectors  # it has read the saved file already: what it found is the file's state
-    external = index.external_vectors
-    if external is not None:  # Milvus counts what it holds: its ids, read once above
-        return problems, external.describe(), len(vector_ids)
-    if not live.trusted:
-        vector_file = f"{live.problem}: read from the database on open (--repair rewrites it)"
-    else:
-        built = live.built
-        kind = built["type"] + (f" ({built['factory']})" if "factory" in built else "")
-        knob = next((k for k in ("nprobe", "ef_search") if k in built), None)
-        if knob and "recall_estimate" in built:
-            kind += f", {knob} {built[knob]}: estimated recall@10 {built['recall_estimate']}"
-        behind = store.generation - live.saved_generation
-        vector_file = f"{kind}, " + ("current" if not behind else f"{behind} commits behind (caught up on open)")
-    return problems, vector_file, len(live)
+    return problems, vectors.describe(), len(vector_ids)
 
 
-def status(index_path: str | None = None) -> IndexStatus:
-    """Counts, size and consistency of the index at index_path (located as `query` does)."""
-    with Index.open(locate_index(index_path)) as index:
+def _contents(index: Index) -> list[str]:
+    """Whether the vector store holds, for a sample of chunks, the vectors SQLite holds for them: each must be
+    nearer its own stored vector than any other of the sample (an approximate code is close, never exact), and an
+    exact one equal to it."""
+    import numpy as np
+
+    sample = index.store.sample_chunks(SAMPLE)
+    if not sample:
+        return []
+    ids, held = index.vectors.vectors(sample)
+    _, stored = index.store.vectors_of(ids.tolist(), index.manifest.dimension)
+    if not len(ids):
+        return []
+    scores = held @ stored.T  # two chunks of the same text have the same vector: a tie is no mistake
+    own = np.diag(scores) >= scores.max(axis=1) - 1e-4
+    same = own if index.vectors.approximate else np.all(np.abs(held - stored) <= 1e-5, axis=1)
+    wrong = int((~(own & same)).sum())
+    if wrong:
+        return [f"{wrong} of {len(ids)} sampled vectors differ from the chunks' stored ones (--repair rewrites them)"]
+    return []
+
+
+def _deep(index: Index, encoder: Encoder | None) -> list[str]:
+    """Whether the model, run again on a few chunks' indexed text, gives the vectors stored for them."""
+    import numpy as np
+
+    from .chunking import document_prefix
+
+    enc = encoder or index.encoder
+    sample = index.store.sample_chunks(DEEP_SAMPLE)
+    if not sample:
+        return []
+    texts = index.store.indexed_texts(sample)
+    ids, stored = index.store.vectors_of(sample, index.manifest.dimension)
+    settings = index.manifest.chunking
+    again = enc.encode([document_prefix(texts[i][0], enc.token_spans, settings) + texts[i][1] for i in ids.tolist()])
+    cosine = np.sum(again * stored, axis=1) / np.maximum(
+        np.linalg.norm(again, axis=1) * np.linalg.norm(stored, axis=1), 1e-12
+    )
+    wrong = int((cosine < DEEP_MIN_COSINE).sum())
+    if wrong:
+        return [
+            f"{wrong} of {len(ids)} chunks embedded again do not give their stored vectors (lowest cosine "
+            f"{cosine.min():.3f}): the index holds another model's vectors; pass --rebuild to embed it again"
+        ]
+    return []
+
+
+def status(index_path: str | None = None, *, deep: bool = False, encoder: Encoder | None = None) -> IndexStatus:
+    """Counts, size and consistency of the index at index_path (located as `query` does); `deep` also embeds a few
+    chunks again with the index's model (or `encoder`) and compares."""
+    with Index.open(locate_index(index_path), encoder=encoder) as index:
         counts, (problems, vector_file, vectors) = index.store.counts(), _check(index)
+        if deep:
+            problems += _deep(index, encoder)
         size = sum(p.stat().st_size for p in index.path.iterdir() if p.is_file())
         m = index.manifest
         return IndexStatus(
@@ -106,10 +149,8 @@ def repair(index_path: str | None = None) -> IndexStatus:
     """Rebuild what can be rebuilt without embedding: drop half-stored documents, rewrite the vector file."""
     with Index.open(locate_index(index_path)) as index, index.writing():
         store = index.store
-        with store.transaction():
-            broken = [r[0] for r in store.execute(_HALF_STORED)]
-            store.delete_documents(broken)  # the next `index` run embeds them again
-            store.execute("DELETE FROM chunks WHERE document_id NOT IN (SELECT id FROM documents)")
+        with index.committing():
+            store.drop_broken()  # the next `index` run embeds them again
             store.bump_generation()
         index.save_vectors(rebuild=True)  # from SQLite, whatever state the file was in
         index.save_lexical()

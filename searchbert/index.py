@@ -21,23 +21,24 @@ from .errors import (
     IncompatibleIndex,
     IndexExists,
     IndexNotFound,
+    IndexReplaced,
     InvalidArgument,
     SearchbertError,
     storage_error,
 )
 from .indexing import COMMIT_CHUNKS, Writer, add_documents, add_files
-from .live import VECTORS, VECTORS_STATE, LiveVectors, save_vectors, standing
 from .loaders import MAX_FILE_BYTES, Discovery, discover, existing_roots
 from .locate import DEFAULT_INDEX, MANIFEST, locate_index  # noqa: F401 (imported from here too)
 from .locking import WriteLock
 from .manifest import Manifest, check_compatible, now_iso
 from .records import Document, Fusion, Hit, IndexReport, SearchOptions
 from .store import Store
+from .stores import DEFAULT_STORE, StoreContext, VectorStore, kind_of, open_store, store_kind
+from .stores.faiss import VECTORS, VECTORS_STATE, standing
 
 if TYPE_CHECKING:
     from .embedding import Embedder
     from .filtering import FilterCache
-    from .milvus import MilvusVectors
     from .rerank import Reranker
     from .search import Retrievers
 
@@ -55,22 +56,34 @@ _OWN_FILES = (MANIFEST, DATABASE, DATABASE + "-wal", DATABASE + "-shm", VECTORS,
 
 
 class Index:
-    """A searchable collection of documents, stored in one folder."""
+    """A searchable collection of documents, stored in one folder.
+
+    An Index kept open (a notebook, a service, `watch`, an adapter) checks on each call which index its folder holds
+    (one read of SQLite, with the generation): after another process rebuilt it, reads reopen it, and a write that
+    was already under way is refused (IndexReplaced) before it stores anything.
+    """
 
     def __init__(
-        self, path: Path, manifest: Manifest, encoder: Encoder | None = None, *, lock: WriteLock | None = None
+        self,
+        path: Path,
+        manifest: Manifest,
+        encoder: Encoder | None = None,
+        *,
+        lock: WriteLock | None = None,
+        store: Store | None = None,
     ) -> None:
         self.path = path
-        self.manifest = manifest
         self.lock = lock or WriteLock(path)
-        self.store = Store(path / DATABASE)
+        self.store = store or Store(path / DATABASE)
+        self.manifest = _stored_manifest(self.store) or manifest
+        #: which index this object reads and writes: SQLite's record of it ("" for one made before it was kept)
+        self.instance = self.store.instance
         self._encoder = encoder
-        self._vectors: LiveVectors | None = None
+        self._vector_store: VectorStore | None = None
         self._filter_cache: FilterCache | None = None  # made with the first Retrievers
         self._lexical: BM25Retriever[int] | None = None
         self._lexical_generation = -1
         self.settings_changed = False
-        self._external: MilvusVectors | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
 
@@ -91,20 +104,27 @@ class Index:
         lock: WriteLock | None = None,
         lock_timeout: float | None = None,
         bm25: dict[str, float] | None = None,
-        vector_store: str = "faiss",
+        vector_store: str = DEFAULT_STORE,
         milvus_uri: str | None = None,
+        store_options: dict[str, Any] | None = None,
     ) -> Index:
-        """Make a new, empty index at path (rebuild=True replaces one that is there).
+        """Make a new, empty index at path (rebuild=True replaces one that is there, in place: processes that have
+        it open see the new one on their next call).
 
         backend runs the model: torch (sentence-transformers), onnx or openvino (the same vectors, no torch), or
         onnx-int8 (int8 document vectors: faster, slightly different, recorded in the index; queries stay fp32).
         auto: onnx-int8 for the bundled model (measured within 0.5 nDCG@10 of fp32), onnx for other models.
 
-        vector_store "milvus" keeps the vectors in Milvus at `milvus_uri` (a Milvus Lite *.db file, or a server's
-        http(s):// URI, its token from MILVUS_TOKEN) instead of a FAISS file in the folder; see milvus.py.
+        vector_store names the store the vectors go to (see searchbert.stores): "faiss" (a file in the folder, the
+        default), "milvus" at `milvus_uri` (a Milvus Lite *.db file, or a server's http(s):// URI, its token from
+        MILVUS_TOKEN), or one registered with register_store; `store_options` are the store's own settings.
         """
         path = Path(path)
-        external = _vector_store(vector_store, milvus_uri, index_type)
+        instance = uuid.uuid4().hex
+        options = dict(store_options or {})
+        if milvus_uri is not None:
+            options["uri"] = milvus_uri
+        spec = store_kind(vector_store).settings(options, index_type, instance)  # checked before anything is written
         if encoder is None:
             from .onnx_encoder import make_encoder
 
@@ -113,48 +133,38 @@ class Index:
         chunking = ChunkSettings.for_model(
             enc.max_tokens, chunk_size, overlap, strategy=strategy, title_prefix=title_prefix
         )
-        resolve_type(index_type, 0)  # reject an unknown type before anything is written
         make_folder(path)
         lock = lock or WriteLock(path)
         with lock.held(lock_timeout):  # a second creator waits, then finds this index and refuses to replace it
-            if (path / MANIFEST).exists():
-                if not rebuild:
-                    raise IndexExists(f"an index already exists at {path}: open it, or pass --rebuild to start over")
-                _drop_external(path)
-                wipe(path)
-            return cls._new(path, enc, chunking, index_type, lock, _lexical_settings(bm25), external)
+            if (path / MANIFEST).exists() and not rebuild:
+                raise IndexExists(f"an index already exists at {path}: open it, or pass --rebuild to start over")
+            manifest = Manifest(
+                model=enc.fingerprint(),
+                vector_index={"type": index_type},
+                lexical=_lexical_settings(bm25),
+                chunking=chunking,
+                searchbert_version=__version__,
+                created=now_iso(),
+                updated=now_iso(),
+                instance=instance,
+                vector_store=spec,
+            )
+            return cls._new(path, enc, manifest, lock)
 
     @classmethod
-    def _new(
-        cls,
-        path: Path,
-        enc: Encoder,
-        chunking: ChunkSettings,
-        index_type: str,
-        lock: WriteLock,
-        lexical: dict[str, float],
-        external: dict[str, Any] | None = None,
-    ) -> Index:
-        instance = uuid.uuid4().hex
-        if external:  # one collection per index (a rebuild is another index): many can share a server
-            external = {**external, "collection": f"searchbert_{instance}"}
-        manifest = Manifest(
-            model=enc.fingerprint(),
-            vector_index={"type": index_type},
-            lexical=lexical,
-            chunking=chunking,
-            searchbert_version=__version__,
-            created=now_iso(),
-            updated=now_iso(),
-            instance=instance,
-            vector_store=external or {},
-        )
-        index = cls(path, manifest, enc, lock=lock)
-        index.store.create_schema()
-        if index.external_vectors is not None:
-            index.external_vectors.create()
-        index.save_vectors()
-        # the manifest goes last: a folder without one is not an index yet, whatever else is in it
+    def _new(cls, path: Path, enc: Encoder, manifest: Manifest, lock: WriteLock) -> Index:
+        """The new index's manifest and empty tables commit in one transaction, in the database file already there
+        if there is one: a rebuild never unlinks a file other processes have open (see Store.reset)."""
+        store = _reusable_store(path)
+        old = _stored_manifest(store) or _previous(path)
+        store.create_schema()
+        store.reset(manifest.instance, manifest.text())
+        if old is not None:
+            _drop_store(path, store, old)
+        index = cls(path, manifest, enc, lock=lock, store=store)
+        index.vector_store.create()
+        index.save_lexical()
+        # the manifest file goes last: a folder without one is not an index yet, whatever else is in it
         manifest.save(path / MANIFEST)
         return index
 
@@ -175,7 +185,12 @@ class Index:
         path = Path(path)
         if not (path / MANIFEST).exists():
             raise IndexNotFound(f"no searchbert index at {path}: create one with `searchbert index FOLDER`")
-        manifest = Manifest.load(path / MANIFEST)
+        store = Store(path / DATABASE)
+        try:
+            manifest = _stored_manifest(store) or Manifest.load(path / MANIFEST)
+        except BaseException:
+            store.close()
+            raise
         if encoder is None and backend not in (None, "auto"):
             built_int8 = manifest.model.get("quantization") == "int8"
             if (backend == "onnx-int8") != built_int8:
@@ -188,13 +203,47 @@ class Index:
             encoder = make_encoder(manifest.model_id, backend)
         if encoder is not None:
             check_compatible(manifest, encoder.fingerprint(), None)
-        return cls(path, manifest, encoder, lock=lock)
+        return cls(path, manifest, encoder, lock=lock, store=store)
 
     def close(self) -> None:
-        if self._external is not None:
-            self._external.close()
-            self._external = None
+        self._forget()
         self.store.close()
+
+    def _forget(self) -> None:
+        """Drop what was read of the index (its vector store, BM25, filter bitmaps): read again on next use."""
+        if self._vector_store is not None:
+            self._vector_store.close()
+            self._vector_store = None
+        self._lexical, self._lexical_generation, self._filter_cache = None, -1, None
+
+    def current(self) -> None:
+        """Reopen the index if another process replaced it since this object last looked (one read of SQLite)."""
+        instance, _ = self.store.state()
+        if instance == self.instance:
+            return
+        manifest = _stored_manifest(self.store)
+        if manifest is None or manifest.instance != instance:  # never: reset() writes both in one transaction
+            raise IndexReplaced(f"{self.path} is being replaced by another process: try again in a moment")
+        log.info("%s was rebuilt by another process: reopened", self.path)
+        self._forget()
+        self.manifest, self.instance = manifest, instance
+        if self._encoder is not None:
+            try:
+                check_compatible(manifest, self._encoder.fingerprint(), None)
+            except IncompatibleIndex:  # rebuilt with another model: that one is loaded when needed
+                self._encoder = None
+
+    @contextmanager
+    def committing(self) -> Iterator[None]:
+        """One SQLite transaction of a write, refused (IndexReplaced, nothing stored) if the index it started on was
+        replaced meanwhile: a writer never puts one index's chunks into another."""
+        with self.store.transaction():
+            if self.store.instance != self.instance:
+                raise IndexReplaced(
+                    f"{self.path} was rebuilt by another process while this write was under way: nothing of its last "
+                    "batch was stored. Run it again"
+                )
+            yield
 
     def __enter__(self) -> Index:
         return self
@@ -228,27 +277,22 @@ class Index:
     # -- what searches read ----------------------------------------------------------------------------------------
 
     @property
-    def external_vectors(self) -> MilvusVectors | None:
-        """The Milvus collection holding this index's vectors, or None when they are in the FAISS file."""
-        if self._external is None and self.manifest.vector_store.get("kind") == "milvus":
-            from .milvus import MilvusVectors
-
-            spec = self.manifest.vector_store
-            kind = self.manifest.vector_index.get("type", "auto")
-            self._external = MilvusVectors(spec["uri"], spec["collection"], self.manifest.dimension, self.store, kind)
-        return self._external
+    def vector_store(self) -> VectorStore:
+        """Where this index's vectors are (see searchbert.stores), opened on first use."""
+        if self._vector_store is None:
+            m = self.manifest
+            context = StoreContext(
+                self.path, self.store, m.dimension, m.vector_index.get("type", "auto"), m.vector_store, self.instance
+            )
+            self._vector_store = open_store(context)
+        return self._vector_store
 
     @property
-    def vectors(self) -> LiveVectors | MilvusVectors:
-        """The vectors as of now: the saved FAISS file plus what was committed since (caught up on each access),
-        or the Milvus collection."""
-        if self.external_vectors is not None:
-            return self.external_vectors
-        if self._vectors is None:
-            self._vectors = LiveVectors(self.path, self.store, self.manifest.dimension)
-        else:
-            self._vectors.refresh()
-        return self._vectors
+    def vectors(self) -> VectorStore:
+        """The vector store as of SQLite's last commit (caught up on each access)."""
+        store = self.vector_store
+        store.refresh()
+        return store
 
     @property
     def lexical(self) -> BM25Retriever[int]:
@@ -261,10 +305,12 @@ class Index:
         generation = self.store.generation
         try:
             retriever, state = BM25Retriever.load(self.path / LEXICAL)
-            saved = int(state.get("generation", -1))
-        except (OSError, ValueError):
-            retriever, saved = None, -1
-        if retriever is not None and standing(saved, self.store) == "current":
+            found = standing(state, self.store)
+        except (OSError, ValueError, KeyError):
+            retriever, found = None, "stale"
+        if found == "foreign":  # another index's words: never searched here
+            retriever = None
+        if retriever is not None and found == "current":
             self._lexical, self._lexical_generation = retriever, generation
             return
         chunks = self.store.counts()["chunks"]
@@ -283,15 +329,14 @@ class Index:
 
     def refresh(self) -> None:
         """Catch up with what other processes committed since the last search (one read when nothing did)."""
-        if self._vectors is not None:
-            self._vectors.refresh()
+        self.current()
+        if self._vector_store is not None:
+            self._vector_store.refresh()
 
     def _build_lexical(self) -> BM25Retriever[int]:
         prefix = self.manifest.chunking.title_prefix
-        rows = self.store.execute(
-            "SELECT c.id, d.title, c.text FROM chunks c JOIN documents d ON d.id = c.document_id ORDER BY c.id"
-        )  # a cursor: the texts stream through the tokenizer, never all held at once
-        texts = ((i, f"{title}\n{text}" if prefix else text) for i, title, text in rows)
+        # the texts stream through the tokenizer, never all held at once
+        texts = ((i, f"{title}\n{text}" if prefix else text) for i, title, text in self.store.lexical_rows())
         return BM25Retriever.from_rows(texts, k1=self.manifest.lexical["k1"], b=self.manifest.lexical["b"])
 
     @property
@@ -308,7 +353,7 @@ class Index:
             return
         with self.writing():
             self.manifest = replace(self.manifest, fusion=wanted, updated=now_iso())
-            self.manifest.save(self.path / MANIFEST)
+            self._save_manifest()
 
     def set_lexical(self, k1: float | None = None, b: float | None = None) -> None:
         """Change BM25's k1 and b: the BM25 index is rebuilt from SQLite and saved (nothing is embedded)."""
@@ -318,32 +363,35 @@ class Index:
         with self.writing():
             self.manifest = replace(self.manifest, lexical=wanted, updated=now_iso())
             self.save_lexical()
-            self.manifest.save(self.path / MANIFEST)
+            self._save_manifest()
+
+    def set_index_type(self, index_type: str) -> None:
+        """Take up another vector index type: the vectors are rebuilt from SQLite at the end of the next write."""
+        if not store_kind(kind_of(self.manifest.vector_store)).retypes:
+            raise IncompatibleIndex(
+                f"{self.path} keeps its vectors in {kind_of(self.manifest.vector_store)} with a "
+                f"{self.manifest.vector_index.get('type')} index: pass --rebuild to build another"
+            )
+        resolve_type(index_type, 0)
+        self.manifest = replace(self.manifest, vector_index={"type": index_type})
+        self.settings_changed = True  # the store is rebuilt at the end of the run, changes or not
+        self._forget()  # the store is opened again with the new type
+
+    def _save_manifest(self) -> None:
+        """The manifest in SQLite (where it commits with the data, and readers look) and in manifest.json."""
+        self.store.save_manifest(self.manifest.text())
+        self.manifest.save(self.path / MANIFEST)
 
     def save_vectors(self, final: bool = True, rebuild: bool = False) -> None:
-        """Bring the saved FAISS file up to the store (see live.save_vectors); with Milvus, delete there what SQLite
-        removed (rebuild: make the collection hold exactly SQLite's chunks)."""
-        external = self.external_vectors
-        if external is not None:
-            if rebuild:
-                external.create()  # a collection dropped by hand comes back, filled from SQLite
-                external.reconcile()
-            external.sync_removed()
-            return
-        save_vectors(
-            self.path,
-            self.store,
-            self.manifest.dimension,
-            self.manifest.vector_index.get("type", "auto"),
-            final=final,
-            rebuild=rebuild or (final and self.settings_changed),
-        )
+        """Bring the vector store up to SQLite (see VectorStore.save); rebuild: from SQLite's vectors, whatever state
+        the store is in."""
+        self.vector_store.save(final=final, rebuild=rebuild or (final and self.settings_changed))
 
     def save_lexical(self) -> None:
         """Rebuild the BM25 index from SQLite and save it with the generation it holds."""
-        generation = self.store.generation
+        instance, generation = self.store.state()
         self._lexical, self._lexical_generation = self._build_lexical(), generation
-        self._lexical.save(self.path / LEXICAL, {"generation": generation})
+        self._lexical.save(self.path / LEXICAL, {"instance": instance, "generation": generation})
 
     # -- writing ---------------------------------------------------------------------------------------------------
 
@@ -353,14 +401,21 @@ class Index:
         with self.lock.held(timeout):
             for stale in self.path.glob(f".{VECTORS}.*.tmp"):  # left by a writer that was killed mid-save
                 stale.unlink(missing_ok=True)
+            self.current()  # rebuilt by another process since this object last looked: write to the new index
+            if not self.instance:  # an index made before SQLite recorded which one it is: it does from now on
+                self.instance = self.manifest.instance or uuid.uuid4().hex
+                self.manifest = replace(self.manifest, instance=self.instance)
+                with self.store.transaction():
+                    self.store.set_meta("instance", self.instance)
+                self._forget()
+                self.settings_changed = True  # files saved from here on name it
             generation = self.store.generation
             yield
-            missing = self.external_vectors is None and not (self.path / VECTORS).exists()
-            if self.store.generation != generation or self.settings_changed or missing:
-                self.save_vectors()
+            self.save_vectors()  # nothing to do when the store is current
+            if self.store.generation != generation or self.settings_changed:
                 self.save_lexical()  # bm25s cannot update in place; rebuilding from SQLite takes seconds
                 self.manifest = replace(self.manifest, updated=now_iso())
-                self.manifest.save(self.path / MANIFEST)
+                self._save_manifest()
 
     def add(
         self,
@@ -425,6 +480,7 @@ class Index:
         lines, as hits number them."""
         if isinstance(ids, str):
             raise InvalidArgument("get takes a list of ids")
+        self.current()
         docs = self.store.records([str(i) for i in ids])
         if start_line is None and end_line is None:
             return docs
@@ -460,6 +516,7 @@ class Index:
 
     def count(self) -> dict[str, int]:
         """Documents and chunks in the index."""
+        self.current()
         return self.store.counts()
 
     def search(
@@ -494,6 +551,7 @@ class Index:
         from .filtering import FilterCache
         from .search import Retrievers
 
+        self.current()
         if self._filter_cache is None:
             self._filter_cache = FilterCache()
         return Retrievers(
@@ -539,42 +597,49 @@ def _lexical_settings(asked: dict[str, float] | None, base: dict[str, float] | N
     return {"k1": float(settings["k1"]), "b": float(settings["b"])}
 
 
-def _vector_store(kind: str, uri: str | None, index_type: str = "auto") -> dict[str, Any] | None:
-    """The manifest's vector_store for what was asked (None: the FAISS file), checked before anything is written."""
-    if kind == "faiss":
-        if uri is not None:
-            raise InvalidArgument("--milvus-uri goes with --vector-store milvus")
+def _stored_manifest(store: Store) -> Manifest | None:
+    """The manifest SQLite keeps (it commits with the data it describes), or None for an index made before."""
+    text = store.get_meta("manifest") if store.has_schema() else ""
+    return Manifest.parse(text, store.path) if text else None
+
+
+def _previous(path: Path) -> Manifest | None:
+    """The manifest of the index a rebuild replaces (None: there is none, or it cannot be read)."""
+    if not (path / MANIFEST).exists():
         return None
-    if kind != "milvus":
-        raise InvalidArgument(f"unknown vector store {kind!r}: use faiss or milvus")
-    if not uri:
-        raise InvalidArgument("--vector-store milvus needs --milvus-uri (a Milvus Lite file *.db, or http://host:19530)")
-    from .milvus import index_kind, normalize_uri
-
-    uri = normalize_uri(uri)
-    index_kind(index_type, uri)  # refused before anything is written
-    return {"kind": "milvus", "uri": uri}
-
-
-def _drop_external(path: Path) -> None:
-    """Drop the Milvus collection of the index a rebuild replaces (best effort: a server gone keeps it)."""
     try:
-        old = Manifest.load(path / MANIFEST)
+        return Manifest.load(path / MANIFEST)
     except SearchbertError:
-        return
-    spec = old.vector_store
-    if spec.get("kind") == "milvus":
-        from .milvus import MilvusIndex
+        return None
 
+
+def _reusable_store(path: Path) -> Store:
+    """The database file already at path, to be reset in place; a file SQLite cannot read is nobody's index and
+    is replaced."""
+    try:
+        store = Store(path / DATABASE)
+        store.has_schema()
+        return store
+    except SearchbertError as exc:
+        log.warning("replacing %s, which cannot be read: %s", path / DATABASE, exc)
+        wipe(path)
+        return Store(path / DATABASE)
+
+
+def _drop_store(path: Path, store: Store, old: Manifest) -> None:
+    """Drop what the replaced index kept outside the folder (a Milvus collection); best effort: a server that is gone
+    keeps it, and the new index must not wait on it."""
+    try:
+        context = StoreContext(
+            path, store, old.dimension, old.vector_index.get("type", "auto"), old.vector_store, old.instance
+        )
+        previous = open_store(context)
         try:
-            kind = old.vector_index.get("type", "auto")
-            collection = MilvusIndex(old.dimension, spec["uri"], spec["collection"], kind)
-            try:
-                collection.drop()
-            finally:
-                collection.close()
-        except SearchbertError as exc:  # the new index must not wait on the old one's server
-            log.warning("could not drop the old Milvus collection %s: %s", spec["collection"], exc)
+            previous.drop()
+        finally:
+            previous.close()
+    except SearchbertError as exc:
+        log.warning("could not drop the replaced index's vectors (%s): %s", kind_of(old.vector_store), exc)
 
 
 def make_folder(path: Path) -> None:

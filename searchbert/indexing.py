@@ -35,10 +35,6 @@ log = logging.getLogger("searchbert")
 
 #: chunks embedded and committed together: large enough to batch well, small enough to lose little on a crash
 COMMIT_CHUNKS = 512
-#: a FAISS file smaller than this is refreshed after every batch (cheap, and a kill then costs no rebuild) ...
-SAVE_ALWAYS_BYTES = 32 * 1024 * 1024
-#: ... a larger one at most this often (seconds); it can always be rebuilt from SQLite anyway
-SAVE_EVERY_S = 60.0
 
 
 @dataclass
@@ -79,7 +75,6 @@ class Writer:
     counts: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     errors: list[tuple[str, str]] = field(default_factory=list)
-    last_save: float = field(default_factory=time.monotonic)
     in_flight: deque[_Embedding] = field(default_factory=deque)
     #: where batches are embedded; the local thread unless given (made on first use)
     embedder: Embedder | None = None
@@ -155,8 +150,8 @@ class Writer:
         """Store one embedded batch (documents, chunks and vectors) in one transaction."""
         store, now = self.index.store, now_iso()
         replaced = [p.replaces for p in batch if p.replaces is not None]
-        external = self.index.external_vectors
-        with store.transaction():
+        vector_store = self.index.vector_store
+        with self.index.committing():
             store.delete_documents(replaced)
             offset, inserted = 0, []
             for p in batch:
@@ -164,33 +159,25 @@ class Writer:
                 inserted += store.insert_document(p.doc, p.sha256, p.chunks, vectors[offset : offset + n], now)
                 offset += n
             store.bump_generation()
-            if external is not None:  # before the commit that makes them visible (see milvus.py)
-                external.upsert_chunks(inserted)
+            vector_store.written(inserted)  # before the commit that makes them visible (a store outside SQLite)
         for p in batch:
             self.counts["updated" if p.replaces is not None else "added"] += 1
         self.counts["chunks"] += sum(len(p.chunks) for p in batch if p.vectors is None)
         if self.progress is not None:
             self.progress.update(len(batch))  # type: ignore[attr-defined]
-        # readers catch up from the saved file by reading what was committed since: keep that short
-        size = store.counts()["chunks"] * self.index.manifest.dimension * 4
-        if external is not None or size < SAVE_ALWAYS_BYTES or time.monotonic() - self.last_save > SAVE_EVERY_S:
-            self.index.save_vectors(final=False)
-            self.last_save = time.monotonic()
+        vector_store.save(final=False)  # readers catch up from what the store saved: it keeps that short
 
     def fields_changed(self, doc_id: int) -> None:
-        """A stored document's mtime or metadata changed in place: an external vector store keeps them for its
-        filters, so its chunks are written there again (inside the caller's transaction, where there is one)."""
-        external = self.index.external_vectors
-        if external is not None:
-            rows = self.index.store.execute("SELECT id FROM chunks WHERE document_id = ?", [doc_id])
-            external.upsert_chunks([r[0] for r in rows])
+        """A stored document's mtime or metadata changed in place: a store that filters keeps them, so its chunks
+        are written there again (inside the caller's transaction, where there is one)."""
+        self.index.vector_store.written(self.index.store.chunk_ids(doc_id).tolist())
 
     def remove(self, doc_ids: list[int]) -> None:
         """Delete documents, their chunks and their vectors."""
         if not doc_ids:
             return
         store = self.index.store
-        with store.transaction():
+        with self.index.committing():
             store.delete_documents(doc_ids)
             store.bump_generation()
         self.counts["removed"] += len(doc_ids)
@@ -307,7 +294,7 @@ def add_documents(writer: Writer, documents: Iterable[Document]) -> None:
             if stored and stored.sha256 == digest and stored.title == doc.title:
                 # the embedded texts are the same: a change of metadata alone is written in place
                 if json.loads(stored.metadata) != doc.metadata:
-                    with store.transaction():
+                    with writer.index.committing():
                         store.set_metadata(stored.id, doc.metadata)
                         writer.fields_changed(stored.id)
                         store.bump_generation()

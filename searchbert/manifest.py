@@ -53,14 +53,26 @@ class Manifest:
         data["chunking"] = asdict(self.chunking)
         return data
 
+    def text(self) -> str:
+        return json.dumps(self.to_json(), indent=2) + "\n"
+
     def save(self, path: Path) -> None:
-        text = json.dumps(self.to_json(), indent=2) + "\n"
+        text = self.text()
         atomic_write(path, lambda tmp: tmp.write_text(text))
 
     @classmethod
     def load(cls, path: Path) -> Manifest:
         try:
-            data = json.loads(path.read_text())
+            text = path.read_text()
+        except OSError as exc:
+            raise IndexCorrupt(f"cannot read {path}: {exc}") from exc
+        return cls.parse(text, path)
+
+    @classmethod
+    def parse(cls, text: str, path: Path) -> Manifest:
+        """A manifest from its JSON text (`path` says where it came from, in errors)."""
+        try:
+            data = json.loads(text)
             if int(data.get("format", 0)) > FORMAT_VERSION:
                 raise IncompatibleIndex(
                     f"{path.parent} was written by a newer searchbert (format {data['format']}): upgrade searchbert"

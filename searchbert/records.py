@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -119,47 +118,10 @@ class Filters:
         return bool(self.paths or self.exts or self.since is not None or self.metadata)
 
     def matches(self, path: str, root: str, mtime: float, metadata: dict[str, Any] | None = None) -> bool:
-        """Whether a document passes every filter given (what `sql` selects, in Python)."""
-        import fnmatch
+        """Whether a document passes every filter given (the Python translation of the compiled expression)."""
+        from .expression import compile_filters, matches
 
-        for key, value in self.metadata.items():
-            have = (metadata or {}).get(key, _MISSING)
-            if not any(_same(have, v) for v in (value if isinstance(value, list) else [value])):
-                return False
-        if self.exts and extension(path) not in {e.lower().lstrip(".") for e in self.exts}:
-            return False
-        if self.since is not None and mtime < self.since:
-            return False
-        # only the part below the indexed folder: the folders above it say nothing about the document
-        return not self.paths or any(fnmatch.fnmatchcase(relpath(path, root), p) for p in self.paths)
-
-    def sql(self) -> tuple[str, list[Any]]:
-        """The filters as an SQL condition on the documents table, with its parameters."""
-        where, params = ["1"], []
-        if self.exts:
-            exts = sorted({e.lower().lstrip(".") for e in self.exts})
-            where.append(f"ext IN ({','.join('?' * len(exts))})")
-            params += exts
-        if self.since is not None:
-            where.append("mtime >= ?")
-            params.append(self.since)
-        if self.paths:
-            where.append("(" + " OR ".join("relpath GLOB ?" for _ in self.paths) + ")")
-            params += [_glob(p) for p in self.paths]
-        for key, value in self.metadata.items():
-            path = "$." + json.dumps(key)  # a quoted JSON path: any key, dots and spaces included
-            tests = []
-            for v in value if isinstance(value, list) else [value]:
-                tests.append(
-                    "json_type(metadata, ?) = ?"
-                    + ("" if v is None or isinstance(v, bool) else " AND json_extract(metadata, ?) = ?")
-                )
-                params += [path, _json_type(v)] + ([] if v is None or isinstance(v, bool) else [path, v])
-            where.append("(" + " OR ".join(tests or ["0"]) + ")")
-        return " AND ".join(where), params
-
-
-_MISSING = object()
+        return matches(compile_filters(self), relpath(path, root), extension(path), mtime, metadata or {})
 
 
 def _plain(value: Any) -> bool:
@@ -183,26 +145,6 @@ def check_metadata(doc: Document) -> None:
                 f"metadata {key!r} of {doc.path!r} is {type(value).__name__}: use a string, number, boolean, null "
                 "or a list of those"
             )
-
-
-def _json_type(value: Any) -> str:
-    """SQLite's json_type() of a Python value, so that 3, 3.5, "3" and true never equal one another."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return "integer"
-    return "real" if isinstance(value, float) else "text"
-
-
-def _same(have: Any, want: Any) -> bool:
-    return have is not _MISSING and type(have) is type(want) and have == want
-
-
-def _glob(pattern: str) -> str:
-    """An fnmatch pattern in SQLite's GLOB syntax (the same but for negated classes: [!a] is [^a] there)."""
-    return pattern.replace("[!", "[^")
 
 
 MODES = ("dense", "bm25", "hybrid")

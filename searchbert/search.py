@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .encoders import checked
+from .expression import compile_filters
 from .filtering import NARROW_FILTER, POST_FILTER_DEPTH, FilterCache, allowed_chunks
 from .records import Fusion, Hit, SearchOptions
 
 if TYPE_CHECKING:
     from .bm25 import BM25Retriever
     from .encoders import Encoder
-    from .live import LiveVectors
-    from .milvus import MilvusVectors
     from .rerank import Reranker
     from .store import Store
+    from .stores import VectorStore
 
 #: chunks fetched per wanted document at first
 OVERFETCH = 4
@@ -53,7 +53,7 @@ class Retrievers:
     use (a bm25 search never maps the vector file, a dense one never loads BM25), each caught up with the store."""
 
     store: Store
-    vectors: Callable[[], LiveVectors | MilvusVectors]
+    vectors: Callable[[], VectorStore]
     lexical: Callable[[], BM25Retriever[int]]
     encoder: Callable[[], Encoder]
     dimension: int
@@ -208,9 +208,6 @@ def search(
         query_vectors = checked(raw, len(queries), use.dimension, use.model_id)
     depth = max(k * (1 if chunks else OVERFETCH), candidates if reranker else 0)
 
-    def vectors_of(ids: list[int]) -> tuple[np.ndarray, np.ndarray]:  # a compressed index's shortlist is re-scored
-        return store.vectors_of(ids, use.dimension)
-
     ranked: list[list[_Scored]] = [[] for _ in queries]
     doc_of: dict[int, int] = {}
     todo = list(range(len(queries)))
@@ -223,13 +220,15 @@ def search(
         if allowed is not None and allowed.exact is not None and query_vectors is not None:
             dense = allowed.exact.nearest(query_vectors[todo], fetch)  # exactly the allowed chunks, as committed
         elif vectors is not None and query_vectors is not None:
-            # an external store (Milvus) runs the filters itself; the FAISS vectors use `inside` or are checked after
-            dense = vectors.nearest(query_vectors[todo], fetch, inside, vectors_of, filters=filters or None)
+            # a store that filters inside (Milvus) is handed the expression; the others use `inside`, or their
+            # results are checked below
+            where = compile_filters(filters) if filters and vectors.filters_inside else None
+            dense = vectors.nearest(query_vectors[todo], fetch, inside, where)
         bm25 = lexical.search_many([queries[q] for q in todo], fetch, inside) if lexical is not None else None
         lists = [(dense[i] if dense else [], bm25[i] if bm25 else []) for i in range(len(todo))]
         found_ids = {c for pair in lists for hits in pair for c, _ in hits}
         if checking:  # one lookup maps the chunks and drops those the filter rejects
-            kept = store.document_ids(found_ids, (allowed.where, allowed.params))  # type: ignore[union-attr]
+            kept = store.document_ids(found_ids, allowed.expression)  # type: ignore[union-attr]
             lists = [tuple([h for h in hits if h[0] in kept][:depth] for hits in pair) for pair in lists]
             doc_of.update(kept)
             passing, checked_rounds = len(kept) / max(1, len(found_ids)), checked_rounds + 1

@@ -319,6 +319,24 @@ class FaissFlatIndex:
         scores, rows = storage.search(queries, k, params=faiss.SearchParameters(sel=translated))
         return scores, np.where(rows >= 0, id_map[np.clip(rows, 0, None)], -1)
 
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The vectors the index keeps for these ids, decoded (an approximate code gives an approximation); every id
+        must be in the index."""
+        import faiss
+        import numpy as np
+
+        ids = _as_ids(ids)
+        out = np.empty((len(ids), self.dimension), dtype=np.float32)
+        if getattr(self._index, "id_map", None) is not None:  # IndexIDMap2 looks our ids up itself
+            for row, i in enumerate(ids):
+                out[row] = self._index.reconstruct(int(i))
+            return out
+        ivf = faiss.extract_index_ivf(self._index)
+        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # our ids are not 0..n-1; in memory only
+        for row, i in enumerate(ids):
+            out[row] = ivf.reconstruct(int(i))
+        return out
+
     def ids(self) -> np.ndarray:
         import faiss
         import numpy as np

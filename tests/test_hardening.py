@@ -217,4 +217,4 @@ def test_a_vector_file_write_cut_short_leaves_nothing_wrong(tmp_path: Path) -> N
     index_paths(tmp_path / "ix", [docs], encoder=enc)
     assert not list((tmp_path / "ix").glob(".*.tmp"))
     with Index.open(tmp_path / "ix", encoder=enc) as ix:
-        assert ix.vectors.trusted and ix.search("zebra crossing", k=1)[0].path.endswith("new.md")
+        assert ix.vectors.live.trusted and ix.search("zebra crossing", k=1)[0].path.endswith("new.md")

@@ -205,7 +205,7 @@ def test_approximate_index_types_search_filter_and_stay_consistent(tmp_path: Pat
     ix.add([root])
     ix.close()
     again = Index.open(ix.path, encoder=enc)
-    assert not again.vectors.base.exact and len(again.vectors) == 400
+    assert not again.vectors.live.base.exact and len(again.vectors) == 400
     top = again.search("subject 7 item 2", k=5, mode="dense")  # the vector index itself, against exact search
     oracle = NumpyIndex(enc.dimension)
     for ids, vectors in again.store.all_vectors(enc.dimension):

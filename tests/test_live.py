@@ -58,7 +58,7 @@ def test_a_reader_catches_up_from_the_saved_file_without_reading_every_vector(tm
     (docs / "new.md").write_text("zebra crossing")
     (docs / "cooking/pasta.md").unlink()
     with monkeypatch.context() as m:  # as if the writer were still at work: SQLite has commits the file has not
-        m.setattr("searchbert.index.save_vectors", lambda *a, **k: False)
+        m.setattr("searchbert.stores.faiss.save_vectors", lambda *a, **k: False)
         index_paths(tmp_path / "ix", [docs], encoder=enc)
     state = json.loads((tmp_path / "ix" / VECTORS_STATE).read_text())
     assert state["count"] == len(DOCS)
@@ -73,7 +73,7 @@ def test_a_reader_catches_up_from_the_saved_file_without_reading_every_vector(tm
     assert reader.search("zebra crossing", k=1)[0].path.endswith("new.md")
     hits = reader.search("pasta boil water", k=10)
     assert len(hits) == len(DOCS) and not any(h.path.endswith("pasta.md") for h in hits)
-    live = reader.vectors
+    live = reader.vectors.live
     assert len(live.delta) == 1 and len(live.removed) == 1  # one chunk added, one masked out
     stored = sorted(r[0] for r in reader.store.execute("SELECT id FROM chunks"))
     assert sorted(live.ids().tolist()) == stored
@@ -89,7 +89,7 @@ def test_an_update_starts_from_the_saved_file(tmp_path: Path, monkeypatch) -> No
     (docs / "ops/keys.md").write_text("# Keys\n\nHardware tokens now.\n")
     index_paths(tmp_path / "ix", [docs], encoder=enc)
     with Index.open(tmp_path / "ix", encoder=enc) as ix:
-        assert ix.vectors.trusted and len(ix.vectors.delta) == 0 and len(ix.vectors.removed) == 0
+        assert ix.vectors.live.trusted and len(ix.vectors.live.delta) == 0 and len(ix.vectors.live.removed) == 0
         assert ix.search("hardware tokens", k=1)[0].path.endswith("ops/keys.md")
 
 
@@ -123,12 +123,12 @@ def test_sql_filters_select_what_filters_match(tmp_path: Path) -> None:
     for f in cases:
         want = {first for path, root, mtime, first in rows if f.matches(path, root, mtime)}
         assert want, f  # every case selects something
-        starts, counts = ix.store.allowed_ranges(*f.sql())
+        starts, counts = ix.store.allowed_ranges(f)
         assert set(starts.tolist()) == want and set(counts.tolist()) == {1}, f
         allowed = allowed_chunks(ix.store, f)
         assert allowed.count == len(want)
         assert allowed_chunks(ix.store, f, narrow=0.0).count is None  # more than no document: left wide
-        assert set(ix.store.document_ids(every_chunk, (allowed.where, allowed.params))) == want, f  # a wide filter
+        assert set(ix.store.document_ids(every_chunk, allowed.expression)) == want, f  # a wide filter
         if allowed.selection is not None:  # and the bitmap a narrow one uses
             assert set(np.flatnonzero(allowed.selection.bits).tolist()) == want, f
 
@@ -200,9 +200,9 @@ def test_a_filter_on_an_approximate_index_is_planned_by_how_much_it_allows(tmp_p
     bitmaps = []
     real = Store.allowed_ranges
 
-    def counted(self, where, params):
-        bitmaps.append(where)
-        return real(self, where, params)
+    def counted(self, filters):
+        bitmaps.append(filters)
+        return real(self, filters)
 
     cases = {  # filter, whether a bitmap is built
         "narrow": (Filters(paths=("s07/d00*",)), True),  # 0.2% of the documents
@@ -230,7 +230,7 @@ def test_a_filter_on_an_approximate_index_is_planned_by_how_much_it_allows(tmp_p
 def test_a_narrow_filter_in_steady_use_searches_its_own_vectors_exactly(tmp_path: Path) -> None:
     """From its third use since the last commit, a narrow filter's vectors are searched on their own (exact), not
     through the approximate index; a commit starts over, and the new document is found."""
-    from searchbert.live import LiveVectors
+    from searchbert.stores.faiss import LiveVectors
     from searchbert.vectors import NumpyIndex, Selection, nearest
 
     files = {f"s{i % 11:02}/d{i:03}.md": f"document {i} subject{i % 11} item{i % 5} part{i % 3}" for i in range(440)}
@@ -242,7 +242,7 @@ def test_a_narrow_filter_in_steady_use_searches_its_own_vectors_exactly(tmp_path
     oracle = NumpyIndex(enc.dimension)
     for ids, vectors in ix.store.all_vectors(enc.dimension):
         oracle.add(ids, vectors)
-    allowed = Selection.from_ranges(*ix.store.allowed_ranges(*narrow.sql()))
+    allowed = Selection.from_ranges(*ix.store.allowed_ranges(narrow))
     want = [round(score, 5) for _, score in nearest(oracle, enc.encode(["subject7 item2"]), 3, allowed)[0]]
     approximate = []
     real = LiveVectors.nearest

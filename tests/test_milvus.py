@@ -25,7 +25,7 @@ def _docs(n: int = 400) -> list[Document]:
             path=f"notes/{TOPICS[i % 7]}/n{i:04}.{'md' if i % 3 else 'txt'}",
             text=f"note {i} about the {TOPICS[i % 7]} and the {TOPICS[(i * 3) % 7]}, item {i}",
             mtime=1_000_000.0 + i,
-            metadata={"team": ["red", "blue", "green"][i % 3], "rank": i % 5, "pinned": i % 50 == 0},
+            metadata={"team": ["red", "blue", "green", "café"][i % 4], "rank": i % 5, "pinned": i % 50 == 0},
         )
         for i in range(n)
     ]
@@ -53,6 +53,8 @@ FILTERS = [
     Filters(since=1_000_390.0),  # ten documents: narrow
     Filters(metadata={"team": "blue", "rank": [1, 2]}),
     Filters(metadata={"pinned": True}),  # eight: narrow
+    Filters(metadata={"team": "café"}),  # text beyond ASCII: written as itself (Milvus reads no \u escapes)
+    Filters(paths=("notes/violin/n00*",), metadata={"team": ["café", "red"]}),
     Filters(paths=("notes/orchid/n0002.md",)),  # exactly one
 ]
 
@@ -84,7 +86,7 @@ def test_milvus_answers_as_faiss_does_filters_included(pair, filters: Filters, m
 
 
 def test_filters_become_a_milvus_expression() -> None:
-    from searchbert.milvus import to_expression
+    from searchbert.stores.milvus import to_expression
 
     text = to_expression(Filters(exts=("MD", ".txt"), since=5.0, paths=("a/*.md", "b?"), metadata={"k": [1, "x"]}))
     assert text == (
@@ -92,6 +94,7 @@ def test_filters_become_a_milvus_expression() -> None:
         'and (metadata["k"] == 1 or metadata["k"] == "x")'
     )
     assert to_expression(Filters(paths=("a/[ab].md",))) == ""  # wider: the search narrows it with SQLite
+    assert to_expression(Filters(metadata={"équipe": 'café "noir"'})) == '(metadata["équipe"] == "café \\"noir\\"")'
 
 
 def test_updates_deletes_and_metadata_changes_reach_milvus(pair) -> None:
@@ -111,7 +114,7 @@ def test_updates_deletes_and_metadata_changes_reach_milvus(pair) -> None:
     assert ix.search("a brand new text about submarines", 1, mode="dense")[0].path == changed.path
     hits = ix.search("orchid", 5, mode="dense", filters=Filters(metadata={"team": "purple"}))
     assert [h.path for h in hits] == [doc.path]
-    assert len(ix.external_vectors.ids()) == ix.count()["chunks"] == before - 1
+    assert len(ix.vectors.ids()) == ix.count()["chunks"] == before - 1
 
 
 def test_a_new_index_without_a_uri_or_with_an_unknown_store_is_refused(tmp_path: Path) -> None:
@@ -132,7 +135,7 @@ def test_the_store_of_an_existing_index_cannot_be_switched_by_a_flag(tmp_path: P
 
 
 def test_rebuild_drops_the_old_collection(tmp_path: Path) -> None:
-    from searchbert.milvus import client
+    from searchbert.stores.milvus import client
 
     ix = Index.create(tmp_path / "ix", encoder=FakeEncoder(), vector_store="milvus", milvus_uri=str(tmp_path / "v.db"))
     old = ix.manifest.vector_store["collection"]
@@ -148,7 +151,7 @@ def test_repair_restores_a_dropped_collection_from_sqlite(pair) -> None:
     from searchbert.health import repair, status
 
     faiss_ix, ix = pair
-    ix.external_vectors.drop()
+    ix.vector_store.drop()
     broken = status(str(ix.path))
     assert not broken.consistent and any("is gone" in p for p in broken.problems)
     fixed = repair(str(ix.path))
@@ -164,7 +167,7 @@ sys.path.insert(0, sys.argv[3])
 from conftest import FakeEncoder
 from searchbert import Index
 from searchbert.records import Document
-import searchbert.milvus as milvus
+import searchbert.stores.milvus as milvus
 
 where = sys.argv[2]
 docs = [Document(path=f"d{i}", text=f"text {i} about topic {i % 5}") for i in range(int(sys.argv[4]))]
@@ -246,7 +249,7 @@ def test_a_lite_file_held_by_another_process_is_a_clear_error(tmp_path: Path, do
 
 
 def test_index_types_on_milvus() -> None:
-    from searchbert.milvus import index_kind
+    from searchbert.stores.milvus import index_kind
 
     assert index_kind("auto", "/x/v.db") == "flat" and index_kind("auto", "http://127.0.0.1:19530") == "hnsw"
     assert index_kind("ivf", "http://127.0.0.1:19530") == "ivf"
@@ -267,7 +270,8 @@ def test_an_approximate_index_on_a_lite_file_is_refused_before_anything_is_writt
     "args, message",
     [
         (["--vector-store", "milvus"], "--milvus-uri"),
-        (["--milvus-uri", "x.db"], "goes with --vector-store milvus"),
+        (["--vector-store", "faiss", "--milvus-uri", "x.db"], "goes with --vector-store milvus"),
+        (["--milvus-uri", "x.db"], "takes no options"),
         (["--vector-store", "milvus", "--milvus-uri", "vectors.sqlite"], "ending in .db"),
         (["--workers", "2"], "--workers goes with --ray"),
     ],
@@ -280,3 +284,60 @@ def test_cli_refuses_store_and_ray_flags_that_cannot_work(docs_dir: Path, tmp_pa
     result = CliRunner().invoke(main, ["index", str(docs_dir), "--index", str(tmp_path / "ix"), *args])
     assert result.exit_code in (1, 2) and message in result.output, result.output
     assert not (tmp_path / "ix" / "manifest.json").exists()
+
+
+def listening(pid: int) -> set[str]:
+    """The addresses a process and its children listen on (TCP)."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    found = set()
+    for process in [parent, *parent.children(recursive=True)]:
+        for c in process.net_connections(kind="tcp"):
+            if c.status == psutil.CONN_LISTEN:
+                found.add(c.laddr.ip.removeprefix("::ffff:"))  # IPv4 mapped into IPv6: the same address
+    return found
+
+
+def test_a_milvus_lite_server_gets_an_exact_index_and_answers_as_faiss_does(tmp_path: Path) -> None:
+    """`milvus-lite server` (what the error for a busy Lite file recommends) at an http:// URI: it is Milvus Lite, so
+    the default index is exact as in a Lite file (its HNSW reports no build parameters, and loses recall under
+    filters); hnsw is refused before anything is written."""
+    import shutil
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = shutil.which("milvus-lite") or str(Path(sys.executable).parent / "milvus-lite")
+    server = subprocess.Popen([command, "server", "--data-dir", str(tmp_path / "data"), "--host", "127.0.0.1",
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "milvus-lite server did not start"
+                time.sleep(0.3)
+        assert listening(server.pid) == {"127.0.0.1"}
+        uri = f"http://127.0.0.1:{port}"
+        with pytest.raises(InvalidArgument, match="searches exactly"):
+            Index.create(tmp_path / "hnsw", encoder=FakeEncoder(), vector_store="milvus", milvus_uri=uri,
+                         index_type="hnsw")  # fmt: skip
+        assert not (tmp_path / "hnsw" / "manifest.json").exists()
+        faiss_ix = Index.create(tmp_path / "faiss", encoder=FakeEncoder())
+        ix = Index.create(tmp_path / "ix", encoder=FakeEncoder(), vector_store="milvus", milvus_uri=uri)
+        assert ix.manifest.vector_store["index"] == "flat"
+        for each in (faiss_ix, ix):
+            each.add_documents(_docs(120))
+        for filters in (Filters(), Filters(metadata={"team": "café"}), Filters(exts=("txt",))):
+            got = ix.search("violin and glacier", 10, mode="dense", filters=filters)
+            _same_ranking(got, faiss_ix.search("violin and glacier", 10, mode="dense", filters=filters))
+        ix.close()
+        faiss_ix.close()
+    finally:
+        server.terminate()
+        server.wait(30)

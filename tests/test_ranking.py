@@ -216,6 +216,7 @@ def test_bm25_settings_are_recorded_and_changing_them_embeds_nothing(tmp_path: P
 
 def test_an_index_without_recorded_bm25_settings_keeps_the_ones_it_was_built_with(tmp_path: Path) -> None:
     import json
+    import sqlite3
 
     from searchbert.bm25 import LEGACY_B, LEGACY_K1
     from searchbert.folders import index_paths
@@ -226,6 +227,8 @@ def test_an_index_without_recorded_bm25_settings_keeps_the_ones_it_was_built_wit
     data = json.loads(path.read_text())
     del data["lexical"]
     path.write_text(json.dumps(data))
+    with sqlite3.connect(tmp_path / "ix" / "index.db") as db:  # as an index made before SQLite kept its manifest
+        db.execute("DELETE FROM meta WHERE key IN ('manifest', 'instance')")
     assert Index.open(tmp_path / "ix").manifest.lexical == {"k1": LEGACY_K1, "b": LEGACY_B}
 
 

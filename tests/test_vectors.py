@@ -34,7 +34,7 @@ def MilvusLite(dimension: int):
     import tempfile
     import uuid
 
-    from searchbert.milvus import MilvusIndex
+    from searchbert.stores.milvus import MilvusIndex
 
     if not _lite:
         _lite.append(str(Path(tempfile.mkdtemp(prefix="searchbert-milvus-")) / "contract.db"))
@@ -44,7 +44,7 @@ def MilvusLite(dimension: int):
 
 
 def _milvus_load(path: Path, dimension: int):
-    from searchbert.milvus import MilvusIndex
+    from searchbert.stores.milvus import MilvusIndex
 
     return MilvusIndex.load(path, dimension)
 

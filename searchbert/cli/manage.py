@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..onnx_encoder import BACKENDS
+from ..stores import store_names
 from . import (
     BACKEND_HELP,
     bm25_options,
@@ -74,9 +75,10 @@ from . import (
 )
 @click.option(
     "--vector-store",
-    type=click.Choice(["faiss", "milvus"]),
-    help="Where a new index keeps its vectors: faiss (a file in the index folder, the default) or milvus "
-    "(needs --milvus-uri and the milvus extra). Recorded in the index.",
+    type=click.Choice(store_names()),
+    help="Where a new index keeps its vectors: faiss (a file in the index folder, the default), milvus "
+    "(needs --milvus-uri and the milvus extra) or numpy (exact search over the database's own copy: slow, for "
+    "checking the others). Recorded in the index.",
 )
 @click.option(
     "--milvus-uri",
@@ -125,6 +127,8 @@ def index_cmd(
     from ..folders import index_paths
     from ..index import locate_index
 
+    if milvus_uri is not None and vector_store not in (None, "milvus"):
+        raise click.UsageError("--milvus-uri goes with --vector-store milvus")
     target = locate_index(index_path)
     report = index_paths(
         target,

@@ -1,4 +1,4 @@
-"""The vectors a search reads: the saved FAISS file, plus what SQLite committed after it was saved.
+"""The "faiss" store, the default: a FAISS file in the index folder, plus what SQLite committed after it was saved.
 
 A saved vector file records the store generation it holds. A reader maps it (a large file is never read whole) and
 catches up with later commits cheaply, whatever the index type: chunks added since are those with larger ids (ids only
@@ -6,9 +6,10 @@ grow), held in a small exact index beside the file; chunks removed since are rea
 masked out. Each search first compares the store's generation (one read) and catches up when it moved, so a process
 that keeps an index open for hours sees what other processes index.
 
-The one rule for trusting a saved file, vectors or BM25, is `standing`: a file at the store's generation is current,
-an older one the removal log still reaches back to can be caught up with (vectors) or must be rebuilt (BM25), and a
-missing, unreadable or older one is not trusted: every vector is then read from SQLite (with a warning).
+The one rule for trusting a saved file, vectors or BM25, is `standing`: a file that names another index instance, or
+a generation ahead of the store's, is not this index's; a file at the store's generation is current; an older one the
+removal log still reaches back to can be caught up with (vectors) or must be rebuilt (BM25); a missing, unreadable or
+older one is not trusted: every vector is then read from SQLite (with a warning).
 """
 
 from __future__ import annotations
@@ -20,24 +21,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .ann import ann_settings, build, resolve_type
-from .vectors import FaissFlatIndex, Selection, VectorIndex, atomic_write
+from ..ann import ann_settings, build, resolve_type
+from ..vectors import FaissFlatIndex, Selection, VectorIndex, atomic_write
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     import numpy as np
 
-    from .records import Filters
-    from .store import Store
+    from ..expression import Expression
+    from ..store import Store
+    from . import StoreContext
 
 log = logging.getLogger("searchbert")
 
 VECTORS, VECTORS_STATE = "vectors.faiss", "vectors.json"
 #: an approximate index is trained again once the collection has grown or shrunk this many times over
 RETRAIN_FACTOR = 2.0
+#: a FAISS file smaller than this is saved after every commit of a write (cheap, and a kill then costs no rebuild) ...
+SAVE_ALWAYS_BYTES = 32 * 1024 * 1024
+#: ... a larger one at most this often (seconds); it can always be rebuilt from SQLite anyway
+SAVE_EVERY_S = 60.0
 
 
 def read_state(folder: Path) -> dict[str, Any] | None:
-    """What the saved vector file holds (generation, count, build settings), or None if there is none."""
+    """What the saved vector file holds (instance, generation, count, build settings), or None if there is none."""
     try:
         state = json.loads((folder / VECTORS_STATE).read_text())
         return state if isinstance(state, dict) and "generation" in state else None
@@ -45,15 +53,20 @@ def read_state(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def standing(saved: int | None, store: Store) -> str:
-    """The one rule for a file saved beside the store at generation `saved` (None: no readable file):
-    "current" when it holds the store's generation; "behind" when it is older but the removal log still reaches
-    back to it, so a reader can catch up from it (the vectors can; BM25 cannot, and is rebuilt); else "stale"."""
+def standing(saved: Mapping[str, Any] | None, store: Store) -> str:
+    """The one rule for a file saved beside the store, by the state saved with it (None: no readable file):
+    "foreign" when it names another index instance (a rebuild's, a copy's) or a generation the store has not
+    reached; "current" when it holds the store's generation; "behind" when it is older but the removal log still
+    reaches back to it, so a reader can catch up from it (the vectors can; BM25 cannot, and is rebuilt); else
+    "stale". A file from before instances were recorded belongs to an index that records none."""
     if saved is None:
         return "stale"
-    if saved == store.generation:
+    instance, generation = store.state()
+    if str(saved.get("instance", "")) != instance or int(saved["generation"]) > generation:
+        return "foreign"
+    if int(saved["generation"]) == generation:
         return "current"
-    return "behind" if saved >= int(store.get_meta("removed_since", "0")) else "stale"
+    return "behind" if int(saved["generation"]) >= int(store.get_meta("removed_since", "0")) else "stale"
 
 
 def _file_key(folder: Path) -> tuple[int, int, int] | None:
@@ -95,13 +108,18 @@ class LiveVectors:
         state, key = read_state(self.folder), _file_key(self.folder)
         self._key = key
         reason, self.problem = "", "missing or unreadable"
+        found = standing(state, self.store)
         if state is None:
             reason = "the vector file is missing or unreadable"
-        elif standing(int(state["generation"]), self.store) == "stale":
+        elif found == "stale":
             reason, self.problem = "the vector file is older than the database's change log", "too old to catch up"
+        elif found == "foreign":
+            reason, self.problem = "the vector file belongs to another index", "of another index"
         else:
             try:
                 base = FaissFlatIndex.load(self.folder / VECTORS, self.dimension, mmap=True)
+                if len(base) != int(state.get("count", len(base))):  # the file and its state were not saved together
+                    raise ValueError(f"it holds {len(base)} vectors, its state says {state['count']}")
                 base.tune(state.get("built", {}))
                 self.built, self.saved_generation = state.get("built", {"type": "flat"}), int(state["generation"])
                 self.trusted, self.problem = True, None
@@ -165,10 +183,9 @@ class LiveVectors:
         k: int,
         allowed: Selection | None = None,
         vectors_of: Callable[[list[int]], tuple[np.ndarray, np.ndarray]] | None = None,
-        filters: Filters | None = None,
     ) -> list[list[tuple[int, float]]]:
-        """The k nearest chunks per query as (id, score), among `allowed` if given (`filters` are for stores that
-        run them themselves: here the search checks what a wide filter lets through)."""
+        """The k nearest chunks per query as (id, score), among `allowed` if given; `vectors_of` re-scores a
+        compressed index's shortlist."""
         selection = allowed
         if selection is None and len(self.removed):
             if self._not_removed is None:
@@ -192,9 +209,11 @@ def save_vectors(
     an approximate index has grown or shrunk RETRAIN_FACTOR times since it was trained. An approximate build reads
     every vector, so it happens only at the end of a run (final=True).
     """
-    generation, count = store.generation, store.counts()["chunks"]
+    (instance, generation), count = store.state(), store.counts()["chunks"]
     kind = resolve_type(index_type, count)
     state = read_state(folder)
+    if standing(state, store) == "foreign":
+        state = None  # another index's: never started from, and its removal log means nothing here
     built = (state or {}).get("built", {"type": "flat"})
     if not final and kind != "flat":
         return False
@@ -207,7 +226,7 @@ def save_vectors(
             built["trained_on"] = count
             log.info("built a %s vector index of %d vectors in %.1f s", kind, count, time.monotonic() - started)
     index.save(folder / VECTORS)
-    text = json.dumps({"generation": generation, "count": len(index), "built": built})
+    text = json.dumps({"instance": instance, "generation": generation, "count": len(index), "built": built})
     atomic_write(folder / VECTORS_STATE, lambda tmp: tmp.write_text(text))
     if state is not None:  # readers still on the previous file may need the log since it; older entries can go
         store.forget_removed(int(state["generation"]))
@@ -256,3 +275,106 @@ def _built(store: Store, dimension: int, built: dict[str, Any]) -> FaissFlatInde
         ids[filled : filled + len(part_ids)], matrix[filled : filled + len(part_ids)] = part_ids, part
         filled += len(part_ids)
     return build(built, dimension, ids[:filled], matrix[:filled])
+
+
+class FaissStore:
+    """The "faiss" store (see the module): what a search reads is a LiveVectors, caught up at each access."""
+
+    retypes = True
+    filters_inside = False
+
+    def __init__(self, context: StoreContext) -> None:
+        self.context = context
+        self._live: LiveVectors | None = None
+        self._last_save = time.monotonic()
+
+    @classmethod
+    def settings(cls, options: Mapping[str, Any], index_type: str, instance: str) -> dict[str, Any]:
+        if options:
+            from ..errors import InvalidArgument
+
+            raise InvalidArgument(f"the faiss store takes no options, got {', '.join(sorted(options))}")
+        resolve_type(index_type, 0)  # an unknown type is refused before anything is written
+        return {"kind": "faiss"}
+
+    @property
+    def live(self) -> LiveVectors:
+        """The vectors as of SQLite's last commit (read on first use, caught up on each access after)."""
+        c = self.context
+        if self._live is None:
+            self._live = LiveVectors(c.folder, c.store, c.dimension)
+        else:
+            self._live.refresh()
+        return self._live
+
+    @property
+    def approximate(self) -> bool:
+        return self.live.approximate
+
+    def __len__(self) -> int:
+        return len(self.live)
+
+    def refresh(self) -> None:
+        if self._live is not None:
+            self._live.refresh()
+
+    def nearest(
+        self, queries: np.ndarray, k: int, allowed: Selection | None = None, expression: Expression | None = None
+    ) -> list[list[tuple[int, float]]]:
+        store, dimension = self.context.store, self.context.dimension
+        return self.live.nearest(queries, k, allowed, lambda ids: store.vectors_of(ids, dimension))
+
+    def written(self, chunk_ids: Sequence[int]) -> None:
+        """Nothing to do before the commit: readers catch up from SQLite, and the file is saved after."""
+
+    def save(self, final: bool = True, rebuild: bool = False) -> None:
+        c = self.context
+        if not final and not rebuild:
+            # readers catch up from the saved file by reading what was committed since: keep that short, but a
+            # large file is not rewritten after every batch
+            size = c.store.counts()["chunks"] * c.dimension * 4
+            if size >= SAVE_ALWAYS_BYTES and time.monotonic() - self._last_save < SAVE_EVERY_S:
+                return
+        elif not rebuild and standing(read_state(c.folder), c.store) == "current":
+            return  # nothing committed since the file was saved
+        save_vectors(c.folder, c.store, c.dimension, c.index_type, final=final, rebuild=rebuild)
+        self._last_save = time.monotonic()
+
+    def ids(self) -> np.ndarray:
+        return self.live.ids()
+
+    def vectors(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """What the saved file (or, for chunks committed since, SQLite) holds for these ids."""
+        import numpy as np
+
+        live = self.live
+        wanted = np.asarray(ids, dtype=np.int64)
+        in_base = wanted[np.isin(wanted, live.base_ids) & ~np.isin(wanted, live.removed)]
+        parts = [(in_base, live.base.vectors(in_base))] if len(in_base) else []
+        in_delta = wanted[np.isin(wanted, live.delta.ids())]
+        if len(in_delta):
+            parts.append((in_delta, live.delta.vectors(in_delta)))
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros((0, self.context.dimension), np.float32)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def describe(self) -> str:
+        live, store = self.live, self.context.store
+        if not live.trusted:
+            return f"{live.problem}: read from the database on open (--repair rewrites it)"
+        built = live.built
+        kind = built["type"] + (f" ({built['factory']})" if "factory" in built else "")
+        knob = next((k for k in ("nprobe", "ef_search") if k in built), None)
+        if knob and "recall_estimate" in built:
+            kind += f", {knob} {built[knob]}: estimated recall@10 {built['recall_estimate']}"
+        behind = store.generation - live.saved_generation
+        return f"{kind}, " + ("current" if not behind else f"{behind} commits behind (caught up on open)")
+
+    def create(self) -> None:
+        self.save(rebuild=True)
+
+    def drop(self) -> None:
+        """The files are in the index folder: the new index's replace them, and name their own instance."""
+
+    def close(self) -> None:
+        self._live = None

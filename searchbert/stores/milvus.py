@@ -1,5 +1,5 @@
-"""Chunk vectors kept in Milvus (`index --vector-store milvus`): Milvus Lite (a local file), or a Milvus server or
-cluster at an http(s) URI, the token from MILVUS_TOKEN. SQLite stays the source of truth for documents, chunks,
+"""The "milvus" store (`index --vector-store milvus`): chunk vectors in Milvus Lite (a local file), or a Milvus server
+or cluster at an http(s) URI, the token from MILVUS_TOKEN. SQLite stays the source of truth for documents, chunks,
 BM25 and settings (it keeps a copy of each vector too, which `status --repair` restores Milvus from); Milvus holds
 the vectors keyed by chunk id, with the fields filters need, and runs dense search and its filters.
 
@@ -21,14 +21,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidArgument, MissingExtra, VectorStoreError
+from ..errors import InvalidArgument, MissingExtra, VectorStoreError
+from ..expression import Expression, ExtIn, MetadataIs, ModifiedSince, PathGlob, compile_filters
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import numpy as np
 
-    from .records import Filters
-    from .store import Store
-    from .vectors import Selection
+    from ..records import Filters
+    from ..vectors import Selection
+    from . import StoreContext
 
 log = logging.getLogger("searchbert")
 
@@ -53,7 +56,21 @@ _CLIENTS_LOCK = threading.Lock()
 
 
 def is_lite(uri: str) -> bool:
+    """Whether the URI is a Milvus Lite file (a server, Lite's own included, is reached at a URL)."""
     return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+
+def serves_lite(uri: str) -> bool:
+    """Whether Milvus Lite answers at `uri`: a file, or `milvus-lite server` (which says so in its version)."""
+    if is_lite(uri):
+        return True
+    connection = client(uri)
+    try:
+        return str(connection.get_server_version()).startswith("milvus_lite")
+    except Exception as exc:  # pymilvus's and gRPC's own errors
+        raise _unreachable(uri, exc) from exc
+    finally:
+        release(uri)
 
 
 def normalize_uri(uri: str) -> str:
@@ -114,10 +131,10 @@ def release(uri: str) -> None:
             server_manager_instance.release_server(uri)
 
 
-def index_kind(asked: str, uri: str) -> str:
-    """The vector index a collection gets for --index-type `asked`: Lite's is always flat (exact); a server's
-    auto is HNSW."""
-    if is_lite(uri):
+def index_kind(asked: str, uri: str, lite: bool | None = None) -> str:
+    """The vector index a collection gets for --index-type `asked`: Milvus Lite's (a file, or `milvus-lite server`)
+    is always flat (exact); a server's auto is HNSW."""
+    if is_lite(uri) if lite is None else lite:
         if asked not in ("auto", "flat"):
             raise InvalidArgument(
                 f"a Milvus Lite file searches exactly (flat), not {asked}: its approximate indexes lose recall "
@@ -148,7 +165,7 @@ class MilvusIndex:
 
     def __init__(self, dimension: int, uri: str, collection: str, kind: str = "auto") -> None:
         self.dimension, self.uri, self.collection = dimension, uri, collection
-        self.kind = index_kind(kind, uri)
+        self.kind = kind if kind in SERVER_INDEXES else index_kind(kind, uri)
         #: search parameters (ef, nprobe): the index type's defaults
         self.knobs = dict(SERVER_INDEXES[self.kind][2])
         self.client = client(uri)
@@ -176,7 +193,10 @@ class MilvusIndex:
         params.add_index("vector", index_type=name, metric_type="IP", params=dict(build))
         self._call(c.create_collection, self.collection, schema=schema, index_params=params)
         built = self._call(c.describe_index, self.collection, "vector")
-        if any(str(built.get(key)) != str(value) for key, value in build.items()):  # never a silent default build
+        # never a silent default build: the type must be the one asked for, and each build parameter the server
+        # reports must be ours (Milvus Lite reports none; it is only ever asked for FLAT, which has none)
+        reported = {key: built[key] for key in build if key in built}
+        if built.get("index_type") != name or any(str(v) != str(build[key]) for key, v in reported.items()):
             self.drop()
             raise VectorStoreError(f"Milvus at {self.uri} built {built} instead of {name} {build}")
         self._loaded = True
@@ -219,7 +239,7 @@ class MilvusIndex:
 
     def add(self, ids: np.ndarray, vectors: np.ndarray, fields: Sequence[dict[str, Any]] | None = None) -> int:
         """Upsert rows (an id already there is replaced); returns the timestamp Milvus gave the write (0 unknown)."""
-        from .vectors import _as_ids, _as_vectors
+        from ..vectors import _as_ids, _as_vectors
 
         ids, vectors = _as_ids(ids), _as_vectors(vectors, self.dimension)
         self._load()
@@ -232,7 +252,7 @@ class MilvusIndex:
         return _last_write(self.collection)
 
     def remove(self, ids: np.ndarray) -> int:
-        from .vectors import _as_ids
+        from ..vectors import _as_ids
 
         ids = _as_ids(ids)
         if not len(ids):
@@ -252,7 +272,7 @@ class MilvusIndex:
         the narrow filters it comes with) or what `expression` lets through."""
         import numpy as np
 
-        from .vectors import _as_vectors
+        from ..vectors import _as_vectors
 
         queries = _as_vectors(queries, self.dimension)
         k = max(1, min(k, MAX_LIMIT))
@@ -286,9 +306,23 @@ class MilvusIndex:
         vectors_of: Callable[[list[int]], tuple[np.ndarray, np.ndarray]] | None = None,
         allowed: Selection | None = None,
     ) -> list[list[tuple[int, float]]]:
-        from .vectors import nearest
+        from ..vectors import nearest
 
         return nearest(self, queries, k, allowed)
+
+    def vectors(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) the collection holds for these ids."""
+        import numpy as np
+
+        self._load()
+        rows = self._call(
+            self.client.get, self.collection, ids=[int(i) for i in ids], output_fields=["id", "vector"], **self._read()
+        )
+        found = sorted((int(r["id"]), r["vector"]) for r in rows)
+        return (
+            np.asarray([i for i, _ in found], dtype=np.int64),
+            np.asarray([v for _, v in found], dtype=np.float32).reshape(len(found), self.dimension),
+        )
 
     def ids(self) -> np.ndarray:
         import numpy as np
@@ -314,7 +348,7 @@ class MilvusIndex:
 
     def save(self, path: Path) -> None:
         """Milvus keeps the vectors itself: what is saved is where they are."""
-        from .vectors import atomic_write
+        from ..vectors import atomic_write
 
         text = json.dumps(
             {"uri": self.uri, "collection": self.collection, "dimension": self.dimension, "kind": self.kind}
@@ -332,25 +366,45 @@ class MilvusIndex:
 _NO_FIELDS: dict[str, Any] = {"relpath": "", "ext": "", "mtime": 0.0, "metadata": {}}
 
 
-class MilvusVectors:
-    """An index's vectors in Milvus, as searches and the Writer use them (the FAISS side is live.LiveVectors): the
-    collection, kept in step with the SQLite store."""
+class MilvusStore:
+    """The "milvus" store: an index's vectors in one Milvus collection (named by the index instance), kept in step
+    with the SQLite store (see the module)."""
 
-    def __init__(self, uri: str, collection: str, dimension: int, store: Store, kind: str = "auto") -> None:
-        self.index = MilvusIndex(dimension, uri, collection, kind)
-        self.store = store
+    retypes = False  # a collection's index is built when it is made: another type is another index (--rebuild)
+    filters_inside = True
+
+    def __init__(self, context: StoreContext) -> None:
+        spec = context.spec
+        self.store, self.dimension = context.store, context.dimension
+        self.index = MilvusIndex(
+            context.dimension, spec["uri"], spec["collection"], spec.get("index", context.index_type)
+        )
         self._count: tuple[int, int] = (-1, 0)  # (store generation, chunks then)
-        #: as for FAISS (live.LiveVectors.approximate): Lite's FLAT index is exact, so a search hands it every
-        #: filter as a bitmap too (BM25 searches within it); a server's HNSW is approximate, so a wide filter is
-        #: checked on its results instead
+        #: as for FAISS: Lite's FLAT index is exact, so a search hands it every filter as a bitmap too (BM25
+        #: searches within it); a server's HNSW is approximate, so a wide filter is checked on its results instead
         self.approximate = self.index.kind != "flat"
 
-    def create(self) -> None:
-        self.index.create()
+    @classmethod
+    def settings(cls, options: Mapping[str, Any], index_type: str, instance: str) -> dict[str, Any]:
+        """Where the collection goes (options["uri"]: a Lite file, or a server's URI) and which index it gets."""
+        unknown = set(options) - {"uri"}
+        if unknown:
+            raise InvalidArgument(f"the milvus store takes a uri, not {', '.join(sorted(unknown))}")
+        if not options.get("uri"):
+            raise InvalidArgument(
+                "--vector-store milvus needs --milvus-uri (a Milvus Lite file *.db, or http://host:19530)"
+            )
+        uri = normalize_uri(str(options["uri"]))
+        # one collection per index (a rebuild is another index): many can share a server
+        kind = index_kind(index_type, uri, serves_lite(uri) if index_type == "auto" or not is_lite(uri) else True)
+        return {"kind": "milvus", "uri": uri, "collection": f"searchbert_{instance}", "index": kind}
 
     def describe(self) -> str:
         where = "Milvus Lite file" if is_lite(self.index.uri) else "Milvus server"
         return f"{where} {self.index.uri}, collection {self.index.collection} ({self.index.kind})"
+
+    def create(self) -> None:
+        self.index.create()
 
     def drop(self) -> None:
         self.index.drop()
@@ -360,26 +414,33 @@ class MilvusVectors:
 
     # -- writing ---------------------------------------------------------------------------------------------------
 
-    def upsert_chunks(self, chunk_ids: Sequence[int]) -> None:
+    def written(self, chunk_ids: Sequence[int]) -> None:
         """Copy these chunks (vector and filter fields, as the store holds them now, committed or not) to Milvus,
         and record the write's timestamp in the store for readers."""
+        self._upsert(self.store.filter_fields(list(chunk_ids)))
+
+    def _upsert(self, rows: Any) -> None:
         import numpy as np
 
-        sql = (
-            "SELECT c.id, c.vector, d.relpath, d.ext, d.mtime, d.metadata FROM chunks c "
-            "JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})"
-        )
-        for start in range(0, len(chunk_ids), UPSERT_ROWS):
-            rows = list(self.store.rows_in(sql, list(chunk_ids[start : start + UPSERT_ROWS])))
-            if not rows:
-                continue
-            ids = np.asarray([r[0] for r in rows], dtype=np.int64)
-            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-            fields = [{"relpath": r[2], "ext": r[3], "mtime": float(r[4]), "metadata": json.loads(r[5])} for r in rows]
-            self._note_write(self.index.add(ids, vectors, fields))
+        batch: list[tuple[int, bytes, str, str, float, str]] = []
+        for row in [*rows, None]:
+            if row is not None:
+                batch.append(row)
+            if batch and (row is None or len(batch) >= UPSERT_ROWS):
+                ids = np.asarray([r[0] for r in batch], dtype=np.int64)
+                vectors = np.frombuffer(b"".join(r[1] for r in batch), dtype=np.float32).reshape(len(batch), -1)
+                fields = [
+                    {"relpath": r[2], "ext": r[3], "mtime": float(r[4]), "metadata": json.loads(r[5])} for r in batch
+                ]
+                self._note_write(self.index.add(ids, vectors, fields))
+                batch = []
 
-    def sync_removed(self) -> None:
-        """Delete from Milvus what SQLite removed since the last sync (after SQLite's commit: see the module)."""
+    def save(self, final: bool = True, rebuild: bool = False) -> None:
+        """Delete from Milvus what SQLite removed since the last sync (after SQLite's commit: see the module);
+        rebuild: a collection dropped by hand comes back, and holds exactly SQLite's chunks."""
+        if rebuild:
+            self.create()
+            self.reconcile()
         synced = int(self.store.get_meta("milvus_synced", "-1"))
         generation = self.store.generation
         if synced == generation:
@@ -399,11 +460,10 @@ class MilvusVectors:
         upserted)."""
         import numpy as np
 
-        held = self.index.ids()
-        stored = np.fromiter((r[0] for r in self.store.execute("SELECT id FROM chunks")), dtype=np.int64)
+        held, stored = self.index.ids(), self.store.chunk_ids()
         orphans, missing = np.setdiff1d(held, stored), np.setdiff1d(stored, held)
         self.index.remove(orphans)
-        self.upsert_chunks(missing.tolist())
+        self.written(missing.tolist())
         return len(orphans), len(missing)
 
     def _note_write(self, ts: int) -> None:
@@ -427,6 +487,10 @@ class MilvusVectors:
         self._read_from()
         return self.index.ids()
 
+    def vectors(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        self._read_from()
+        return self.index.vectors(ids)
+
     def _read_from(self) -> None:
         """Searches read at least up to searchbert's last write, whichever process made it (kept in SQLite); Lite
         applies each write before it answers."""
@@ -434,21 +498,18 @@ class MilvusVectors:
             self.index.guarantee = int(self.store.get_meta("milvus_ts", "0"))
 
     def nearest(
-        self,
-        queries: np.ndarray,
-        k: int,
-        allowed: Selection | None = None,
-        vectors_of: Callable[[list[int]], tuple[np.ndarray, np.ndarray]] | None = None,
-        filters: Filters | None = None,
+        self, queries: np.ndarray, k: int, allowed: Selection | None = None, expression: Expression | None = None
     ) -> list[list[tuple[int, float]]]:
         """The k nearest chunks per query, the filters run inside Milvus as an expression. What the expression
         cannot say exactly is checked here against `allowed` (SQLite's bitmap) when there is one, else by the search
         on what comes back; a filter Milvus found too few for is searched exactly over SQLite's vectors."""
         import numpy as np
 
+        from ..vectors import rescore
+
         self._read_from()
         limit = min(k, MAX_LIMIT)
-        scores, ids = self.index.search(queries, limit, None, to_expression(filters) if filters else "")
+        scores, ids = self.index.search(queries, limit, None, to_expression(expression) if expression else "")
         out = []
         for query, score_row, id_row in zip(queries, scores, ids):
             pairs = [(int(i), float(s)) for i, s in zip(id_row, score_row) if i >= 0]
@@ -456,9 +517,7 @@ class MilvusVectors:
                 inside = allowed.contains(np.asarray([i for i, _ in pairs], dtype=np.int64))
                 pairs = [p for p, keep in zip(pairs, inside) if keep]
                 if len(pairs) < min(limit, len(allowed)) and len(allowed) <= EXACT_FALLBACK_MAX:
-                    from .vectors import rescore
-
-                    exact = vectors_of or (lambda some: self.store.vectors_of(some, self.index.dimension))
+                    exact = lambda some: self.store.vectors_of(some, self.dimension)  # noqa: E731
                     pairs = rescore(query[None, :], np.flatnonzero(allowed.bits)[None, :], exact, limit)[0]
             out.append(pairs)
         return out
@@ -485,29 +544,37 @@ def _entries(cache: Any) -> list[tuple[Any, int]]:
 # -- filters as Milvus expressions ------------------------------------------------------------------------------------
 
 
-def to_expression(filters: Filters) -> str:
-    """The filters as a Milvus boolean expression: exactly what Filters.sql selects where Milvus can say it, and a
-    wider condition where it cannot (a glob with [classes], a literal % or _), which the search then narrows."""
+def to_expression(expression: Expression | Filters) -> str:
+    """The Milvus translation of a filter expression: exactly what SQLite selects where Milvus can say it, and a
+    wider condition where it cannot (a glob with [classes], a literal % or _), which the search then narrows. Text is
+    written as itself: Milvus reads no \\u escapes, so a JSON-escaped "café" would be refused."""
     parts = []
-    if filters.exts:
-        exts = sorted({e.lower().lstrip(".") for e in filters.exts})
-        parts.append(f"ext in {json.dumps(exts)}")
-    if filters.since is not None:
-        parts.append(f"mtime >= {float(filters.since)!r}")
-    if filters.paths:
-        likes = [_like(p) for p in filters.paths]
-        if all(like is not None for like in likes):
-            parts.append("(" + " or ".join(f"relpath like {json.dumps(like)}" for like in likes) + ")")
-    for key, value in filters.metadata.items():
-        field = f"metadata[{json.dumps(key)}]"
-        tests = []
-        for v in value if isinstance(value, list) else [value]:
-            if v is None:  # null, or no such key: Milvus's JSON tests differ here; SQLite checks it
-                tests.append("true")
-            else:
-                tests.append(f"{field} == {json.dumps(v)}")
-        parts.append("(" + " or ".join(tests or ["false"]) + ")")
+    for c in compile_filters(expression).conditions:
+        if isinstance(c, ExtIn):
+            parts.append(f"ext in [{', '.join(_text(e) for e in c.exts)}]")
+        elif isinstance(c, ModifiedSince):
+            parts.append(f"mtime >= {c.time!r}")
+        elif isinstance(c, PathGlob):
+            likes = [_like(p) for p in c.patterns]
+            if all(like is not None for like in likes):
+                parts.append("(" + " or ".join(f"relpath like {_text(like)}" for like in likes) + ")")  # type: ignore[arg-type]
+        elif isinstance(c, MetadataIs):
+            field = f"metadata[{_text(c.key)}]"
+            # null (Milvus's JSON tests differ from SQLite's there): left to SQLite, which the search checks with
+            tests = ["true" if v is None else f"{field} == {_literal(v)}" for v in c.values]
+            parts.append("(" + " or ".join(tests or ["false"]) + ")")
     return " and ".join(parts)
+
+
+def _text(value: str) -> str:
+    """A string literal for a Milvus expression: double-quoted, with only the quote and backslash escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, str):
+        return _text(value)
+    return json.dumps(value)  # numbers and booleans as JSON writes them
 
 
 def _like(pattern: str) -> str | None:
