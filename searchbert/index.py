@@ -289,7 +289,8 @@ class Index:
 
     @property
     def vectors(self) -> VectorStore:
-        """The vector store as of SQLite's last commit (caught up on each access)."""
+        """The vector store as of SQLite's last commit (caught up on each access; reopened after a rebuild)."""
+        self.current()
         store = self.vector_store
         store.refresh()
         return store

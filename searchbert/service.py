@@ -3,8 +3,9 @@
 Searches and writes go through different Index objects over the same folder: the reader answers searches (one at a
 time, under a lock: an Index is not meant for two threads, and the model already uses every core), the writer
 takes updates under its own lock and the index's write lock. A write never blocks a search; the reader sees it when
-it commits, because every search catches up with what SQLite committed (see live.py). While another process
-rebuilds the index (`index --rebuild`), searches fail with IndexBusy until it is back, and the reader reopens.
+it commits, because every search catches up with what SQLite committed (see stores/faiss.py). An index rebuilt by
+another process (`index --rebuild`) is reopened by each Index on its next call; a file that cannot be read meanwhile
+is IndexBusy (try again).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import IndexCorrupt, IndexNotFound, InvalidArgument, SearchbertError, StorageError
+from .errors import IndexCorrupt, IndexNotFound, IndexReplaced, InvalidArgument, SearchbertError, StorageError
 
 if TYPE_CHECKING:
     from .encoders import Encoder
@@ -43,7 +44,6 @@ class Service:
         self.path = Path(path)
         self.rerank_model = rerank_model
         self._reader: Index = Index.open(self.path, encoder=encoder)
-        self._reader_identity = self._writer_identity = _identity(self.path)
         self._writer: Index | None = None
         self._read_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -106,32 +106,10 @@ class Service:
 
     def _read(self, work: Any) -> Any:
         with self._read_lock:
-            now = _identity(self.path)
-            if now != self._reader_identity:  # rebuilt or replaced since (or being rebuilt: _reopen says busy)
-                self._reader = self._reopen(self._reader)
-                self._reader_identity = now
             try:
                 return work(self._reader)
-            except (IndexNotFound, IndexCorrupt, StorageError) as exc:
+            except (IndexNotFound, IndexCorrupt, IndexReplaced, StorageError) as exc:
                 raise IndexBusy(f"the index is being rebuilt or replaced: try again in a moment ({exc})") from exc
-
-    def _reopen(self, old: Index) -> Index:
-        """The index at self.path as it is now (its model reused when it is still the same), or IndexBusy while
-        it is being made again."""
-        from .errors import IncompatibleIndex
-        from .index import Index
-
-        if _identity(self.path) is None:
-            raise IndexBusy(f"the index at {self.path} is being rebuilt: try again in a moment")
-        try:
-            try:
-                fresh = Index.open(self.path, encoder=old.loaded_encoder)
-            except IncompatibleIndex:  # rebuilt with another model
-                fresh = Index.open(self.path)
-        except SearchbertError as exc:
-            raise IndexBusy(f"the index is being rebuilt or replaced: try again in a moment ({exc})") from exc
-        old.close()
-        return fresh
 
     # -- writing -------------------------------------------------------------------------------------------------
 
@@ -157,37 +135,13 @@ class Service:
             if self._writer is None:
                 # the reader's model, so a service holds one copy of it
                 self._writer = Index.open(self.path, encoder=self._reader.encoder)
-                self._writer_identity = _identity(self.path)
-            elif (now := _identity(self.path)) != self._writer_identity:
-                self._writer = self._reopen(self._writer)
-                self._writer_identity = now
-            return work(self._writer)
+            try:
+                return work(self._writer)
+            except IndexReplaced as exc:
+                raise IndexBusy(f"the index was rebuilt during this write: send it again ({exc})") from exc
 
     def close(self) -> None:
         with self._write_lock, self._read_lock:
             self._reader.close()
             if self._writer is not None:
                 self._writer.close()
-
-
-_seen: dict[tuple[str, int, int], str] = {}
-
-
-def _identity(path: Path) -> str | None:
-    """Which index is at `path` now: its manifest's instance (a rebuild makes a new one); None while there is no
-    complete index (a rebuild has wiped it and not yet written the manifest, which goes last). Asked on every
-    request, so the manifest is read only when its file changed (it is replaced whole, never edited in place)."""
-    import json
-
-    from .index import MANIFEST
-
-    try:
-        stat = (path / MANIFEST).stat()
-        key = (str(path), stat.st_ino, stat.st_mtime_ns)
-        if key not in _seen:
-            data = json.loads((path / MANIFEST).read_text())
-            _seen.clear()  # one index per service: only the latest is worth keeping
-            _seen[key] = str(data.get("instance") or data["created"])
-        return _seen[key]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
