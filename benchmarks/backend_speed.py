@@ -29,7 +29,7 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     from searchbert.chunking import ChunkSettings, chunk_document
-    from searchbert.onnx_encoder import make_encoder
+    from searchbert.models import make_encoder
 
     names = ["torch", "onnx", "onnx-int8"]
     try:

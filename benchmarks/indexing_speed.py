@@ -35,7 +35,7 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     from searchbert.index import Index
-    from searchbert.onnx_encoder import make_encoder
+    from searchbert.models import make_encoder
 
     ours: list[float] = []
     theirs: dict[int, list[float]] = {size: [] for size in BATCH_SIZES}

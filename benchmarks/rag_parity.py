@@ -38,7 +38,7 @@ def eval_index(folder: Path):
     """The evaluation index for SciFact (standard protocol, `auto` backend), built as `searchbert eval` builds it."""
     from searchbert.evaluation import cache_key, default_cache_dir, evaluate, load_collection
     from searchbert.index import MANIFEST, Index
-    from searchbert.onnx_encoder import make_encoder
+    from searchbert.models import make_encoder
 
     encoder = make_encoder(None, "auto")
     collection = load_collection(folder, "test")

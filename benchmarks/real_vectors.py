@@ -47,7 +47,7 @@ def queries() -> list[str]:
 def load() -> tuple[np.ndarray, np.ndarray]:
     """(corpus vectors, query vectors), embedding them on the first call."""
     if not CACHE.exists():
-        from searchbert.onnx_encoder import make_encoder
+        from searchbert.models import make_encoder
 
         encoder = make_encoder(None, "onnx")
         texts = sentences()

@@ -277,7 +277,7 @@ def retrieve(
         return _bm25_run(collection, **lexical), "bm25", "-", 0
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     if encoder is None:
-        from .onnx_encoder import make_encoder
+        from .models import make_encoder
 
         encoder = make_encoder(model, backend)
     search_options = SearchOptions(k=depth, mode=mode, rerank=rerank, candidates=candidates, fusion=fusion)

@@ -280,7 +280,7 @@ def trainer_settings(
 def _fast_embedder(base: str | None) -> Callable[[list[str]], Any]:
     """The base model as searchbert runs it for indexing (ONNX, int8 for the bundled model: 2x torch here): mining
     embeds the whole corpus, and ranks no worse for it."""
-    from .onnx_encoder import make_encoder
+    from .models import make_encoder
 
     return make_encoder(base, "auto").encode
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .chunking import ChunkSettings
 from .encoders import Encoder, resolve_model
@@ -43,7 +44,7 @@ def index_paths(
     ray: str | None = None,
     workers: int | None = None,
     vector_store: str | None = None,
-    milvus_uri: str | None = None,
+    store_options: dict[str, Any] | None = None,
 ) -> IndexReport:
     """Create the index if needed (or refuse to mix models and settings) and add paths to it.
 
@@ -65,7 +66,7 @@ def index_paths(
         if (index_path / MANIFEST).exists() and not rebuild:
             index = Index.open(index_path, encoder=encoder, backend=backend, lock=lock)
             _check_settings(index, model, index_type, chunk_size, overlap, title_prefix)
-            _check_store(index, vector_store, milvus_uri)
+            _check_store(index, vector_store, store_options or {})
             index.set_lexical(bm25_k1, bm25_b)
         else:
             index = Index.create(
@@ -81,7 +82,7 @@ def index_paths(
                 lock=lock,
                 bm25={k: v for k, v in (("k1", bm25_k1), ("b", bm25_b)) if v is not None},
                 vector_store=vector_store or "faiss",
-                milvus_uri=milvus_uri,
+                store_options=store_options,
             )
         with index:
             if fusion is not None:  # the index's own from now on; nothing to rebuild
@@ -100,13 +101,13 @@ def index_paths(
             )
     if report.indexed == 0 and report.removed == 0:
         raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
-    from .onnx_encoder import prepare_query_encoder
+    from .models import prepare_query_encoder
 
     prepare_query_encoder(index.loaded_encoder)  # export the model once, so `query` runs without torch
     return report
 
 
-def _check_store(index: Index, vector_store: str | None, milvus_uri: str | None) -> None:
+def _check_store(index: Index, vector_store: str | None, options: dict[str, Any]) -> None:
     """Refuse to move an existing index's vectors by a flag: where they are is fixed when the index is made."""
     spec = index.manifest.vector_store
     kind = kind_of(spec)
@@ -115,12 +116,13 @@ def _check_store(index: Index, vector_store: str | None, milvus_uri: str | None)
             f"{index.path} keeps its vectors in {kind}, not {vector_store}: leave out --vector-store, or pass "
             "--rebuild to start the index over there"
         )
-    if milvus_uri is not None:
-        asked = store_kind(kind).settings({"uri": milvus_uri}, index.manifest.vector_index.get("type", "auto"), "")
-        if asked.get("uri") != spec.get("uri"):
+    if options:
+        asked = store_kind(kind).settings(options, index.manifest.vector_index.get("type", "auto"), index.instance)
+        differ = sorted(key for key in options if asked.get(key) != spec.get(key))
+        if differ:
             raise IncompatibleIndex(
-                f"{index.path} keeps its vectors in {spec.get('uri', kind)}: leave out --milvus-uri, or pass "
-                "--rebuild to start over"
+                f"{index.path} keeps its vectors in {kind} with other settings ({', '.join(differ)}): leave them "
+                "out, or pass --rebuild to start over"
             )
 
 

@@ -162,7 +162,7 @@ def _file_sha256(path: Path) -> str:
 
 
 def _memo_file() -> Path:
-    from .onnx_encoder import cache_dir
+    from .cache import cache_dir
 
     return cache_dir() / "weights.json"
 

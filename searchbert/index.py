@@ -105,7 +105,6 @@ class Index:
         lock_timeout: float | None = None,
         bm25: dict[str, float] | None = None,
         vector_store: str = DEFAULT_STORE,
-        milvus_uri: str | None = None,
         store_options: dict[str, Any] | None = None,
     ) -> Index:
         """Make a new, empty index at path (rebuild=True replaces one that is there, in place: processes that have
@@ -116,17 +115,15 @@ class Index:
         auto: onnx-int8 for the bundled model (measured within 0.5 nDCG@10 of fp32), onnx for other models.
 
         vector_store names the store the vectors go to (see searchbert.stores): "faiss" (a file in the folder, the
-        default), "milvus" at `milvus_uri` (a Milvus Lite *.db file, or a server's http(s):// URI, its token from
-        MILVUS_TOKEN), or one registered with register_store; `store_options` are the store's own settings.
+        default), "milvus" (store_options {"uri": a Milvus Lite *.db file, or a server's http(s):// URI, its token
+        from MILVUS_TOKEN}), or one registered with register_store; `store_options` are the store's own settings.
         """
         path = Path(path)
         instance = uuid.uuid4().hex
         options = dict(store_options or {})
-        if milvus_uri is not None:
-            options["uri"] = milvus_uri
         spec = store_kind(vector_store).settings(options, index_type, instance)  # checked before anything is written
         if encoder is None:
-            from .onnx_encoder import make_encoder
+            from .models import make_encoder
 
             encoder = make_encoder(model, backend)
         enc = encoder
@@ -198,7 +195,7 @@ class Index:
                     f"{path} holds {'int8' if built_int8 else 'full-precision'} vectors, not {backend} ones: "
                     "leave out --backend, or pass --rebuild to start the index over"
                 )
-            from .onnx_encoder import make_encoder
+            from .models import make_encoder
 
             encoder = make_encoder(manifest.model_id, backend)
         if encoder is not None:
@@ -267,7 +264,7 @@ class Index:
                     f"{self.path} was built with your embedding function {self.manifest.model_id!r}: open it with "
                     "Index.open(path, encoder=FunctionEncoder(...)) (or search it with mode='bm25')"
                 )
-            from .onnx_encoder import encoder_for
+            from .models import encoder_for
 
             enc = encoder_for(self.manifest.model)
             check_compatible(self.manifest, enc.fingerprint(), None)  # the same weights, not just the same name

@@ -18,20 +18,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .encoders import DEFAULT_MODEL, LocalBiEncoder, read_json, resolve_model
+from .cache import cache_dir
+from .encoders import LocalBiEncoder, read_json
 from .errors import ModelNotAvailable
 from .vectors import atomic_write
 
 if TYPE_CHECKING:
     import numpy as np
 
-BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "openvino")
 #: Transformer, Pooling and Normalize: the only modules this runner reproduces (a Dense layer would need torch)
 _SUPPORTED_MODULES = {"Transformer", "Pooling", "Normalize"}
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SEARCHBERT_CACHE", "~/.cache/searchbert")).expanduser()
 
 
 def onnx_file(base: LocalBiEncoder, quantized: bool = False) -> Path:
@@ -157,6 +153,11 @@ class OnnxEncoder(LocalBiEncoder):
         self._batcher.enable_truncation(self.max_seq_length)
         self._batcher.enable_padding(pad_id=self.tokenizer.token_to_id("[PAD]") or 0)
 
+    @classmethod
+    def reloaded(cls, model: str, revision: str | None, quantized: bool) -> OnnxEncoder:
+        """The same model on the same runner, loaded again (what a pickled encoder becomes: see __reduce__)."""
+        return cls(model, quantized=quantized, revision=revision)
+
     def fingerprint(self) -> dict[str, Any]:
         """int8 vectors differ a little from fp32 ones: an index records them as such and is queried with them."""
         return {**super().fingerprint(), "quantization": "int8"} if self.quantized else super().fingerprint()
@@ -269,6 +270,10 @@ class OpenVinoEncoder(OnnxEncoder):
         super().__init__(model, batch_size=batch_size)
         self.backend = "openvino"
 
+    @classmethod
+    def reloaded(cls, model: str, revision: str | None, quantized: bool) -> OpenVinoEncoder:
+        return cls(model)
+
     @cached_property
     def session(self) -> Any:
         import openvino as ov
@@ -279,81 +284,3 @@ class OpenVinoEncoder(OnnxEncoder):
 
     def _infer(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return self.session.infer(feeds)[0].copy()  # the request reuses its output buffer
-
-
-def make_encoder(model: str | None = None, backend: str = "auto") -> LocalBiEncoder:
-    """The encoder for a model on a backend: torch (sentence-transformers), onnx, onnx-int8 or openvino.
-
-    auto: the fastest backend whose SciFact nDCG@10 was measured within 0.5 pt of torch's. For the bundled model
-    that is onnx-int8 (documents int8, queries fp32; benchmarks/results/quality_auto.md, backend_speed.md); others were
-    not measured, so they get onnx (the same vectors as torch); torch where ONNX cannot run the model.
-    """
-    from .encoders import SentenceTransformerEncoder
-    from .errors import InvalidArgument
-
-    if backend not in BACKENDS:
-        raise InvalidArgument(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
-    if backend == "auto":
-        try:
-            return OnnxEncoder(model, quantized=resolve_model(model)[0] == DEFAULT_MODEL)
-        except (ModelNotAvailable, ImportError, RuntimeError, OSError) as exc:
-            import logging
-
-            logging.getLogger("searchbert").warning(
-                "running the model with torch (slower): the ONNX runner is not available (%s). "
-                "Pass --backend torch to choose it and silence this",
-                exc,
-            )
-            return SentenceTransformerEncoder(model)
-    if backend == "torch":
-        return SentenceTransformerEncoder(model)
-    if backend == "openvino":
-        return OpenVinoEncoder(model)
-    return OnnxEncoder(model, quantized=backend == "onnx-int8")
-
-
-def reload_encoder(model: str, backend: str, revision: str | None = None) -> LocalBiEncoder:
-    """An encoder pickled by LocalBiEncoder.__reduce__, loaded again: the same model on the same runner (torch on
-    the GPU where the process was given one)."""
-    from .encoders import SentenceTransformerEncoder
-
-    if backend == "torch":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        return SentenceTransformerEncoder(model, revision=revision, device=device)
-    if backend == "openvino":
-        return OpenVinoEncoder(model)
-    return OnnxEncoder(model, quantized=backend == "onnx-int8", revision=revision)
-
-
-def encoder_for(fingerprint: dict[str, Any]) -> LocalBiEncoder:
-    """The fastest encoder that gives an index's vectors: its ONNX export when there is one, else torch."""
-    from .encoders import SentenceTransformerEncoder
-
-    quantized, revision = fingerprint.get("quantization") == "int8", fingerprint.get("revision")
-    try:
-        return OnnxEncoder(fingerprint["id"], quantized=quantized, export_if_missing=quantized, revision=revision)
-    except (ModelNotAvailable, ImportError, RuntimeError, OSError) as exc:
-        torch = SentenceTransformerEncoder(fingerprint["id"], revision=revision)
-        if supported(torch):  # torch is this model's only runner otherwise: nothing to say
-            import logging
-
-            logging.getLogger("searchbert").warning(
-                "searching with torch (slower to start): %s. The next `searchbert index` run exports the model", exc
-            )
-        return torch
-
-
-def prepare_query_encoder(encoder: Any) -> None:
-    """Export a model run by torch to ONNX, when torch is loaded anyway and the model allows it (best effort)."""
-    if not isinstance(encoder, LocalBiEncoder) or getattr(encoder, "backend", "") != "torch" or not supported(encoder):
-        return
-    try:
-        import onnxruntime  # noqa: F401
-
-        export(encoder)
-    except Exception as exc:  # a failed export only costs query speed: say so, never fail the indexing
-        import logging
-
-        logging.getLogger("searchbert").warning("could not export the model to ONNX (queries will use torch): %s", exc)

@@ -16,6 +16,12 @@ from searchbert.records import Document, Filters
 
 from .conftest import FakeEncoder
 
+
+def _lite(folder: Path) -> dict[str, str]:
+    """The store options of a Milvus Lite file in `folder`."""
+    return {"uri": str(folder / "v.db")}
+
+
 TOPICS = ["glacier", "violin", "orchid", "volcano", "satellite", "honeybee", "lighthouse"]
 
 
@@ -36,7 +42,7 @@ def pair(tmp_path: Path):
     """The same documents in a FAISS index and a Milvus Lite one."""
     faiss_ix = Index.create(tmp_path / "faiss", encoder=FakeEncoder())
     milvus_ix = Index.create(
-        tmp_path / "milvus", encoder=FakeEncoder(), vector_store="milvus", milvus_uri=str(tmp_path / "v.db")
+        tmp_path / "milvus", encoder=FakeEncoder(), vector_store="milvus", store_options=_lite(tmp_path)
     )
     for ix in (faiss_ix, milvus_ix):
         ix.add_documents(_docs())
@@ -131,17 +137,17 @@ def test_the_store_of_an_existing_index_cannot_be_switched_by_a_flag(tmp_path: P
     index_paths(tmp_path / "ix", [docs_dir], encoder=FakeEncoder())
     with pytest.raises(IncompatibleIndex, match="--rebuild"):
         index_paths(tmp_path / "ix", [docs_dir], encoder=FakeEncoder(), vector_store="milvus",
-                    milvus_uri=str(tmp_path / "v.db"))  # fmt: skip
+                    store_options=_lite(tmp_path))  # fmt: skip
 
 
 def test_rebuild_drops_the_old_collection(tmp_path: Path) -> None:
     from searchbert.stores.milvus import client
 
-    ix = Index.create(tmp_path / "ix", encoder=FakeEncoder(), vector_store="milvus", milvus_uri=str(tmp_path / "v.db"))
+    ix = Index.create(tmp_path / "ix", encoder=FakeEncoder(), vector_store="milvus", store_options=_lite(tmp_path))
     old = ix.manifest.vector_store["collection"]
     ix.close()
     again = Index.create(tmp_path / "ix", encoder=FakeEncoder(), rebuild=True, vector_store="milvus",
-                         milvus_uri=str(tmp_path / "v.db"))  # fmt: skip
+                         store_options=_lite(tmp_path))  # fmt: skip
     assert again.manifest.vector_store["collection"] != old
     assert client(str(tmp_path / "v.db")).list_collections() == [again.manifest.vector_store["collection"]]
     again.close()
@@ -195,7 +201,7 @@ def test_sigkill_after_milvus_upsert_before_sqlite_commit_leaves_only_invisible_
     from searchbert.health import repair, status
 
     Index.create(
-        tmp_path / "ix", encoder=FakeEncoder(), vector_store="milvus", milvus_uri=str(tmp_path / "v.db")
+        tmp_path / "ix", encoder=FakeEncoder(), vector_store="milvus", store_options=_lite(tmp_path)
     ).close()  # the Lite file is free for the child
     _child(tmp_path / "ix", "after-upsert", 100)
     info = status(str(tmp_path / "ix"))
@@ -210,7 +216,7 @@ def test_sigkill_after_milvus_upsert_before_sqlite_commit_leaves_only_invisible_
 def test_sigkill_between_sqlite_delete_and_milvus_delete_is_caught_up_by_the_next_writer(tmp_path: Path) -> None:
     from searchbert.health import status
 
-    ix = Index.create(tmp_path / "ix", encoder=FakeEncoder(), vector_store="milvus", milvus_uri=str(tmp_path / "v.db"))
+    ix = Index.create(tmp_path / "ix", encoder=FakeEncoder(), vector_store="milvus", store_options=_lite(tmp_path))
     ix.add_documents([Document(path=f"d{i}", text=f"text {i} about topic {i % 5}") for i in range(100)])
     ix.close()
     _child(tmp_path / "ix", "after-delete", 100)
@@ -229,7 +235,7 @@ def test_a_lite_file_held_by_another_process_is_a_clear_error(tmp_path: Path, do
     from searchbert.folders import index_paths
 
     index_paths(tmp_path / "ix", [docs_dir], encoder=FakeEncoder(), vector_store="milvus",
-                milvus_uri=str(tmp_path / "v.db"))  # fmt: skip
+                store_options=_lite(tmp_path))  # fmt: skip
     holder = Index.open(tmp_path / "ix", encoder=FakeEncoder())
     holder.search("pasta", 1, mode="dense")  # this process holds the Lite file now
     started = time.monotonic()
@@ -261,7 +267,7 @@ def test_index_types_on_milvus() -> None:
 
 def test_an_approximate_index_on_a_lite_file_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="exactly"):
-        Index.create(tmp_path / "ix", encoder=FakeEncoder(), vector_store="milvus", milvus_uri=str(tmp_path / "v.db"),
+        Index.create(tmp_path / "ix", encoder=FakeEncoder(), vector_store="milvus", store_options=_lite(tmp_path),
                      index_type="hnsw")  # fmt: skip
     assert not (tmp_path / "ix").exists() and not (tmp_path / "v.db").exists()
 
@@ -325,11 +331,11 @@ def test_a_milvus_lite_server_gets_an_exact_index_and_answers_as_faiss_does(tmp_
         assert listening(server.pid) == {"127.0.0.1"}
         uri = f"http://127.0.0.1:{port}"
         with pytest.raises(InvalidArgument, match="searches exactly"):
-            Index.create(tmp_path / "hnsw", encoder=FakeEncoder(), vector_store="milvus", milvus_uri=uri,
+            Index.create(tmp_path / "hnsw", encoder=FakeEncoder(), vector_store="milvus", store_options={"uri": uri},
                          index_type="hnsw")  # fmt: skip
         assert not (tmp_path / "hnsw" / "manifest.json").exists()
         faiss_ix = Index.create(tmp_path / "faiss", encoder=FakeEncoder())
-        ix = Index.create(tmp_path / "ix", encoder=FakeEncoder(), vector_store="milvus", milvus_uri=uri)
+        ix = Index.create(tmp_path / "ix", encoder=FakeEncoder(), vector_store="milvus", store_options={"uri": uri})
         assert ix.manifest.vector_store["index"] == "flat"
         for each in (faiss_ix, ix):
             each.add_documents(_docs(120))

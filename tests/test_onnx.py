@@ -13,7 +13,8 @@ import pytest
 from searchbert.errors import IncompatibleIndex, ModelNotAvailable
 from searchbert.folders import index_paths
 from searchbert.index import Index
-from searchbert.onnx_encoder import OnnxEncoder, encoder_for, make_encoder
+from searchbert.models import encoder_for, make_encoder
+from searchbert.onnx_encoder import OnnxEncoder
 
 from .conftest import write_tree
 from .test_integration import CORPUS

@@ -42,7 +42,7 @@ def test_a_first_index_run_prints_only_searchbert_lines(tmp_path: Path) -> None:
 
 
 def test_the_test_suite_keeps_out_of_the_users_cache() -> None:
-    from searchbert.onnx_encoder import cache_dir
+    from searchbert.cache import cache_dir
 
     assert not str(cache_dir()).startswith(str(Path.home() / ".cache"))
 

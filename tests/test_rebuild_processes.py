@@ -43,7 +43,7 @@ def test_watch_goes_on_into_the_rebuilt_index(tmp_path: Path) -> None:
         assert searchbert("index", str(docs), "--index", str(ix), "--rebuild", "-q").returncode == 0
         (docs / "fjord.md").write_text("Fjords are long narrow inlets carved by glaciers.")
         wait_for(lambda: "fjord.md" in _found(ix, "fjords inlets"), 60, "the new file to be searchable")
-        health = json.loads(searchbert("status", "--index", str(ix), "--json").stdout)
+        health = json.loads(searchbert("status", "--index", str(ix), "--deep", "--json").stdout)
         assert health["consistent"] and health["documents"] == 3 and health["vectors"] == health["chunks"], health
     finally:
         watcher.send_signal(signal.SIGTERM)

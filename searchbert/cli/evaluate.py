@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..onnx_encoder import BACKENDS
+from ..models import BACKENDS
 from . import (
     BACKEND_HELP,
     bm25_options,

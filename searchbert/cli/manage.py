@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..onnx_encoder import BACKENDS
+from ..models import BACKENDS
 from ..stores import store_names
 from . import (
     BACKEND_HELP,
@@ -152,7 +152,7 @@ def index_cmd(
         ray=ray_address,
         workers=workers,
         vector_store=vector_store,
-        milvus_uri=milvus_uri,
+        store_options={"uri": milvus_uri} if milvus_uri is not None else None,
     )
     if as_json:
         click.echo(json.dumps({"index": str(target), **report.to_dict()}, indent=2))
@@ -189,13 +189,20 @@ def remove_cmd(paths: tuple[str, ...], index_path: str | None) -> None:
     help="Rebuild what can be rebuilt without embedding (the vector file; in Milvus, orphan vectors are deleted and "
     "missing ones put back).",
 )
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also embed a few chunks again with the index's model and compare them with their stored vectors "
+    "(loads the model).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @reports_errors
-def status_cmd(index_path: str | None, repair: bool, as_json: bool) -> None:
-    """Show the index's model, counts, size on disk, last update, and whether it is consistent."""
+def status_cmd(index_path: str | None, repair: bool, deep: bool, as_json: bool) -> None:
+    """Show the index's model, counts, size on disk, last update, and whether it is consistent: every chunk has one
+    vector, and a sample of the vectors holds what the database says (with --deep, what the model gives)."""
     from .. import health
 
-    info = health.repair(index_path) if repair else health.status(index_path)
+    info = health.repair(index_path) if repair else health.status(index_path, deep=deep)
     if as_json:
         click.echo(json.dumps(info.to_dict(), indent=2))
         return

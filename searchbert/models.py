@@ -1,0 +1,73 @@
+"""Which runner for which model: the encoder factory. It sits above the encoders (encoders.py: torch;
+onnx_encoder.py: onnxruntime and OpenVINO) and the hub client, which know nothing of it: no import circles.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .encoders import DEFAULT_MODEL, LocalBiEncoder, SentenceTransformerEncoder, resolve_model
+from .errors import ModelNotAvailable
+from .onnx_encoder import OnnxEncoder, OpenVinoEncoder, export, supported
+
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "openvino")
+
+
+def make_encoder(model: str | None = None, backend: str = "auto") -> LocalBiEncoder:
+    """The encoder for a model on a backend: torch (sentence-transformers), onnx, onnx-int8 or openvino.
+
+    auto: the fastest backend whose SciFact nDCG@10 was measured within 0.5 pt of torch's. For the bundled model
+    that is onnx-int8 (documents int8, queries fp32; benchmarks/results/quality_auto.md, backend_speed.md); others were
+    not measured, so they get onnx (the same vectors as torch); torch where ONNX cannot run the model.
+    """
+    from .errors import InvalidArgument
+
+    if backend not in BACKENDS:
+        raise InvalidArgument(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        try:
+            return OnnxEncoder(model, quantized=resolve_model(model)[0] == DEFAULT_MODEL)
+        except (ModelNotAvailable, ImportError, RuntimeError, OSError) as exc:
+            import logging
+
+            logging.getLogger("searchbert").warning(
+                "running the model with torch (slower): the ONNX runner is not available (%s). "
+                "Pass --backend torch to choose it and silence this",
+                exc,
+            )
+            return SentenceTransformerEncoder(model)
+    if backend == "torch":
+        return SentenceTransformerEncoder(model)
+    if backend == "openvino":
+        return OpenVinoEncoder(model)
+    return OnnxEncoder(model, quantized=backend == "onnx-int8")
+
+
+def encoder_for(fingerprint: dict[str, Any]) -> LocalBiEncoder:
+    """The fastest encoder that gives an index's vectors: its ONNX export when there is one, else torch."""
+    quantized, revision = fingerprint.get("quantization") == "int8", fingerprint.get("revision")
+    try:
+        return OnnxEncoder(fingerprint["id"], quantized=quantized, export_if_missing=quantized, revision=revision)
+    except (ModelNotAvailable, ImportError, RuntimeError, OSError) as exc:
+        torch = SentenceTransformerEncoder(fingerprint["id"], revision=revision)
+        if supported(torch):  # torch is this model's only runner otherwise: nothing to say
+            import logging
+
+            logging.getLogger("searchbert").warning(
+                "searching with torch (slower to start): %s. The next `searchbert index` run exports the model", exc
+            )
+        return torch
+
+
+def prepare_query_encoder(encoder: Any) -> None:
+    """Export a model run by torch to ONNX, when torch is loaded anyway and the model allows it (best effort)."""
+    if not isinstance(encoder, LocalBiEncoder) or getattr(encoder, "backend", "") != "torch" or not supported(encoder):
+        return
+    try:
+        import onnxruntime  # noqa: F401
+
+        export(encoder)
+    except Exception as exc:  # a failed export only costs query speed: say so, never fail the indexing
+        import logging
+
+        logging.getLogger("searchbert").warning("could not export the model to ONNX (queries will use torch): %s", exc)
