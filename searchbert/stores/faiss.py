@@ -42,6 +42,8 @@ RETRAIN_FACTOR = 2.0
 SAVE_ALWAYS_BYTES = 32 * 1024 * 1024
 #: ... a larger one at most this often (seconds); it can always be rebuilt from SQLite anyway
 SAVE_EVERY_S = 60.0
+#: a reader that finds the vector file and its state from two different saves looks again this many times
+SAVE_RACE_TRIES = 3
 
 
 def read_state(folder: Path) -> dict[str, Any] | None:
@@ -105,28 +107,37 @@ class LiveVectors:
 
     def _load_base(self) -> None:
         """Map the saved file if it can be trusted; else start empty, so every vector comes from SQLite."""
-        state, key = read_state(self.folder), _file_key(self.folder)
-        self._key = key
-        reason, self.problem = "", "missing or unreadable"
-        found = standing(state, self.store)
-        if state is None:
-            reason = "the vector file is missing or unreadable"
-        elif found == "stale":
-            reason, self.problem = "the vector file is older than the database's change log", "too old to catch up"
-        elif found == "foreign":
-            reason, self.problem = "the vector file belongs to another index", "of another index"
-        else:
-            try:
-                base = FaissFlatIndex.load(self.folder / VECTORS, self.dimension, mmap=True)
-                if len(base) != int(state.get("count", len(base))):  # the file and its state were not saved together
-                    raise ValueError(f"it holds {len(base)} vectors, its state says {state['count']}")
-                base.tune(state.get("built", {}))
-                self.built, self.saved_generation = state.get("built", {"type": "flat"}), int(state["generation"])
-                self.trusted, self.problem = True, None
-                self._reset(base, self.saved_generation)
-                return
-            except (OSError, RuntimeError, ValueError) as exc:
-                reason = f"the vector file cannot be read ({str(exc).strip().splitlines()[-1][:200]})"
+        for attempt in range(SAVE_RACE_TRIES):
+            state, self._key = read_state(self.folder), _file_key(self.folder)
+            reason, self.problem = "", "missing or unreadable"
+            found = standing(state, self.store)
+            if state is None:
+                reason = "the vector file is missing or unreadable"
+            elif found == "stale":
+                reason, self.problem = "the vector file is older than the database's change log", "too old to catch up"
+            elif found == "foreign":
+                reason, self.problem = "the vector file belongs to another index", "of another index"
+            else:
+                try:
+                    base = FaissFlatIndex.load(self.folder / VECTORS, self.dimension, mmap=True)
+                except (OSError, RuntimeError, ValueError) as exc:
+                    reason = f"the vector file cannot be read ({str(exc).strip().splitlines()[-1][:200]})"
+                else:
+                    if len(base) == int(state.get("count", len(base))):
+                        base.tune(state.get("built", {}))
+                        self.built, self.saved_generation = (
+                            state.get("built", {"type": "flat"}),
+                            int(state["generation"]),
+                        )
+                        self.trusted, self.problem = True, None
+                        self._reset(base, self.saved_generation)
+                        return
+                    # the file and its state are two files: a writer replaced one and not yet the other
+                    reason = f"the vector file holds {len(base)} vectors, its state says {state['count']}"
+                    if attempt + 1 < SAVE_RACE_TRIES:
+                        time.sleep(0.05)
+                        continue
+            break
         if self.store.counts()["chunks"]:
             log.warning(
                 "%s of %s: searching vectors read from the database instead (slower to open); "
