@@ -55,6 +55,7 @@ netns:
 	fi
 
 test: install browser netns
+	$(VENV)/bin/ruff check searchbert tests benchmarks
 	SEARCHBERT_REQUIRE_BROWSER=1 $(PY) -m pytest -m "not netns"
 	unshare -rn sh -c 'ip link set lo up && SEARCHBERT_IN_NETNS=1 $(PY) -m pytest -m netns -p no:cacheprovider'
 
