@@ -23,8 +23,19 @@ from .errors import (
     IndexNotFound,
     IndexReplaced,
     InvalidArgument,
-    SearchbertError,
-    storage_error,
+)
+from .index_files import (  # noqa: F401 (DATABASE, LEXICAL, make_folder and wipe: imported from here too)
+    DATABASE,
+    LEXICAL,
+    drop_store,
+    lexical_settings,
+    load_lexical,
+    make_folder,
+    previous_manifest,
+    reusable_store,
+    save_lexical,
+    stored_manifest,
+    wipe,
 )
 from .indexing import COMMIT_CHUNKS, Writer, add_documents, add_files
 from .loaders import MAX_FILE_BYTES, Discovery, discover, existing_roots
@@ -34,7 +45,7 @@ from .manifest import Manifest, check_compatible, now_iso
 from .records import Document, Fusion, Hit, IndexReport, SearchOptions
 from .store import Store
 from .stores import DEFAULT_STORE, StoreContext, VectorStore, kind_of, open_store, store_kind
-from .stores.faiss import VECTORS, VECTORS_STATE, standing
+from .stores.faiss import VECTORS, VECTORS_STATE  # noqa: F401 (imported from here too)
 
 if TYPE_CHECKING:
     from .embedding import Embedder
@@ -44,15 +55,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("searchbert")
 
-DATABASE, LEXICAL = "index.db", "bm25"
-#: below this many chunks a reader whose saved BM25 index is behind the store rebuilds it in memory (seconds);
-#: above, it keeps the saved one until the writer saves the next (new chunks are found by the dense side till then)
-BM25_REBUILD_MAX = 200_000
 #: a document whose text is larger is skipped unless asked for: one 10 MB log takes minutes to embed on a laptop,
 #: and a folder of notes should not wait for it
 MAX_DOC_BYTES = 2_000_000
-# the lock file is never deleted: a writer waiting on it would then hold a lock on a file nobody else sees
-_OWN_FILES = (MANIFEST, DATABASE, DATABASE + "-wal", DATABASE + "-shm", VECTORS, VECTORS_STATE)
 
 
 class Index:
@@ -75,7 +80,7 @@ class Index:
         self.path = path
         self.lock = lock or WriteLock(path)
         self.store = store or Store(path / DATABASE)
-        self.manifest = _stored_manifest(self.store) or manifest
+        self.manifest = stored_manifest(self.store) or manifest
         #: which index this object reads and writes: SQLite's record of it ("" for one made before it was kept)
         self.instance = self.store.instance
         self._encoder = encoder
@@ -138,7 +143,7 @@ class Index:
             manifest = Manifest(
                 model=enc.fingerprint(),
                 vector_index={"type": index_type},
-                lexical=_lexical_settings(bm25),
+                lexical=lexical_settings(bm25),
                 chunking=chunking,
                 searchbert_version=__version__,
                 created=now_iso(),
@@ -152,12 +157,12 @@ class Index:
     def _new(cls, path: Path, enc: Encoder, manifest: Manifest, lock: WriteLock) -> Index:
         """The new index's manifest and empty tables commit in one transaction, in the database file already there
         if there is one: a rebuild never unlinks a file other processes have open (see Store.reset)."""
-        store = _reusable_store(path)
-        old = _stored_manifest(store) or _previous(path)
+        store = reusable_store(path)
+        old = stored_manifest(store) or previous_manifest(path)
         store.create_schema()
         store.reset(manifest.instance, manifest.text())
         if old is not None:
-            _drop_store(path, store, old)
+            drop_store(path, store, old)
         index = cls(path, manifest, enc, lock=lock, store=store)
         index.vector_store.create()
         index.save_lexical()
@@ -184,7 +189,7 @@ class Index:
             raise IndexNotFound(f"no searchbert index at {path}: create one with `searchbert index FOLDER`")
         store = Store(path / DATABASE)
         try:
-            manifest = _stored_manifest(store) or Manifest.load(path / MANIFEST)
+            manifest = stored_manifest(store) or Manifest.load(path / MANIFEST)
         except BaseException:
             store.close()
             raise
@@ -218,7 +223,7 @@ class Index:
         instance, _ = self.store.state()
         if instance == self.instance:
             return
-        manifest = _stored_manifest(self.store)
+        manifest = stored_manifest(self.store)
         if manifest is None or manifest.instance != instance:  # never: reset() writes both in one transaction
             raise IndexReplaced(f"{self.path} is being replaced by another process: try again in a moment")
         log.info("%s was rebuilt by another process: reopened", self.path)
@@ -301,41 +306,13 @@ class Index:
 
     def _load_lexical(self) -> None:
         generation = self.store.generation
-        try:
-            retriever, state = BM25Retriever.load(self.path / LEXICAL)
-            found = standing(state, self.store)
-        except (OSError, ValueError, KeyError):
-            retriever, found = None, "stale"
-        if found == "foreign":  # another index's words: never searched here
-            retriever = None
-        if retriever is not None and found == "current":
-            self._lexical, self._lexical_generation = retriever, generation
-            return
-        chunks = self.store.counts()["chunks"]
-        if retriever is not None and chunks > BM25_REBUILD_MAX:
-            # a long write is under way: rebuilding here would cost minutes per commit; chunks removed since are
-            # dropped from its results by search, new ones wait for the writer's save
-            self._lexical, self._lexical_generation = retriever, generation
-        else:
-            if retriever is None and generation > 0 and chunks:
-                log.warning(
-                    "the BM25 index of %s is missing or unreadable: rebuilt in memory; "
-                    "run `searchbert status --repair` to save it",
-                    self.path,
-                )
-            self._lexical, self._lexical_generation = self._build_lexical(), generation
+        self._lexical, self._lexical_generation = load_lexical(self.path, self.store, self.manifest), generation
 
     def refresh(self) -> None:
         """Catch up with what other processes committed since the last search (one read when nothing did)."""
         self.current()
         if self._vector_store is not None:
             self._vector_store.refresh()
-
-    def _build_lexical(self) -> BM25Retriever[int]:
-        prefix = self.manifest.chunking.title_prefix
-        # the texts stream through the tokenizer, never all held at once
-        texts = ((i, f"{title}\n{text}" if prefix else text) for i, title, text in self.store.lexical_rows())
-        return BM25Retriever.from_rows(texts, k1=self.manifest.lexical["k1"], b=self.manifest.lexical["b"])
 
     @property
     def fusion(self) -> Fusion:
@@ -355,7 +332,7 @@ class Index:
 
     def set_lexical(self, k1: float | None = None, b: float | None = None) -> None:
         """Change BM25's k1 and b: the BM25 index is rebuilt from SQLite and saved (nothing is embedded)."""
-        wanted = _lexical_settings({k: v for k, v in (("k1", k1), ("b", b)) if v is not None}, self.manifest.lexical)
+        wanted = lexical_settings({k: v for k, v in (("k1", k1), ("b", b)) if v is not None}, self.manifest.lexical)
         if wanted == self.manifest.lexical:
             return
         with self.writing():
@@ -386,10 +363,8 @@ class Index:
         self.vector_store.save(final=final, rebuild=rebuild or (final and self.settings_changed))
 
     def save_lexical(self) -> None:
-        """Rebuild the BM25 index from SQLite and save it with the generation it holds."""
-        instance, generation = self.store.state()
-        self._lexical, self._lexical_generation = self._build_lexical(), generation
-        self._lexical.save(self.path / LEXICAL, {"instance": instance, "generation": generation})
+        """Rebuild the BM25 index from SQLite and save it with the instance and generation it holds."""
+        self._lexical, self._lexical_generation = save_lexical(self.path, self.store, self.manifest)
 
     # -- writing ---------------------------------------------------------------------------------------------------
 
@@ -583,77 +558,6 @@ def _lines(text: str) -> list[str]:
     """text's lines, each with its "\n": lines end there only, as chunking numbers them."""
     parts = text.split("\n")
     return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
-
-
-def _lexical_settings(asked: dict[str, float] | None, base: dict[str, float] | None = None) -> dict[str, float]:
-    """BM25's k1 and b: those asked for, else `base`'s, else the defaults; checked."""
-    from .bm25 import K1, B
-
-    settings = {"k1": K1, "b": B, **(base or {}), **(asked or {})}
-    if settings["k1"] < 0 or not 0 <= settings["b"] <= 1:
-        raise InvalidArgument(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={settings['k1']} b={settings['b']}")
-    return {"k1": float(settings["k1"]), "b": float(settings["b"])}
-
-
-def _stored_manifest(store: Store) -> Manifest | None:
-    """The manifest SQLite keeps (it commits with the data it describes), or None for an index made before."""
-    text = store.get_meta("manifest") if store.has_schema() else ""
-    return Manifest.parse(text, store.path) if text else None
-
-
-def _previous(path: Path) -> Manifest | None:
-    """The manifest of the index a rebuild replaces (None: there is none, or it cannot be read)."""
-    if not (path / MANIFEST).exists():
-        return None
-    try:
-        return Manifest.load(path / MANIFEST)
-    except SearchbertError:
-        return None
-
-
-def _reusable_store(path: Path) -> Store:
-    """The database file already at path, to be reset in place; a file SQLite cannot read is nobody's index and
-    is replaced."""
-    try:
-        store = Store(path / DATABASE)
-        store.has_schema()
-        return store
-    except SearchbertError as exc:
-        log.warning("replacing %s, which cannot be read: %s", path / DATABASE, exc)
-        wipe(path)
-        return Store(path / DATABASE)
-
-
-def _drop_store(path: Path, store: Store, old: Manifest) -> None:
-    """Drop what the replaced index kept outside the folder (a Milvus collection); best effort: a server that is gone
-    keeps it, and the new index must not wait on it."""
-    try:
-        context = StoreContext(
-            path, store, old.dimension, old.vector_index.get("type", "auto"), old.vector_store, old.instance
-        )
-        previous = open_store(context)
-        try:
-            previous.drop()
-        finally:
-            previous.close()
-    except SearchbertError as exc:
-        log.warning("could not drop the replaced index's vectors (%s): %s", kind_of(old.vector_store), exc)
-
-
-def make_folder(path: Path) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise storage_error(exc, path) from exc
-
-
-def wipe(path: Path) -> None:
-    """Delete an index's own files (and nothing else a user may have put in the folder)."""
-    import shutil
-
-    for name in _OWN_FILES:
-        (path / name).unlink(missing_ok=True)
-    shutil.rmtree(path / LEXICAL, ignore_errors=True)
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -245,6 +245,21 @@ class Store:
         gen = self.generation + 1
         self.set_meta("generation", str(gen))
         return gen
+
+    def standing(self, saved: Mapping[str, Any] | None) -> str:
+        """The one rule for a file saved beside the store (vectors, BM25), by the state saved with it (None: no
+        readable file): "foreign" when it names another index instance (a rebuild's, a copy's) or a generation this
+        store has not reached; "current" when it holds the store's generation; "behind" when it is older but the
+        removal log still reaches back to it, so a reader can catch up from it (the vectors can; BM25 cannot, and is
+        rebuilt); else "stale". A file from before instances were recorded belongs to an index that records none."""
+        if saved is None:
+            return "stale"
+        instance, generation = self.state()
+        if str(saved.get("instance", "")) != instance or int(saved["generation"]) > generation:
+            return "foreign"
+        if int(saved["generation"]) == generation:
+            return "current"
+        return "behind" if int(saved["generation"]) >= int(self.get_meta("removed_since", "0")) else "stale"
 
     def save_manifest(self, manifest: str) -> None:
         """Keep the manifest where it commits with the data (manifest.json mirrors it, for people and tools)."""

@@ -6,10 +6,10 @@ grow), held in a small exact index beside the file; chunks removed since are rea
 masked out. Each search first compares the store's generation (one read) and catches up when it moved, so a process
 that keeps an index open for hours sees what other processes index.
 
-The one rule for trusting a saved file, vectors or BM25, is `standing`: a file that names another index instance, or
-a generation ahead of the store's, is not this index's; a file at the store's generation is current; an older one the
-removal log still reaches back to can be caught up with (vectors) or must be rebuilt (BM25); a missing, unreadable or
-older one is not trusted: every vector is then read from SQLite (with a warning).
+The one rule for trusting a saved file, vectors or BM25, is `Store.standing`: a file that names another index
+instance, or a generation ahead of the store's, is not this index's; a file at the store's generation is current; an
+older one the removal log still reaches back to can be caught up with (vectors) or must be rebuilt (BM25); a missing,
+unreadable or older one is not trusted: every vector is then read from SQLite (with a warning).
 """
 
 from __future__ import annotations
@@ -55,22 +55,6 @@ def read_state(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def standing(saved: Mapping[str, Any] | None, store: Store) -> str:
-    """The one rule for a file saved beside the store, by the state saved with it (None: no readable file):
-    "foreign" when it names another index instance (a rebuild's, a copy's) or a generation the store has not
-    reached; "current" when it holds the store's generation; "behind" when it is older but the removal log still
-    reaches back to it, so a reader can catch up from it (the vectors can; BM25 cannot, and is rebuilt); else
-    "stale". A file from before instances were recorded belongs to an index that records none."""
-    if saved is None:
-        return "stale"
-    instance, generation = store.state()
-    if str(saved.get("instance", "")) != instance or int(saved["generation"]) > generation:
-        return "foreign"
-    if int(saved["generation"]) == generation:
-        return "current"
-    return "behind" if int(saved["generation"]) >= int(store.get_meta("removed_since", "0")) else "stale"
-
-
 def _file_key(folder: Path) -> tuple[int, int, int] | None:
     try:
         st = (folder / VECTORS_STATE).stat()
@@ -110,7 +94,7 @@ class LiveVectors:
         for attempt in range(SAVE_RACE_TRIES):
             state, self._key = read_state(self.folder), _file_key(self.folder)
             reason, self.problem = "", "missing or unreadable"
-            found = standing(state, self.store)
+            found = self.store.standing(state)
             if state is None:
                 reason = "the vector file is missing or unreadable"
             elif found == "stale":
@@ -223,7 +207,7 @@ def save_vectors(
     (instance, generation), count = store.state(), store.counts()["chunks"]
     kind = resolve_type(index_type, count)
     state = read_state(folder)
-    if standing(state, store) == "foreign":
+    if store.standing(state) == "foreign":
         state = None  # another index's: never started from, and its removal log means nothing here
     built = (state or {}).get("built", {"type": "flat"})
     if not final and kind != "flat":
@@ -346,7 +330,7 @@ class FaissStore:
             size = c.store.counts()["chunks"] * c.dimension * 4
             if size >= SAVE_ALWAYS_BYTES and time.monotonic() - self._last_save < SAVE_EVERY_S:
                 return
-        elif not rebuild and standing(read_state(c.folder), c.store) == "current":
+        elif not rebuild and c.store.standing(read_state(c.folder)) == "current":
             return  # nothing committed since the file was saved
         save_vectors(c.folder, c.store, c.dimension, c.index_type, final=final, rebuild=rebuild)
         self._last_save = time.monotonic()
