@@ -220,6 +220,11 @@ def _cause(exc: BaseException) -> str:
     return text[-1][:300] if text else type(exc).__name__
 
 
+#: starts of a local Ray instance before giving up: Ray waits a fixed 30 s for its raylet to register, which a machine
+#: busy with other work can miss once (seen in make test on 2 cores)
+LOCAL_START_TRIES = 2
+
+
 def _import_ray() -> Any:
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # gRPC's notes on fork() are not the user's business
     try:
@@ -236,11 +241,21 @@ def _connect(ray: Any, address: str, workers: int | None) -> bool:
     if ray.is_initialized():
         return False
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+    if address == "local":
+        cpus = max(workers or 0, os.cpu_count() or 1)
+        for attempt in range(1, LOCAL_START_TRIES + 1):
+            try:
+                ray.init(address="local", num_cpus=cpus, _node_ip_address="127.0.0.1", **quiet)
+                return True
+            except Exception as exc:  # Ray's own errors: a raylet that did not register in time, above all
+                ray.shutdown()  # what it did start goes, before another try
+                if attempt == LOCAL_START_TRIES:
+                    raise EmbeddingFailed(
+                        f"could not start a local Ray instance ({attempt} tries; Ray gives its processes 30 s to "
+                        f"start, and a busy machine may need more): {exc}"
+                    ) from exc
+                log.warning("starting a local Ray instance failed (%s); trying again", exc)
     try:
-        if address == "local":
-            cpus = max(workers or 0, os.cpu_count() or 1)
-            ray.init(address="local", num_cpus=cpus, _node_ip_address="127.0.0.1", **quiet)
-            return True
         ray.init(address=address, **{k: v for k, v in quiet.items() if k != "include_dashboard"})
     except Exception as exc:  # Ray's own errors (authentication, timeouts) as well as connection failures
         where = "a cluster started with `ray start --head` on this machine" if address == "auto" else address

@@ -218,3 +218,32 @@ def test_a_vector_file_write_cut_short_leaves_nothing_wrong(tmp_path: Path) -> N
     assert not list((tmp_path / "ix").glob(".*.tmp"))
     with Index.open(tmp_path / "ix", encoder=enc) as ix:
         assert ix.vectors.live.trusted and ix.search("zebra crossing", k=1)[0].path.endswith("new.md")
+
+
+def test_a_local_ray_start_that_times_out_once_is_tried_again() -> None:
+    """Ray gives its raylet a fixed 30 s to register; a machine busy with other work missed it once in make test.
+    A Ray that fails its first start (as Ray raises it) and then starts is used; one that fails twice is a clear
+    error."""
+    from searchbert.embedding import _connect
+    from searchbert.errors import EmbeddingFailed
+
+    class SlowRay:
+        def __init__(self, failures: int) -> None:
+            self.failures, self.starts, self.shutdowns = failures, 0, 0
+
+        def is_initialized(self) -> bool:
+            return False
+
+        def init(self, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            assert kwargs["_node_ip_address"] == "127.0.0.1"
+            self.starts += 1
+            if self.starts <= self.failures:
+                raise Exception("The current node timed out during startup.")
+
+        def shutdown(self) -> None:
+            self.shutdowns += 1
+
+    once = SlowRay(failures=1)
+    assert _connect(once, "local", 2) and once.starts == 2 and once.shutdowns == 1
+    with pytest.raises(EmbeddingFailed, match="2 tries"):
+        _connect(SlowRay(failures=2), "local", 2)
