@@ -27,6 +27,7 @@ from .errors import (
 from .index_files import (  # noqa: F401 (DATABASE, LEXICAL, make_folder and wipe: imported from here too)
     DATABASE,
     LEXICAL,
+    adopt_files,
     drop_store,
     lexical_settings,
     load_lexical,
@@ -380,8 +381,8 @@ class Index:
                 self.manifest = replace(self.manifest, instance=self.instance)
                 with self.store.transaction():
                     self.store.set_meta("instance", self.instance)
+                    adopt_files(self.path, self.instance)  # its saved files are this index's: no rebuild of them
                 self._forget()
-                self.settings_changed = True  # files saved from here on name it
             generation = self.store.generation
             yield
             self.save_vectors()  # nothing to do when the store is current

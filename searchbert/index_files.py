@@ -97,6 +97,24 @@ def wipe(path: Path) -> None:
     shutil.rmtree(path / LEXICAL, ignore_errors=True)
 
 
+def adopt_files(folder: Path, instance: str) -> None:
+    """Write `instance` into the state of the saved vector and BM25 files that name none: an index made before
+    files named their instance records one, and its files, whose generation still says whether they can be trusted,
+    are kept (an approximate vector index would otherwise be trained again)."""
+    import json
+
+    from .vectors import atomic_write
+
+    for state in (folder / VECTORS_STATE, folder / LEXICAL / "state.json"):
+        try:
+            saved = json.loads(state.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(saved, dict) and not saved.get("instance"):
+            text = json.dumps({**saved, "instance": instance})
+            atomic_write(state, lambda tmp, text=text: tmp.write_text(text))
+
+
 def build_lexical(store: Store, manifest: Manifest) -> BM25Retriever[int]:
     """A BM25 index over every stored chunk (with its document's title, as the model saw it)."""
     prefix = manifest.chunking.title_prefix

@@ -150,3 +150,28 @@ def test_status_deep_embeds_a_sample_again(built: Path) -> None:
     assert status(str(built)).consistent  # file and database agree ...
     deep = status(str(built), deep=True, encoder=FakeEncoder())
     assert not deep.consistent and any("embed" in p for p in deep.problems), deep.problems
+
+
+def test_an_index_made_before_instances_were_recorded_adopts_its_files(built: Path, monkeypatch) -> None:
+    """Its first write records an instance, and its saved files, generation and all, are kept, not rebuilt."""
+    import sqlite3
+
+    import searchbert.stores.faiss as faiss_store
+
+    with sqlite3.connect(built / DATABASE) as db:  # as searchbert wrote it before
+        db.execute("DELETE FROM meta WHERE key IN ('instance', 'manifest')")
+    for state in (built / VECTORS_STATE, built / "bm25" / "state.json"):
+        saved = json.loads(state.read_text())
+        del saved["instance"]
+        state.write_text(json.dumps(saved))
+
+    def no_rebuild(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the saved vector file was built again")
+
+    monkeypatch.setattr(faiss_store, "_built", no_rebuild)
+    with Index.open(built, encoder=FakeEncoder()) as index:
+        assert index.instance == "" and index.vectors.live.trusted
+        index.add_documents(_docs({"volcano": NEW["volcano"]}))
+        assert index.instance and json.loads((built / VECTORS_STATE).read_text())["instance"] == index.instance
+        assert index.vectors.live.trusted and index.search(NEW["volcano"], k=1)[0].path == "volcano"
+    assert status(str(built)).consistent
