@@ -44,16 +44,27 @@ class _Pending:
     chunks: list[Chunk]
     prefix: str
     replaces: int | None  # id of the stored version this one replaces
+    #: each chunk's key of the exact text embedded for it (see embedded_key)
+    keys: list[str | None]
     #: vectors copied from a stored document with the same content and title (a moved file): nothing to embed
     vectors: np.ndarray | None = None
 
 
 @dataclass
 class _Embedding:
-    """A batch handed to the embedder: its documents, and the vectors to come."""
+    """A batch handed to the embedder: its documents, the vectors already stored for some of its texts (`known`,
+    by key), and the vectors to come for the others (`todo`, each text once)."""
 
     batch: list[_Pending]
+    known: dict[str, np.ndarray]
+    todo: list[str]
     vectors: Future[np.ndarray]
+
+
+def embedded_key(text: str) -> str:
+    """The key of a text as embedded (title prefix and all): an index has one model, so a text with a stored vector
+    is never embedded again (a licence header in every file, a paragraph not edited in a long document)."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
 @dataclass
@@ -87,8 +98,8 @@ class Writer:
         store = self.index.store
         donor = store.same_content(sha256, doc.title, doc.format)
         if donor is not None:  # a moved or copied file: its chunks and vectors are already stored
-            chunks, vectors = store.chunks_of(donor, self.index.manifest.dimension)
-            self.pending.append(_Pending(doc, sha256, chunks, "", replaces, vectors))
+            chunks, vectors, keys = store.chunks_of(donor, self.index.manifest.dimension)
+            self.pending.append(_Pending(doc, sha256, chunks, "", replaces, keys, vectors))
             return
         enc, settings = self.index.encoder, self.index.manifest.chunking
         prefix = document_prefix(doc.title, enc.token_spans, settings)
@@ -98,7 +109,7 @@ class Writer:
             if replaces is not None:  # the file was emptied: its old chunks must go
                 self.remove([replaces])
             return
-        item = _Pending(doc, sha256, chunks, prefix, replaces)
+        item = _Pending(doc, sha256, chunks, prefix, replaces, [embedded_key(prefix + c.text) for c in chunks])
         if len(chunks) >= self.commit_chunks:
             # a document is committed whole: one this large waits for the end, so it never holds back the
             # commit of the small ones around it (after a kill they are searchable)
@@ -117,8 +128,12 @@ class Writer:
                 self.embedder = LocalEmbedder(
                     self.index.encoder, self.index.manifest.dimension, self.index.manifest.model_id
                 )
-            texts = [p.prefix + c.text for p in batch if p.vectors is None for c in p.chunks]
-            self.in_flight.append(_Embedding(batch, self.embedder.submit(texts)))
+            # each text once, and none whose vector is stored already
+            texts = {k: p.prefix + c.text for p in batch if p.vectors is None for c, k in zip(p.chunks, p.keys)}
+            known = self.index.store.vectors_by_key(list(texts), self.index.manifest.dimension)
+            todo = [k for k in texts if k not in known]  # type: ignore[misc]
+            submitted = self.embedder.submit([texts[k] for k in todo])
+            self.in_flight.append(_Embedding(batch, known, todo, submitted))  # type: ignore[arg-type]
         while self.in_flight and (drain or len(self.in_flight) > self.embedder.depth):  # type: ignore[union-attr]
             oldest = self.in_flight.popleft()
             try:
@@ -130,7 +145,8 @@ class Writer:
                     f"{exc}. Not stored: the batch of {shown} (and any after it); every batch before it is, and "
                     "the next run embeds the rest"
                 ) from None
-            self._commit(oldest.batch, _merge(oldest.batch, vectors))
+            found = {**oldest.known, **dict(zip(oldest.todo, vectors))}
+            self._commit(oldest.batch, _merge(oldest.batch, found), len(oldest.todo))
 
     def finish(self) -> None:
         """Embed and commit everything queued, large documents last, each alone; on return all of it is stored."""
@@ -146,7 +162,7 @@ class Writer:
             self.embedder.close()
         self.in_flight.clear()
 
-    def _commit(self, batch: list[_Pending], vectors: np.ndarray) -> None:
+    def _commit(self, batch: list[_Pending], vectors: np.ndarray, embedded: int) -> None:
         """Store one embedded batch (documents, chunks and vectors) in one transaction."""
         store, now = self.index.store, now_iso()
         replaced = [p.replaces for p in batch if p.replaces is not None]
@@ -156,13 +172,15 @@ class Writer:
             offset, inserted = 0, []
             for p in batch:
                 n = len(p.chunks)
-                inserted += store.insert_document(p.doc, p.sha256, p.chunks, vectors[offset : offset + n], now)
+                inserted += store.insert_document(
+                    p.doc, p.sha256, p.chunks, vectors[offset : offset + n], now, p.keys
+                )
                 offset += n
             store.bump_generation()
             vector_store.written(inserted)  # before the commit that makes them visible (a store outside SQLite)
         for p in batch:
             self.counts["updated" if p.replaces is not None else "added"] += 1
-        self.counts["chunks"] += sum(len(p.chunks) for p in batch if p.vectors is None)
+        self.counts["chunks"] += embedded
         if self.progress is not None:
             self.progress.update(len(batch))  # type: ignore[attr-defined]
         vector_store.save(final=False)  # readers catch up from what the store saved: it keeps that short
@@ -200,18 +218,13 @@ def too_large(limit: int) -> str:
     return f"text over {limit / 1e6:g} MB (raise --max-doc-size, 0 for no limit)"
 
 
-def _merge(batch: list[_Pending], embedded: np.ndarray) -> np.ndarray:
-    """The batch's vectors in order: freshly embedded ones, and those reused from stored documents."""
+def _merge(batch: list[_Pending], found: dict[str, np.ndarray]) -> np.ndarray:
+    """The batch's vectors in order: those of its texts (embedded now or stored before), and those copied from a
+    stored document with the same content."""
     import numpy as np
 
-    parts, offset = [], 0
-    for p in batch:
-        if p.vectors is not None:
-            parts.append(p.vectors)
-        else:
-            parts.append(embedded[offset : offset + len(p.chunks)])
-            offset += len(p.chunks)
-    return np.concatenate(parts) if parts else embedded
+    parts = [p.vectors if p.vectors is not None else np.stack([found[k] for k in p.keys]) for p in batch]
+    return np.concatenate(parts)
 
 
 def sha256_bytes(data: bytes) -> str:

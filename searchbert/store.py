@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from .records import Filters
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # version 2: filter columns (searched in SQL) and the log of removed chunks (readers catch up from a saved file)
 _V2 = """
@@ -35,6 +35,11 @@ CREATE INDEX IF NOT EXISTS documents_relpath ON documents(relpath, first_chunk, 
 CREATE INDEX IF NOT EXISTS documents_mtime ON documents(mtime, first_chunk, chunk_count);
 CREATE TABLE IF NOT EXISTS removed_chunks (chunk_id INTEGER NOT NULL, generation INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS removed_generation ON removed_chunks(generation);
+"""
+
+# version 4: each chunk's key of the exact text its vector was embedded from, so the same text is never embedded twice
+_V4 = """
+CREATE INDEX IF NOT EXISTS chunks_embedded ON chunks(embedded);
 """
 
 _SCHEMA = (
@@ -65,12 +70,14 @@ CREATE TABLE IF NOT EXISTS chunks (
     end_char INTEGER NOT NULL,
     start_line INTEGER NOT NULL,
     end_line INTEGER NOT NULL,
-    vector BLOB NOT NULL
+    vector BLOB NOT NULL,
+    embedded TEXT
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
     + _V2
+    + _V4
 )
 
 
@@ -142,6 +149,10 @@ class Store:
                 # a record's metadata, and the whole text (for `get`); older documents' text is pieced from chunks
                 self.execute("ALTER TABLE documents ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'")
                 self.execute("ALTER TABLE documents ADD COLUMN text TEXT")
+            if version < 4:  # chunks stored before have no key: they are simply never reused
+                self.execute("ALTER TABLE chunks ADD COLUMN embedded TEXT")
+                for statement in _statements(_V4):
+                    self.execute(statement)
             self.set_meta("schema_version", str(SCHEMA_VERSION))
 
     def _to_v2(self) -> None:
@@ -337,18 +348,26 @@ class Store:
         ).fetchone()
         return row[0] if row else None
 
-    def chunks_of(self, doc_id: int, dimension: int) -> tuple[list[Chunk], np.ndarray]:
-        """A document's chunks and their vectors, in order."""
+    def chunks_of(self, doc_id: int, dimension: int) -> tuple[list[Chunk], np.ndarray, list[str | None]]:
+        """A document's chunks, their vectors and the keys of the texts they were embedded from, in order."""
         import numpy as np
 
         rows = self.execute(
-            "SELECT ordinal, text, start_char, end_char, start_line, end_line, vector FROM chunks"
+            "SELECT ordinal, text, start_char, end_char, start_line, end_line, vector, embedded FROM chunks"
             " WHERE document_id = ? ORDER BY ordinal",
             [doc_id],
         ).fetchall()
         chunks = [Chunk(*row[:6]) for row in rows]
         vectors = np.frombuffer(b"".join(r[6] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
-        return chunks, vectors
+        return chunks, vectors, [r[7] for r in rows]
+
+    def vectors_by_key(self, keys: Iterable[str], dimension: int) -> dict[str, np.ndarray]:
+        """Stored vectors by the key of the text they were embedded from (see indexing.embedded_key), for the keys
+        that have one."""
+        import numpy as np
+
+        sql = "SELECT embedded, vector FROM chunks WHERE embedded IN ({marks})"
+        return {key: np.frombuffer(blob, dtype=np.float32, count=dimension) for key, blob in self.rows_in(sql, keys)}
 
     def touch(self, doc_id: int, size: int, mtime: float) -> None:
         self.execute("UPDATE documents SET size = ?, mtime = ? WHERE id = ?", [size, mtime, doc_id])
@@ -402,9 +421,16 @@ class Store:
         return packed >> _COUNT_BITS, packed & ((1 << _COUNT_BITS) - 1)
 
     def insert_document(
-        self, doc: Document, sha256: str, chunks: Sequence[Chunk], vectors: np.ndarray, now: str
+        self,
+        doc: Document,
+        sha256: str,
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
+        now: str,
+        keys: Sequence[str | None] | None = None,
     ) -> list[int]:
-        """Insert one document with its chunks and their vectors; returns the new chunk ids."""
+        """Insert one document with its chunks, their vectors and the keys of the texts they were embedded from;
+        returns the new chunk ids."""
         cur = self.execute(
             "INSERT INTO documents(path, root, title, format, size, mtime, sha256, chunk_count, indexed_at, relpath,"
             " ext, metadata, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -426,10 +452,10 @@ class Store:
         )
         doc_id = cur.lastrowid
         ids = []
-        for chunk, vector in zip(chunks, vectors, strict=True):
+        for chunk, vector, key in zip(chunks, vectors, keys or [None] * len(chunks), strict=True):
             cur = self.execute(
-                "INSERT INTO chunks(document_id, ordinal, text, start_char, end_char, start_line, end_line, vector)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO chunks(document_id, ordinal, text, start_char, end_char, start_line, end_line, vector,"
+                " embedded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     doc_id,
                     chunk.ordinal,
@@ -439,6 +465,7 @@ class Store:
                     chunk.start_line,
                     chunk.end_line,
                     vector.tobytes(),
+                    key,
                 ],
             )
             ids.append(cur.lastrowid)

@@ -297,3 +297,33 @@ def test_each_stored_vector_is_its_own_chunks_embedding(tmp_path: Path) -> None:
     expected = FakeEncoder().encode([text for _, text in rows])
     for (chunk_id, _), vector in zip(rows, expected):
         np.testing.assert_allclose(by_id[chunk_id], vector, atol=1e-6)
+
+
+def test_a_text_is_embedded_once_whatever_document_holds_it(tmp_path: Path) -> None:
+    """A licence header in every file is embedded once; editing one paragraph of a long document embeds the chunks
+    whose text changed, not the whole document (counted in what the encoder was asked)."""
+    header = ("Licensed under the Apache License, Version 2.0 (the License); you may not use this file except in "
+              "compliance with the License.")  # fmt: skip
+    words = ["oak", "mill", "harbour", "lantern", "meadow", "copper", "falcon", "glacier"]
+    paragraphs = [f"Paragraph {i} tells of the {w} and the river by the {w} mill." for i, w in enumerate(words)]
+    files = {f"f{i}.md": f"{header}\n\nFile {i} is about topic number {i}.\n" for i in range(5)}
+    files["long.md"] = "\n\n".join(paragraphs) + "\n"
+    docs = write_tree(tmp_path / "docs", files)
+    enc = FakeEncoder(max_tokens=30)
+    ix = Index.create(tmp_path / "ix", encoder=enc, title_prefix=False)
+    first = ix.add([docs])
+    assert sum(header in t for t in enc.embedded) == 1, "the header chunk is embedded once for five files"
+    assert first.chunks_embedded == len(set(enc.embedded)) < ix.count()["chunks"]
+    long_chunks = len(ix.store.chunk_ids(ix.store.document(str(docs / "long.md")).id))
+    assert long_chunks >= 6
+    enc.calls.clear()
+    edited = paragraphs.copy()
+    edited[4] = "Paragraph 4 now tells of a copper kettle instead."
+    (docs / "long.md").write_text("\n\n".join(edited) + "\n")
+    again = ix.add([docs])
+    assert again.updated == 1 and 1 <= again.chunks_embedded <= 2 and len(enc.embedded) == again.chunks_embedded
+    assert all("copper kettle" in t or "Paragraph 4" in t or "Paragraph 5" in t for t in enc.embedded)
+    hits = ix.search(edited[4], k=1, mode="dense", chunks=True)
+    assert hits[0].path.endswith("long.md") and "copper kettle" in hits[0].text
+    assert health.status(str(ix.path)).consistent
+    ix.close()
