@@ -315,13 +315,14 @@ def test_a_text_is_embedded_once_whatever_document_holds_it(tmp_path: Path) -> N
     assert sum(header in t for t in enc.embedded) == 1, "the header chunk is embedded once for five files"
     assert first.chunks_embedded == len(set(enc.embedded)) < ix.count()["chunks"]
     long_chunks = len(ix.store.chunk_ids(ix.store.document(str(docs / "long.md")).id))
-    assert long_chunks >= 6
+    assert long_chunks >= 4
     enc.calls.clear()
     edited = paragraphs.copy()
     edited[4] = "Paragraph 4 now tells of a copper kettle instead."
     (docs / "long.md").write_text("\n\n".join(edited) + "\n")
     again = ix.add([docs])
-    assert again.updated == 1 and 1 <= again.chunks_embedded <= 2 and len(enc.embedded) == again.chunks_embedded
+    assert again.updated == 1 and 1 <= again.chunks_embedded <= 2 < long_chunks
+    assert len(enc.embedded) == again.chunks_embedded
     assert all("copper kettle" in t or "Paragraph 4" in t or "Paragraph 5" in t for t in enc.embedded)
     hits = ix.search(edited[4], k=1, mode="dense", chunks=True)
     assert hits[0].path.endswith("long.md") and "copper kettle" in hits[0].text
