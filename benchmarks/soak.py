@@ -14,7 +14,7 @@ Counts: queries answered per reader, rebuilds, kills, wrong answers (target 0), 
 message; a traceback anywhere is counted apart).
 
     .venv/bin/python benchmarks/soak.py                       # 10 minutes; writes benchmarks/results/soak.md
-    .venv/bin/python benchmarks/soak.py --seconds 60 --rebuild-every 20 --out /tmp/soak.md   # what make test runs
+    .venv/bin/python benchmarks/soak.py --seconds 35 --rebuild-every 12 --out /tmp/soak.md   # what make test runs
 """
 
 from __future__ import annotations
