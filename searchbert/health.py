@@ -11,6 +11,7 @@ from .index import Index, locate_index
 
 if TYPE_CHECKING:
     from .encoders import Encoder
+    from .stores import VectorStore
 
 #: chunks whose vectors are compared with SQLite's at each status (random ones: repeated checks see others)
 SAMPLE = 256
@@ -57,7 +58,7 @@ def _check(index: Index) -> tuple[list[str], str, int]:
     vectors = index.vectors
     try:
         vector_ids = vectors.ids().tolist()
-        problems += _contents(index)
+        problems += _contents(index, vectors)
     except VectorStoreError as exc:  # a Milvus collection gone or unreachable: reported, and --repair can help
         problems.append(str(exc))
         vector_ids = []
@@ -70,7 +71,7 @@ def _check(index: Index) -> tuple[list[str], str, int]:
     return problems, vectors.describe(), len(vector_ids)
 
 
-def _contents(index: Index) -> list[str]:
+def _contents(index: Index, vectors: VectorStore) -> list[str]:
     """Whether the vector store holds, for a sample of chunks, the vectors SQLite holds for them: each must be
     nearer its own stored vector than any other of the sample (an approximate code is close, never exact), and an
     exact one equal to it."""
@@ -79,13 +80,13 @@ def _contents(index: Index) -> list[str]:
     sample = index.store.sample_chunks(SAMPLE)
     if not sample:
         return []
-    ids, held = index.vectors.vectors(sample)
+    ids, held = vectors.vectors(sample)
     _, stored = index.store.vectors_of(ids.tolist(), index.manifest.dimension)
     if not len(ids):
         return []
     scores = held @ stored.T  # two chunks of the same text have the same vector: a tie is no mistake
     own = np.diag(scores) >= scores.max(axis=1) - 1e-4
-    same = own if index.vectors.approximate else np.all(np.abs(held - stored) <= 1e-5, axis=1)
+    same = own if vectors.approximate else np.all(np.abs(held - stored) <= 1e-5, axis=1)
     wrong = int((~(own & same)).sum())
     if wrong:
         return [f"{wrong} of {len(ids)} sampled vectors differ from the chunks' stored ones (--repair rewrites them)"]

@@ -294,6 +294,9 @@ class Index:
     def vectors(self) -> VectorStore:
         """The vector store as of SQLite's last commit (caught up on each access; reopened after a rebuild)."""
         self.current()
+        return self._caught_up()
+
+    def _caught_up(self) -> VectorStore:
         store = self.vector_store
         store.refresh()
         return store
@@ -530,7 +533,7 @@ class Index:
             self._filter_cache = FilterCache()
         return Retrievers(
             store=self.store,
-            vectors=lambda: self.vectors,
+            vectors=self._caught_up,  # this search's instance check was made above
             lexical=lambda: self.lexical,
             encoder=lambda: self.encoder,
             dimension=self.manifest.dimension,

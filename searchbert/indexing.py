@@ -172,9 +172,7 @@ class Writer:
             offset, inserted = 0, []
             for p in batch:
                 n = len(p.chunks)
-                inserted += store.insert_document(
-                    p.doc, p.sha256, p.chunks, vectors[offset : offset + n], now, p.keys
-                )
+                inserted += store.insert_document(p.doc, p.sha256, p.chunks, vectors[offset : offset + n], now, p.keys)
                 offset += n
             store.bump_generation()
             vector_store.written(inserted)  # before the commit that makes them visible (a store outside SQLite)

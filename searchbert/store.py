@@ -555,22 +555,18 @@ class Store:
             )
         )
 
-    def filter_fields(self, chunk_ids: Iterable[int]) -> Iterator[tuple[int, bytes, str, str, float, str]]:
-        """(id, vector blob, relpath, ext, mtime, metadata JSON) per chunk: what a store that filters needs."""
+    def filter_fields(
+        self, chunk_ids: Iterable[int] | None = None
+    ) -> Iterator[tuple[int, bytes, str, str, float, str]]:
+        """(id, vector blob, relpath, ext, mtime, metadata JSON) per chunk, of these chunks or (None) of every one,
+        streamed: what a store that filters needs."""
         sql = (
             "SELECT c.id, c.vector, d.relpath, d.ext, d.mtime, d.metadata FROM chunks c "
-            "JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})"
+            "JOIN documents d ON d.id = c.document_id"
         )
-        return self.rows_in(sql, chunk_ids)
-
-    def all_filter_fields(self) -> Iterator[tuple[int, bytes, str, str, float, str]]:
-        """filter_fields() of every chunk, streamed."""
-        return iter(
-            self.execute(
-                "SELECT c.id, c.vector, d.relpath, d.ext, d.mtime, d.metadata FROM chunks c "
-                "JOIN documents d ON d.id = c.document_id ORDER BY c.id"
-            )
-        )
+        if chunk_ids is None:
+            return iter(self.execute(sql + " ORDER BY c.id"))
+        return self.rows_in(sql + " WHERE c.id IN ({marks})", chunk_ids)
 
     def orphan_chunks(self) -> int:
         """Chunks whose document is gone (a foreign key that did not hold)."""

@@ -192,7 +192,7 @@ def test_a_store_that_filters_inside_returns_only_what_passes(index: Index) -> N
     got = index.vectors.nearest(_queries(index), 20, None, expression)
     if not index.vectors.filters_inside:
         return  # the search checks what it returns (below)
-    rows = {r[0]: r for r in index.store.all_filter_fields()}
+    rows = {r[0]: r for r in index.store.filter_fields()}
     import json
 
     for row in got:

@@ -396,7 +396,7 @@ class MilvusStore:
             )
         uri = normalize_uri(str(options["uri"]))
         # one collection per index (a rebuild is another index): many can share a server
-        kind = index_kind(index_type, uri, serves_lite(uri) if index_type == "auto" or not is_lite(uri) else True)
+        kind = index_kind(index_type, uri, serves_lite(uri))  # a Lite file answers without connecting
         return {"kind": "milvus", "uri": uri, "collection": f"searchbert_{instance}", "index": kind}
 
     def describe(self) -> str:

@@ -44,7 +44,7 @@ class NumpyStore:
     ) -> list[list[tuple[int, float]]]:
         import numpy as np
 
-        rows = list(self.context.store.all_filter_fields())
+        rows = list(self.context.store.filter_fields())
         keep = [
             row
             for row in rows
