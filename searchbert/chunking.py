@@ -15,6 +15,8 @@ from .errors import InvalidArgument
 from .records import Chunk
 
 TokenSpans = Callable[[str], list[tuple[int, int]]]
+#: the same for many texts at once (a fast tokenizer's batch call runs on every core)
+ManySpans = Callable[[list[str]], list[list[tuple[int, int]]]]
 
 #: BERT's position limit is 512 tokens; two are [CLS] and [SEP]
 BERT_MAX_BODY_TOKENS = 510
@@ -101,14 +103,22 @@ def _make(text: str, lines: _Lines, ordinal: int, start: int, end: int) -> Chunk
     return Chunk(ordinal, text[start:end], start, end, first, last)
 
 
-def chunk_text(text: str, token_spans: TokenSpans, max_tokens: int, overlap: int) -> list[Chunk]:
+def chunk_text(
+    text: str,
+    token_spans: TokenSpans,
+    max_tokens: int,
+    overlap: int,
+    spans: list[tuple[int, int]] | None = None,
+    check: bool = True,
+) -> list[Chunk]:
     """Cut text into chunks of at most max_tokens word pieces that together cover every character.
 
     A chunk's span runs from its first token (the document start for the first chunk) to the next chunk's first
     body token (the document end for the last), so no text between tokens is ever dropped. Overlapping chunks
-    start `overlap` tokens or fewer before the previous cut, at the best boundary found there.
+    start `overlap` tokens or fewer before the previous cut, at the best boundary found there. `spans`: the text's
+    token spans if already known; `check=False` leaves the re-read check to the caller (see chunk_many).
     """
-    spans = token_spans(text)
+    spans = token_spans(text) if spans is None else spans
     if not spans:
         return []
     lines = _Lines(text)
@@ -123,7 +133,7 @@ def chunk_text(text: str, token_spans: TokenSpans, max_tokens: int, overlap: int
             return chunks
         cut = _best_cut(text, spans, start_tok + max(1, max_tokens // 2), limit, prefer_late=True)
         # the tokenizer may split a re-read piece differently from the whole (rare, at odd cuts): check and shrink
-        while cut > start_tok + 1 and len(token_spans(text[start_char : spans[cut][0]])) > max_tokens:
+        while check and cut > start_tok + 1 and len(token_spans(text[start_char : spans[cut][0]])) > max_tokens:
             cut -= 1
         chunks.append(_make(text, lines, len(chunks), start_char, spans[cut][0]))
         if overlap:
@@ -157,3 +167,28 @@ def chunk_document(text: str, token_spans: TokenSpans, settings: ChunkSettings, 
         return [_make(text, lines, 0, 0, len(text))]
     budget = settings.max_tokens - (len(token_spans(prefix)) if prefix else 0)
     return chunk_text(text, token_spans, budget, min(settings.overlap, budget // 2))
+
+
+def chunk_many(
+    texts: list[str],
+    prefixes: list[str],
+    token_spans: TokenSpans,
+    settings: ChunkSettings,
+    many: ManySpans | None = None,
+) -> list[list[Chunk]]:
+    """chunk_document for each text (with its prefix), the same chunks, in two calls of the tokenizer's batch
+    `many` when there is one: every text, then every chunk but the last of each (a piece cut from a text may be
+    split differently from the whole: a text with a piece over budget is cut again one piece at a time)."""
+    if many is None or settings.strategy != "chunk":
+        return [chunk_document(t, token_spans, settings, p) for t, p in zip(texts, prefixes, strict=True)]
+    cost = {p: len(token_spans(p)) if p else 0 for p in set(prefixes)}
+    budgets = [settings.max_tokens - cost[p] for p in prefixes]
+    live = [i for i, t in enumerate(texts) if t.strip()]
+    out: list[list[Chunk]] = [[] for _ in texts]
+    for i, spans in zip(live, many([texts[i] for i in live]), strict=True):
+        out[i] = chunk_text(texts[i], token_spans, budgets[i], min(settings.overlap, budgets[i] // 2), spans, False)
+    cut = [(i, c.text) for i in live for c in out[i][:-1]]
+    over = {i for (i, _), spans in zip(cut, many([t for _, t in cut]), strict=True) if len(spans) > budgets[i]}
+    for i in over:
+        out[i] = chunk_document(texts[i], token_spans, settings, prefixes[i])
+    return out

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .errors import ModelNotAvailable
 
@@ -38,6 +38,13 @@ class Encoder(Protocol):
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Query vectors: `encode` unless the encoder embeds queries another way (int8 ONNX: at full precision)."""
         ...
+
+
+@runtime_checkable
+class BatchTokenizer(Protocol):
+    """An encoder whose tokenizer also takes many texts at once (a fast tokenizer's batch runs on every core)."""
+
+    def token_spans_many(self, texts: list[str]) -> list[list[tuple[int, int]]]: ...
 
 
 def checked(vectors: np.ndarray, count: int, dimension: int, model_id: str) -> np.ndarray:
@@ -164,6 +171,10 @@ class LocalBiEncoder:
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """Char span of every word piece of text, special tokens excluded."""
         return self.tokenizer.encode(text, add_special_tokens=False).offsets
+
+    def token_spans_many(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        """token_spans of each text, the tokenizer running over them on every core."""
+        return [e.offsets for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled as what loads it again: a Ray worker loads its own copy of the same weights on the same runner

@@ -33,6 +33,8 @@ class IndexStatus:
     lexical: dict[str, float]
     documents: int
     chunks: int
+    #: chunks with their vector (the others wait for it: searchable by their words only)
+    embedded: int
     vectors: int
     bytes_on_disk: int
     created: str
@@ -64,7 +66,7 @@ def _check(index: Index) -> tuple[list[str], str, int]:
         vector_ids = []
     if len(set(vector_ids)) != len(vector_ids):
         problems.append("the vector index holds duplicate ids")
-    if stored_ids - set(vector_ids):
+    if stored_ids - set(vector_ids):  # embedded in SQLite, missing from the vector store
         problems.append(f"{len(stored_ids - set(vector_ids))} chunks have no vector")
     if set(vector_ids) - stored_ids:
         problems.append(f"{len(set(vector_ids) - stored_ids)} vectors belong to no chunk")
@@ -136,6 +138,7 @@ def status(index_path: str | None = None, *, deep: bool = False, encoder: Encode
             lexical=dict(m.lexical),
             documents=counts["documents"],
             chunks=counts["chunks"],
+            embedded=counts["embedded"],
             vectors=vectors,
             bytes_on_disk=size,
             created=m.created,

@@ -419,8 +419,9 @@ class Index:
         if found is None:
             found = discover(roots, include, exclude, max_file_bytes=MAX_FILE_BYTES if max_doc_size else None)
         started = time.monotonic()
-        with self.writing(lock_timeout), _progress(len(found.files), progress) as bar:
-            writer = Writer(self, progress=bar, commit_chunks=commit_chunks, max_doc_bytes=max_doc_size)
+        with self.writing(lock_timeout):
+            writer = Writer(self, progress=_bars if progress else None, commit_chunks=commit_chunks,
+                            max_doc_bytes=max_doc_size)  # fmt: skip
             writer.embedder = self._embedder(ray, workers, commit_chunks)
             add_files(writer, found, roots)
         return writer.report(started)
@@ -437,10 +438,10 @@ class Index:
         """Index documents given as data; a document is identified by its `path` (any unique id). `ray` and
         `workers` as for add()."""
         started = time.monotonic()
-        with self.writing(), _progress(total, progress) as bar:
-            writer = Writer(self, progress=bar)
+        with self.writing():
+            writer = Writer(self, progress=_bars if progress else None)
             writer.embedder = self._embedder(ray, workers, writer.commit_chunks)
-            add_documents(writer, documents)
+            add_documents(writer, documents, total)
         return writer.report(started)
 
     def _embedder(self, ray: str | None, workers: int | None, batch: int) -> Embedder | None:
@@ -492,7 +493,8 @@ class Index:
     # -- reading ---------------------------------------------------------------------------------------------------
 
     def count(self) -> dict[str, int]:
-        """Documents and chunks in the index."""
+        """Documents, chunks, and chunks embedded in the index (fewer while a write is embedding: the others are
+        found by their words only)."""
         self.current()
         return self.store.counts()
 
@@ -564,12 +566,9 @@ def _lines(text: str) -> list[str]:
     return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
-@contextmanager
-def _progress(total: int | None, enabled: bool) -> Iterator[Any]:
-    if not enabled:
-        yield None
-        return
+def _bars(phase: str, total: int | None, unit: str) -> Any:
+    """A progress bar for one pass of a write (see indexing.Progress): its rate, and the time left where the total
+    is known (the embedding pass, the long one, counts chunks: the time left is the run's)."""
     from tqdm import tqdm
 
-    with tqdm(total=total, unit="doc", desc="indexing", dynamic_ncols=True, mininterval=0.5) as bar:
-        yield bar
+    return tqdm(total=total, unit=unit, desc=phase, dynamic_ncols=True, mininterval=0.5, smoothing=0.05)

@@ -1,8 +1,11 @@
-"""The write path: files or documents -> chunks -> vectors -> one SQLite transaction per batch.
+"""The write path: files or documents -> chunks -> words first, vectors behind.
 
-A batch is committed whole (documents, chunks and vectors together), so a crash loses at most the batch in flight
-and the next run picks up from there: committed files are unchanged on disk and are skipped by the size/mtime/hash
-check.
+Words are cheap and vectors are not, so a write runs in two passes. First every new or changed document is read,
+chunked and committed without vectors (a transaction per group of documents): in seconds the whole folder answers
+BM25, and hybrid search ranks what is not embedded yet by its words alone. Then the chunks still without a vector
+are embedded, a batch at a time, each batch committed in one transaction. A kill loses at most a group or a batch
+in flight, and the next run embeds only what is missing: committed files are unchanged on disk and are skipped by
+the size/mtime/hash check, and their chunks without vectors are found in the store.
 """
 
 from __future__ import annotations
@@ -13,18 +16,20 @@ import logging
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .chunking import chunk_document, document_prefix
+from .chunking import chunk_many, document_prefix
 from .embedding import EMBED_SLICE, Embedder, LocalEmbedder  # noqa: F401 (EMBED_SLICE: imported from here too)
+from .encoders import BatchTokenizer
 from .errors import DocumentError, EmbeddingFailed
 from .loaders import Discovery, read_bytes, read_document
 from .manifest import now_iso
 from .records import Chunk, Document, IndexReport, check_metadata
+from .store import NO_VECTOR
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,30 +40,37 @@ log = logging.getLogger("searchbert")
 
 #: chunks embedded and committed together: large enough to batch well, small enough to lose little on a crash
 COMMIT_CHUNKS = 512
+#: documents chunked and committed by their words together: the tokenizer takes them in one call on every core
+WORDS_DOCUMENTS = 64
+#: ... or fewer, when their text reaches this many characters (a group is held in memory until committed)
+WORDS_CHARS = 4_000_000
+
+#: how a write shows its progress: called with a phase's name, its total and its unit, it gives a bar to update
+Progress = Callable[[str, "int | None", str], Any]
 
 
 @dataclass
-class _Pending:
+class _Words:
+    """A document chunked, to be committed by its words: vectors already known are stored with it."""
+
     doc: Document
     sha256: str
     chunks: list[Chunk]
-    prefix: str
     replaces: int | None  # id of the stored version this one replaces
-    #: each chunk's key of the exact text embedded for it (see embedded_key)
-    keys: list[str | None]
-    #: vectors copied from a stored document with the same content and title (a moved file): nothing to embed
-    vectors: np.ndarray | None = None
+    vectors: list[bytes]  # each chunk's vector blob, NO_VECTOR where it must be embedded
+    keys: list[str | None]  # each chunk's key of the exact text embedded for it (see embedded_key)
 
 
 @dataclass
 class _Embedding:
-    """A batch handed to the embedder: its documents, the vectors already stored for some of its texts (`known`,
-    by key), and the vectors to come for the others (`todo`, each text once)."""
+    """A batch handed to the embedder: its documents (id, vector blobs, keys), the vectors already stored for some
+    of its texts (`known`, by key), and the vectors to come for the others (`todo`, each text once)."""
 
-    batch: list[_Pending]
+    documents: list[tuple[int, list[bytes], list[str | None]]]
     known: dict[str, np.ndarray]
     todo: list[str]
     vectors: Future[np.ndarray]
+    chunks: int  # chunks it gives vectors to
 
 
 def embedded_key(text: str) -> str:
@@ -69,18 +81,19 @@ def embedded_key(text: str) -> str:
 
 @dataclass
 class Writer:
-    """Accumulates changed documents and commits them a batch at a time.
+    """Commits changed documents by their words a group at a time (`offer`), then embeds what has no vector yet a
+    batch at a time (`finish`).
 
-    Embedding runs beside the writer (a thread of its own, or actors on a Ray cluster: see embedding.py), so the
-    next batch is read, parsed and chunked, and the one before is committed, while this one is embedded. Batches are
-    still committed one at a time and in order; at most `embedder.depth` are in flight besides the one being filled.
+    Embedding runs beside the writer (a thread of its own, or actors on a Ray cluster: see embedding.py), so one
+    batch is committed while the next is embedded. Batches are committed one at a time and in order; at most
+    `embedder.depth` are in flight besides the one being filled.
     """
 
     index: Index
-    progress: object = None
+    progress: Progress | None = None
     commit_chunks: int = COMMIT_CHUNKS
-    pending: list[_Pending] = field(default_factory=list)
-    deferred: list[_Pending] = field(default_factory=list)
+    #: documents offered and not chunked yet: (document, its hash, the id of the version it replaces)
+    pending: list[tuple[Document, str, int | None]] = field(default_factory=list)
     #: extracted text larger than this (UTF-8 bytes) is skipped; 0: no limit
     max_doc_bytes: int = 0
     counts: Counter[str] = field(default_factory=Counter)
@@ -91,97 +104,146 @@ class Writer:
     embedder: Embedder | None = None
 
     def offer(self, doc: Document, sha256: str, replaces: int | None) -> None:
-        """Chunk a new or changed document and queue it; hands the batch on to be embedded when it is full."""
-        if any(p.doc.path == doc.path for p in self.pending + self.deferred):  # the same id twice: the last wins
-            self.pending = [p for p in self.pending if p.doc.path != doc.path]
-            self.deferred = [p for p in self.deferred if p.doc.path != doc.path]
-        store = self.index.store
-        donor = store.same_content(sha256, doc.title, doc.format)
-        if donor is not None:  # a moved or copied file: its chunks and vectors are already stored
-            chunks, vectors, keys = store.chunks_of(donor, self.index.manifest.dimension)
-            self.pending.append(_Pending(doc, sha256, chunks, "", replaces, keys, vectors))
-            return
-        enc, settings = self.index.encoder, self.index.manifest.chunking
-        prefix = document_prefix(doc.title, enc.token_spans, settings)
-        chunks = chunk_document(doc.text, enc.token_spans, settings, prefix)
-        if not chunks:
-            self.skipped["empty"] += 1
-            if replaces is not None:  # the file was emptied: its old chunks must go
-                self.remove([replaces])
-            return
-        item = _Pending(doc, sha256, chunks, prefix, replaces, [embedded_key(prefix + c.text) for c in chunks])
-        if len(chunks) >= self.commit_chunks:
-            # a document is committed whole: one this large waits for the end, so it never holds back the
-            # commit of the small ones around it (after a kill they are searchable)
-            self.deferred.append(item)
-            return
-        self.pending.append(item)
-        if sum(len(p.chunks) for p in self.pending) >= self.commit_chunks:
-            self.flush()
+        """Queue a new or changed document; commits the group by its words when it is full."""
+        self.pending = [p for p in self.pending if p[0].path != doc.path]  # the same id twice: the last wins
+        self.pending.append((doc, sha256, replaces))
+        if len(self.pending) >= WORDS_DOCUMENTS or sum(len(p[0].text) for p in self.pending) >= WORDS_CHARS:
+            self.commit_words()
 
-    def flush(self, drain: bool = False) -> None:
-        """Start embedding the queued documents, then commit the oldest batches in flight: all of them with
-        `drain`, else those beyond the embedder's depth."""
-        if self.pending:
-            batch, self.pending = self.pending, []
-            if self.embedder is None:
-                self.embedder = LocalEmbedder(
-                    self.index.encoder, self.index.manifest.dimension, self.index.manifest.model_id
-                )
-            # each text once, and none whose vector is stored already
-            texts = {k: p.prefix + c.text for p in batch if p.vectors is None for c, k in zip(p.chunks, p.keys)}
-            known = self.index.store.vectors_by_key(list(texts), self.index.manifest.dimension)
-            todo = [k for k in texts if k not in known]  # type: ignore[misc]
-            submitted = self.embedder.submit([texts[k] for k in todo])
-            self.in_flight.append(_Embedding(batch, known, todo, submitted))  # type: ignore[arg-type]
-        while self.in_flight and (drain or len(self.in_flight) > self.embedder.depth):  # type: ignore[union-attr]
+    def commit_words(self) -> None:
+        """Chunk the queued documents and commit them, with whatever vectors are already stored for their texts, in
+        one transaction: from then on BM25 finds them."""
+        if not self.pending:
+            return
+        group, self.pending = self.pending, []
+        store, enc, settings = self.index.store, self.index.encoder, self.index.manifest.chunking
+        dimension = self.index.manifest.dimension
+        words, fresh = [], []
+        for doc, sha256, replaces in group:
+            donor = store.same_content(sha256, doc.title, doc.format)
+            if donor is not None:  # a moved or copied file: its chunks and vectors are already stored
+                chunks, vectors, keys = store.chunks_of(donor, dimension)
+                words.append(_Words(doc, sha256, chunks, replaces, [v.tobytes() for v in vectors], keys))
+            else:
+                fresh.append((doc, sha256, replaces))
+        prefixes = [document_prefix(d.title, enc.token_spans, settings) for d, _, _ in fresh]
+        many = enc.token_spans_many if isinstance(enc, BatchTokenizer) else None
+        cut = chunk_many([d.text for d, _, _ in fresh], prefixes, enc.token_spans, settings, many)
+        emptied = []
+        for (doc, sha256, replaces), prefix, chunks in zip(fresh, prefixes, cut, strict=True):
+            if not chunks:
+                self.skipped["empty"] += 1
+                if replaces is not None:  # the file was emptied: its old chunks must go
+                    emptied.append(replaces)
+                continue
+            keys: list[str | None] = [embedded_key(prefix + c.text) for c in chunks]
+            words.append(_Words(doc, sha256, chunks, replaces, [NO_VECTOR] * len(chunks), keys))
+        known = store.vectors_by_key([k for w in words for k in w.keys if k is not None], dimension)
+        for w in words:
+            w.vectors = [v or (known[k].tobytes() if k in known else NO_VECTOR) for v, k in zip(w.vectors, w.keys)]
+        self.remove(emptied)
+        if words:
+            self._store_words(words)
+
+    def _store_words(self, words: list[_Words]) -> None:
+        store, now, vector_store = self.index.store, now_iso(), self.index.vector_store
+        with self.index.committing():
+            store.delete_documents([w.replaces for w in words if w.replaces is not None])
+            inserted = []
+            for w in words:
+                ids = store.insert_document(w.doc, w.sha256, w.chunks, w.vectors, now, w.keys)
+                inserted += [i for i, v in zip(ids, w.vectors) if v]
+            store.bump_generation()
+            vector_store.written(inserted)  # before the commit that makes them visible (a store outside SQLite)
+        for w in words:
+            self.counts["updated" if w.replaces is not None else "added"] += 1
+        vector_store.save(final=False)
+
+    def finish(self) -> None:
+        """Commit what is queued by its words, then embed every chunk the index holds without a vector (this run's
+        and any a stopped run left), a batch at a time; on return all of it is stored."""
+        self.commit_words()
+        store = self.index.store
+        missing = store.unembedded_count()
+        if not missing:
+            return
+        bar = self.progress("embedding", missing, "chunk") if self.progress is not None else None
+        try:
+            batch: list[tuple[int, str, list[Chunk], list[bytes], list[str | None]]] = []
+            size, after = 0, 0
+            while found := store.unembedded_documents(after, 256):
+                for doc_id in found:
+                    title, chunks, vectors, keys = store.document_chunks(doc_id)
+                    if batch and size + len(chunks) > self.commit_chunks:
+                        self._submit(batch, bar)
+                        batch, size = [], 0
+                    batch.append((doc_id, title, chunks, vectors, keys))
+                    size += len(chunks)
+                after = found[-1]
+            self._submit(batch, bar)
+            self._drain(bar, everything=True)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _submit(self, batch: list[tuple[int, str, list[Chunk], list[bytes], list[str | None]]], bar: Any) -> None:
+        """Start embedding a batch's chunks that have no vector (each text once, none whose vector is stored), then
+        commit the batches in flight beyond the embedder's depth."""
+        if not batch:
+            return
+        if self.embedder is None:
+            self.embedder = LocalEmbedder(
+                self.index.encoder, self.index.manifest.dimension, self.index.manifest.model_id
+            )
+        enc, settings = self.index.encoder, self.index.manifest.chunking
+        texts: dict[str, str] = {}
+        documents, chunks = [], 0
+        for doc_id, title, cut, vectors, keys in batch:
+            prefix = document_prefix(title, enc.token_spans, settings)
+            keys = [k if v else embedded_key(prefix + c.text) for c, v, k in zip(cut, vectors, keys, strict=True)]
+            for c, v, k in zip(cut, vectors, keys):
+                if not v:
+                    texts[k] = prefix + c.text  # type: ignore[index]
+                    chunks += 1
+            documents.append((doc_id, vectors, keys))
+        known = self.index.store.vectors_by_key(list(texts), self.index.manifest.dimension)
+        todo = [k for k in texts if k not in known]
+        submitted = self.embedder.submit([texts[k] for k in todo])
+        self.in_flight.append(_Embedding(documents, known, todo, submitted, chunks))
+        self._drain(bar)
+
+    def _drain(self, bar: Any, everything: bool = False) -> None:
+        while self.in_flight and (everything or len(self.in_flight) > self.embedder.depth):  # type: ignore[union-attr]
             oldest = self.in_flight.popleft()
             try:
                 vectors = oldest.vectors.result()
             except EmbeddingFailed as exc:
-                names = [p.doc.path for p in oldest.batch]
-                shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
                 raise EmbeddingFailed(
-                    f"{exc}. Not stored: the batch of {shown} (and any after it); every batch before it is, and "
-                    "the next run embeds the rest"
+                    f"{exc}. Not stored: the vectors of {len(oldest.documents)} documents (and any after them); their "
+                    "words are, and every batch before them, and the next run embeds the rest"
                 ) from None
-            found = {**oldest.known, **dict(zip(oldest.todo, vectors))}
-            self._commit(oldest.batch, _merge(oldest.batch, found), len(oldest.todo))
+            self._commit(oldest, {**oldest.known, **dict(zip(oldest.todo, vectors))})
+            if bar is not None:
+                bar.update(oldest.chunks)
 
-    def finish(self) -> None:
-        """Embed and commit everything queued, large documents last, each alone; on return all of it is stored."""
-        self.flush()
-        while self.deferred:
-            self.pending = [self.deferred.pop(0)]
-            self.flush()
-        self.flush(drain=True)
+    def _commit(self, embedding: _Embedding, found: dict[str, np.ndarray]) -> None:
+        """Store one embedded batch's vectors in one transaction."""
+        store, vector_store = self.index.store, self.index.vector_store
+        with self.index.committing():
+            inserted = []
+            for doc_id, vectors, keys in embedding.documents:
+                blobs = [v or found[k].tobytes() for v, k in zip(vectors, keys)]  # type: ignore[index]
+                inserted += store.embed_document(doc_id, blobs, keys)
+            store.bump_generation()
+            vector_store.written(inserted)  # before the commit that makes them visible (a store outside SQLite)
+        self.counts["chunks"] += len(embedding.todo)
+        vector_store.save(final=False)  # readers catch up from what the store saved: it keeps that short
 
     def close(self) -> None:
         """Stop embedding; batches not committed yet are dropped (the next run embeds them again)."""
         if self.embedder is not None:
             self.embedder.close()
         self.in_flight.clear()
-
-    def _commit(self, batch: list[_Pending], vectors: np.ndarray, embedded: int) -> None:
-        """Store one embedded batch (documents, chunks and vectors) in one transaction."""
-        store, now = self.index.store, now_iso()
-        replaced = [p.replaces for p in batch if p.replaces is not None]
-        vector_store = self.index.vector_store
-        with self.index.committing():
-            store.delete_documents(replaced)
-            offset, inserted = 0, []
-            for p in batch:
-                n = len(p.chunks)
-                inserted += store.insert_document(p.doc, p.sha256, p.chunks, vectors[offset : offset + n], now, p.keys)
-                offset += n
-            store.bump_generation()
-            vector_store.written(inserted)  # before the commit that makes them visible (a store outside SQLite)
-        for p in batch:
-            self.counts["updated" if p.replaces is not None else "added"] += 1
-        self.counts["chunks"] += embedded
-        if self.progress is not None:
-            self.progress.update(len(batch))  # type: ignore[attr-defined]
-        vector_store.save(final=False)  # readers catch up from what the store saved: it keeps that short
 
     def fields_changed(self, doc_id: int) -> None:
         """A stored document's mtime or metadata changed in place: a store that filters keeps them, so its chunks
@@ -216,15 +278,6 @@ def too_large(limit: int) -> str:
     return f"text over {limit / 1e6:g} MB (raise --max-doc-size, 0 for no limit)"
 
 
-def _merge(batch: list[_Pending], found: dict[str, np.ndarray]) -> np.ndarray:
-    """The batch's vectors in order: those of its texts (embedded now or stored before), and those copied from a
-    stored document with the same content."""
-    import numpy as np
-
-    parts = [p.vectors if p.vectors is not None else np.stack([found[k] for k in p.keys]) for p in batch]
-    return np.concatenate(parts)
-
-
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -233,7 +286,10 @@ def _add_files(writer: Writer, found: Discovery) -> set[str]:
     """Offer every new or changed file to the writer; returns the paths seen."""
     store = writer.index.store
     seen: set[str] = set()
+    bar = writer.progress("reading", len(found.files), "file") if writer.progress is not None else None
     for path, root in found.files:
+        if bar is not None:
+            bar.update(1)
         key = str(path)
         if key in seen:  # the same file reached from two roots
             continue
@@ -267,6 +323,9 @@ def _add_files(writer: Writer, found: Discovery) -> set[str]:
             writer.counts["unchanged"] += 1
             continue
         writer.offer(doc, digest, stored.id if stored else None)  # type: ignore[arg-type]
+    writer.commit_words()
+    if bar is not None:
+        bar.close()
     writer.finish()
     return seen
 
@@ -290,17 +349,19 @@ def add_files(writer: Writer, found: Discovery, roots: Iterable[Path]) -> None:
     writer.remove(sorted(gone))
 
 
-def add_documents(writer: Writer, documents: Iterable[Document]) -> None:
-    """Index documents given as data (no files): keyed by `path`, changed when their text's hash changes."""
+def add_documents(writer: Writer, documents: Iterable[Document], total: int | None = None) -> None:
+    """Index documents given as data (no files): keyed by `path`, changed when their text's hash changes. `total`:
+    how many there are, if known (for the progress bar)."""
     store = writer.index.store
-    offered: set[str] = set()
+    bar = writer.progress("reading", total, "doc") if writer.progress is not None else None
     try:
         for doc in documents:
+            if bar is not None:
+                bar.update(1)
             check_metadata(doc)
             digest = sha256_bytes(doc.text.encode("utf-8"))
-            if doc.path in offered and not any(p.doc.path == doc.path for p in writer.pending):
-                writer.finish()  # its earlier version is on its way to the store: let it land, then replace it
-            offered.add(doc.path)
+            if any(p[0].path == doc.path for p in writer.pending):
+                writer.commit_words()  # its earlier version is queued: let it land, then compare with it
             stored = store.document(doc.path)
             if stored and stored.sha256 == digest and stored.title == doc.title:
                 # the embedded texts are the same: a change of metadata alone is written in place
@@ -314,6 +375,9 @@ def add_documents(writer: Writer, documents: Iterable[Document]) -> None:
                     writer.counts["unchanged"] += 1
                 continue
             writer.offer(doc, digest, stored.id if stored else None)
+        writer.commit_words()
+        if bar is not None:
+            bar.close()
         writer.finish()
     finally:
         writer.close()

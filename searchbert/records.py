@@ -76,6 +76,9 @@ class Hit:
     fused_score: float | None = None
     #: the document's metadata, as it was stored
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: False while the chunk waits for its vector (an index being built, or stopped half way): it was found by its
+    #: words alone, and hybrid search ranked it by BM25 alone
+    embedded: bool = True
     #: with SearchOptions.context = N: the passage from N chunks before this one to N after, each character once
     context: str | None = None
     context_start_line: int | None = None

@@ -97,13 +97,16 @@ def _combine(
     doc_of: dict[int, int],
     by_document: bool,
     fusion: Fusion = DEFAULT_FUSION,
+    words_only: set[int] | frozenset[int] = frozenset(),
 ) -> list[_Scored]:
     """One ranking out of the retrievers' lists: as is for one retriever, fused (`fusion`) for both. By document,
-    each retriever's best chunk of a document stands for it, so a document is fused once, whichever chunks won."""
+    each retriever's best chunk of a document stands for it, so a document is fused once, whichever chunks won.
+    The `words_only` chunks have no vector yet (an index being embedded): their keys are ranked by BM25 alone."""
     seen, dense_order, bm25_order = _rank_lists(dense, bm25, doc_of, by_document)
     if mode != "hybrid":
         return [replace(seen[key], retrieval_score=seen[key].score) for key in (dense_order or bm25_order)]
-    fuse = _fuser(fusion, seen, dense_order, bm25_order)
+    unseen = {doc_of[c] if by_document else c for c in words_only if c in doc_of}
+    fuse = _fuser(fusion, seen, dense_order, bm25_order, unseen)
     fused = []
     for key, entry in seen.items():
         score = fuse(key, entry)
@@ -116,18 +119,35 @@ def _combine(
 
 
 def _fuser(
-    fusion: Fusion, seen: dict[object, _Scored], dense_order: list[object], bm25_order: list[object]
+    fusion: Fusion,
+    seen: dict[object, _Scored],
+    dense_order: list[object],
+    bm25_order: list[object],
+    unseen: set[object],
 ) -> Callable[[object, _Scored], float]:
-    """The fused score of a key, as `fusion` says (see records.Fusion)."""
+    """The fused score of a key, as `fusion` says (see records.Fusion). A key dense search cannot see yet (`unseen`:
+    not embedded) is scored as if dense search agreed with BM25, which ranks it by BM25 alone: neither punished for
+    the vector it lacks nor lifted above what its words earn."""
     if fusion.method == "rrf":
         k = fusion.k
-        return lambda _, e: sum(1.0 / (k + r) for r in (e.dense_rank, e.bm25_rank) if r is not None)
+
+        def rrf(key: object, e: _Scored) -> float:
+            if key in unseen:
+                return 2.0 / (k + e.bm25_rank) if e.bm25_rank is not None else 0.0
+            return sum(1.0 / (k + r) for r in (e.dense_rank, e.bm25_rank) if r is not None)
+
+        return rrf
     dense = normalise([seen[key].dense_score for key in dense_order], fusion.norm)  # type: ignore[misc]
     lexical = normalise([seen[key].bm25_score for key in bm25_order], fusion.norm)  # type: ignore[misc]
     d, b = dict(zip(dense_order, dense)), dict(zip(bm25_order, lexical))
     d_floor, b_floor = min(dense, default=0.0), min(lexical, default=0.0)
     alpha = fusion.alpha
-    return lambda key, _: alpha * d.get(key, d_floor) + (1 - alpha) * b.get(key, b_floor)
+
+    def convex(key: object, _: _Scored) -> float:
+        words = b.get(key, b_floor)
+        return words if key in unseen else alpha * d.get(key, d_floor) + (1 - alpha) * words
+
+    return convex
 
 
 def normalise(scores: Sequence[float], norm: str) -> list[float]:
@@ -189,8 +209,8 @@ def search(
     # each retriever caught up once for the whole search; bm25 mode never maps the vector file, dense never loads BM25
     vectors = use.vectors() if mode != "bm25" else None
     lexical = use.lexical() if mode != "dense" else None
-    # what the retrievers hold; counting SQLite's rows would cost a scan
-    size = len(lexical if vectors is None else vectors)  # type: ignore[arg-type]
+    # what the retrievers hold (counting SQLite's rows would cost a scan); BM25 holds chunks not embedded yet too
+    size = max(len(r) for r in (vectors, lexical) if r is not None)  # type: ignore[arg-type]
     # exact search scans every vector a bitmap allows, so a bitmap always pays; an approximate one costs the same at
     # any depth, so a wide filter is checked on its results instead
     post_first = vectors is None or vectors.approximate
@@ -234,9 +254,11 @@ def search(
             passing, checked_rounds = len(kept) / max(1, len(found_ids)), checked_rounds + 1
         else:
             doc_of.update(store.document_ids(found_ids))
+        # chunks committed before their vectors (an index being embedded) count on their words alone
+        words = store.words_only(found_ids) if mode == "hybrid" else frozenset()
         still = []
         for q, (d, b) in zip(todo, lists):
-            ranked[q] = _combine(mode, d, b, doc_of, not chunks and reranker is None, fusion)
+            ranked[q] = _combine(mode, d, b, doc_of, not chunks and reranker is None, fusion, words)
             found = len(ranked[q]) if reranker is None or chunks else len(_pool(ranked[q], k, candidates, doc_of)[1])
             if found < k and depth < total:
                 still.append(q)
@@ -302,6 +324,7 @@ def _hits(store: Store, ranked: list[list[_Scored]]) -> list[list[Hit]]:
                     bm25_rank=e.bm25_rank,
                     fused_score=e.fused_score,
                     metadata=row.metadata,
+                    embedded=row.embedded,
                 )
             )
         out.append(hits)

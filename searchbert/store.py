@@ -26,7 +26,14 @@ if TYPE_CHECKING:
 
     from .records import Filters
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+
+#: the vector of a chunk stored before it is embedded: searchable by its words at once, by meaning once the writer
+#: has embedded it (an empty blob rather than NULL: the column has been NOT NULL since version 1, and SQLite cannot
+#: change that without copying the table)
+NO_VECTOR = b""
+#: the SQL test for a chunk that has its vector
+_HAS_VECTOR = "length(vector) > 0"
 
 # version 2: filter columns (searched in SQL) and the log of removed chunks (readers catch up from a saved file)
 _V2 = """
@@ -40,6 +47,11 @@ CREATE INDEX IF NOT EXISTS removed_generation ON removed_chunks(generation);
 # version 4: each chunk's key of the exact text its vector was embedded from, so the same text is never embedded twice
 _V4 = """
 CREATE INDEX IF NOT EXISTS chunks_embedded ON chunks(embedded);
+"""
+
+# version 5: chunks committed before their vectors (words first), found through this small index until embedded
+_V5 = """
+CREATE INDEX IF NOT EXISTS chunks_unembedded ON chunks(document_id) WHERE length(vector) = 0;
 """
 
 _SCHEMA = (
@@ -78,6 +90,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
     + _V2
     + _V4
+    + _V5
 )
 
 
@@ -115,6 +128,8 @@ class ChunkRow:
     start_line: int
     end_line: int
     metadata: dict[str, Any]
+    #: False until the writer has embedded it: found by its words only
+    embedded: bool = True
 
 
 class Store:
@@ -152,6 +167,9 @@ class Store:
             if version < 4:  # chunks stored before have no key: they are simply never reused
                 self.execute("ALTER TABLE chunks ADD COLUMN embedded TEXT")
                 for statement in _statements(_V4):
+                    self.execute(statement)
+            if version < 5:  # every chunk stored before has its vector: the index starts empty
+                for statement in _statements(_V5):
                     self.execute(statement)
             self.set_meta("schema_version", str(SCHEMA_VERSION))
 
@@ -341,9 +359,10 @@ class Store:
         return [StoredDocument(*row) for row in rows]
 
     def same_content(self, sha256: str, title: str, format: str) -> int | None:
-        """A stored document whose chunks and vectors would be the same as a new one's, or None."""
+        """A stored document, every chunk embedded, whose chunks and vectors would be the same as a new one's."""
         row = self.execute(
-            "SELECT id FROM documents WHERE sha256 = ? AND title = ? AND format = ? AND chunk_count > 0 LIMIT 1",
+            "SELECT id FROM documents d WHERE sha256 = ? AND title = ? AND format = ? AND chunk_count > 0"
+            " AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.document_id = d.id AND length(c.vector) = 0) LIMIT 1",
             [sha256, title, format],
         ).fetchone()
         return row[0] if row else None
@@ -403,8 +422,10 @@ class Store:
                 self.set_meta("removed_since", str(up_to))
 
     def vectors_after(self, chunk_id: int, dimension: int) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of every chunk with a larger id (ids only grow: these were committed later)."""
-        rows = self.execute("SELECT id, vector FROM chunks WHERE id > ? ORDER BY id", [chunk_id]).fetchall()
+        """(ids, vectors) of every embedded chunk with a larger id (ids only grow: these were committed later; a chunk
+        embedded after its words were committed gets a new id then, see embed_document)."""
+        sql = f"SELECT id, vector FROM chunks WHERE id > ? AND {_HAS_VECTOR} ORDER BY id"
+        rows = self.execute(sql, [chunk_id]).fetchall()
         return _decode(rows, dimension)
 
     def allowed_ranges(self, filters: Filters | Expression) -> tuple[np.ndarray, np.ndarray]:
@@ -425,12 +446,12 @@ class Store:
         doc: Document,
         sha256: str,
         chunks: Sequence[Chunk],
-        vectors: np.ndarray,
+        vectors: np.ndarray | Sequence[bytes],
         now: str,
         keys: Sequence[str | None] | None = None,
     ) -> list[int]:
-        """Insert one document with its chunks, their vectors and the keys of the texts they were embedded from;
-        returns the new chunk ids."""
+        """Insert one document with its chunks, their vectors (float32 rows, or blobs: NO_VECTOR for a chunk not
+        embedded yet) and the keys of the texts they were embedded from; returns the new chunk ids."""
         cur = self.execute(
             "INSERT INTO documents(path, root, title, format, size, mtime, sha256, chunk_count, indexed_at, relpath,"
             " ext, metadata, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -451,8 +472,17 @@ class Store:
             ],
         )
         doc_id = cur.lastrowid
+        ids = self._insert_chunks(doc_id, chunks, vectors, keys or [None] * len(chunks))
+        if ids:
+            self.execute("UPDATE documents SET first_chunk = ? WHERE id = ?", [ids[0], doc_id])
+        return ids
+
+    def _insert_chunks(
+        self, doc_id: int, chunks: Sequence[Chunk], vectors: np.ndarray | Sequence[bytes], keys: Sequence[str | None]
+    ) -> list[int]:
         ids = []
-        for chunk, vector, key in zip(chunks, vectors, keys or [None] * len(chunks), strict=True):
+        for chunk, vector, key in zip(chunks, vectors, keys, strict=True):
+            blob = vector if isinstance(vector, bytes) else vector.tobytes()
             cur = self.execute(
                 "INSERT INTO chunks(document_id, ordinal, text, start_char, end_char, start_line, end_line, vector,"
                 " embedded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -464,13 +494,11 @@ class Store:
                     chunk.end_char,
                     chunk.start_line,
                     chunk.end_line,
-                    vector.tobytes(),
-                    key,
+                    blob,
+                    key if blob else None,  # a key names a stored vector: none yet
                 ],
             )
             ids.append(cur.lastrowid)
-        if ids:
-            self.execute("UPDATE documents SET first_chunk = ? WHERE id = ?", [ids[0], doc_id])
         return ids
 
     def document_ids(self, chunk_ids: Iterable[int], filters: Filters | Expression | None = None) -> dict[int, int]:
@@ -488,21 +516,22 @@ class Store:
         """Chunk rows by id, with their document's path and title."""
         sql = (
             "SELECT c.id, d.path, d.title, c.ordinal, c.text, c.start_char, c.end_char, c.start_line, c.end_line,"
-            " d.metadata FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})"
+            " d.metadata, length(c.vector) > 0 FROM chunks c JOIN documents d ON d.id = c.document_id"
+            " WHERE c.id IN ({marks})"
         )
-        return {row[0]: ChunkRow(*row[:-1], json.loads(row[-1])) for row in self.rows_in(sql, ids)}
+        return {row[0]: ChunkRow(*row[:-2], json.loads(row[-2]), bool(row[-1])) for row in self.rows_in(sql, ids)}
 
     def vectors_of(self, chunk_ids: Sequence[int], dimension: int) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of the given chunks, as stored."""
-        return _decode(list(self.rows_in("SELECT id, vector FROM chunks WHERE id IN ({marks})", chunk_ids)), dimension)
+        """(ids, vectors) of those of the given chunks that are embedded, as stored."""
+        sql = f"SELECT id, vector FROM chunks WHERE id IN ({{marks}}) AND {_HAS_VECTOR}"
+        return _decode(list(self.rows_in(sql, chunk_ids)), dimension)
 
     def all_vectors(self, dimension: int, batch: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every (ids, vectors) in the store, a batch at a time, to rebuild the vector index."""
         last = -1
         while True:
-            rows = self.execute(
-                "SELECT id, vector FROM chunks WHERE id > ? ORDER BY id LIMIT ?", [last, batch]
-            ).fetchall()
+            sql = f"SELECT id, vector FROM chunks WHERE id > ? AND {_HAS_VECTOR} ORDER BY id LIMIT ?"
+            rows = self.execute(sql, [last, batch]).fetchall()
             if not rows:
                 return
             ids, vectors = _decode(rows, dimension)
@@ -513,8 +542,53 @@ class Store:
         return int(self.execute("SELECT count(*) FROM documents").fetchone()[0])
 
     def counts(self) -> dict[str, int]:
+        """Documents, chunks, and chunks embedded (those with vectors: what a vector store holds)."""
         chunks = self.execute("SELECT count(*) FROM chunks").fetchone()[0]
-        return {"documents": self.document_count(), "chunks": chunks}
+        return {"documents": self.document_count(), "chunks": chunks, "embedded": chunks - self.unembedded_count()}
+
+    # -- words first: chunks committed before their vectors (see indexing.Writer) -----------------------------------
+
+    def unembedded_count(self) -> int:
+        """Chunks committed without their vector yet (counted on their own small index)."""
+        return int(self.execute("SELECT count(*) FROM chunks WHERE length(vector) = 0").fetchone()[0])
+
+    def unembedded_documents(self, after: int, limit: int) -> list[int]:
+        """Ids of documents with a chunk not embedded yet, above `after`, in order, at most `limit`."""
+        sql = "SELECT DISTINCT document_id FROM chunks WHERE length(vector) = 0 AND document_id > ? ORDER BY 1 LIMIT ?"
+        return [r[0] for r in self.execute(sql, [after, limit])]
+
+    def words_only(self, chunk_ids: Iterable[int]) -> set[int]:
+        """Those of the chunks that are not embedded yet (searchable by their words only)."""
+        sql = "SELECT id FROM chunks WHERE id IN ({marks}) AND length(vector) = 0"
+        return {r[0] for r in self.rows_in(sql, chunk_ids)}
+
+    def document_chunks(self, doc_id: int) -> tuple[str, list[Chunk], list[bytes], list[str | None]]:
+        """A document's title, and its chunks in order with their vector blobs (NO_VECTOR: not embedded yet) and
+        keys: what embedding it needs."""
+        title = self.execute("SELECT title FROM documents WHERE id = ?", [doc_id]).fetchone()
+        rows = self.execute(
+            "SELECT ordinal, text, start_char, end_char, start_line, end_line, vector, embedded FROM chunks"
+            " WHERE document_id = ? ORDER BY ordinal",
+            [doc_id],
+        ).fetchall()
+        return (title[0] if title else ""), [Chunk(*r[:6]) for r in rows], [r[6] for r in rows], [r[7] for r in rows]
+
+    def embed_document(self, doc_id: int, vectors: Sequence[bytes], keys: Sequence[str | None]) -> list[int]:
+        """Give a document's chunks their vectors (in ordinal order): they are written again under new ids, their
+        old ids logged as removed, so that vector stores catch up as with any other write (ids only grow) and a
+        document's chunk ids stay consecutive (filters count on it). Inside a transaction that bumps the generation;
+        returns the new ids ([] if the document changed since it was read)."""
+        _, chunks, _, _ = self.document_chunks(doc_id)
+        if len(chunks) != len(vectors):
+            return []
+        self.execute(
+            "INSERT INTO removed_chunks(chunk_id, generation) SELECT id, ? FROM chunks WHERE document_id = ?",
+            [self.generation + 1, doc_id],
+        )
+        self.execute("DELETE FROM chunks WHERE document_id = ?", [doc_id])
+        ids = self._insert_chunks(doc_id, chunks, vectors, keys)
+        self.execute("UPDATE documents SET first_chunk = ? WHERE id = ?", [ids[0] if ids else 0, doc_id])
+        return ids
 
     # -- filters, health and other readers' questions (SQL lives here only) --------------------------------------
 
@@ -525,18 +599,19 @@ class Store:
         return int(self.execute(sql, [*params, limit]).fetchone()[0])
 
     def chunk_ids(self, document_id: int | None = None) -> np.ndarray:
-        """Every chunk id in order (or one document's)."""
+        """Every embedded chunk's id in order (or one document's): the ids a vector store holds."""
         import numpy as np
 
         if document_id is None:
-            rows = self.execute("SELECT id FROM chunks ORDER BY id")
+            rows = self.execute(f"SELECT id FROM chunks WHERE {_HAS_VECTOR} ORDER BY id")
         else:
-            rows = self.execute("SELECT id FROM chunks WHERE document_id = ? ORDER BY id", [document_id])
+            sql = f"SELECT id FROM chunks WHERE document_id = ? AND {_HAS_VECTOR} ORDER BY id"
+            rows = self.execute(sql, [document_id])
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     def sample_chunks(self, n: int) -> list[int]:
-        """Up to n chunk ids spread over the index (random, so repeated checks see different ones)."""
-        rows = self.execute("SELECT id FROM chunks ORDER BY random() LIMIT ?", [n]).fetchall()
+        """Up to n embedded chunks' ids spread over the index (random, so repeated checks see different ones)."""
+        rows = self.execute(f"SELECT id FROM chunks WHERE {_HAS_VECTOR} ORDER BY random() LIMIT ?", [n]).fetchall()
         return sorted(r[0] for r in rows)
 
     def indexed_texts(self, chunk_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
@@ -558,15 +633,15 @@ class Store:
     def filter_fields(
         self, chunk_ids: Iterable[int] | None = None
     ) -> Iterator[tuple[int, bytes, str, str, float, str]]:
-        """(id, vector blob, relpath, ext, mtime, metadata JSON) per chunk, of these chunks or (None) of every one,
-        streamed: what a store that filters needs."""
+        """(id, vector blob, relpath, ext, mtime, metadata JSON) per embedded chunk, of these chunks or (None) of
+        every one, streamed: what a store that filters needs."""
         sql = (
             "SELECT c.id, c.vector, d.relpath, d.ext, d.mtime, d.metadata FROM chunks c "
-            "JOIN documents d ON d.id = c.document_id"
+            "JOIN documents d ON d.id = c.document_id WHERE length(c.vector) > 0"
         )
         if chunk_ids is None:
             return iter(self.execute(sql + " ORDER BY c.id"))
-        return self.rows_in(sql + " WHERE c.id IN ({marks})", chunk_ids)
+        return self.rows_in(sql + " AND c.id IN ({marks})", chunk_ids)
 
     def orphan_chunks(self) -> int:
         """Chunks whose document is gone (a foreign key that did not hold)."""

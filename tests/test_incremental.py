@@ -30,7 +30,8 @@ def setup(tmp_path: Path, docs_dir: Path) -> tuple[Index, FakeEncoder, Path]:
 
 
 def _consistent(ix: Index) -> None:
-    stored = sorted(r[0] for r in ix.store.db.execute("SELECT id FROM chunks"))
+    """The vector store holds exactly the embedded chunks (those waiting for a vector are found by words)."""
+    stored = sorted(r[0] for r in ix.store.db.execute("SELECT id FROM chunks WHERE length(vector) > 0"))
     assert sorted(ix.vectors.ids().tolist()) == stored
 
 
@@ -128,17 +129,19 @@ def test_a_crash_mid_run_keeps_committed_batches_and_resume_embeds_the_rest(tmp_
     enc.encode = failing  # type: ignore[method-assign]
     with pytest.raises(Boom):
         ix.add([root], commit_chunks=10)
-    committed = ix.count()["documents"]
-    assert committed == 20  # two batches of ten landed, the third did not
+    # every document landed by its words first; two batches of ten vectors landed, the third did not
+    assert ix.count() == {"documents": 60, "chunks": 60, "embedded": 20}
     ix.close()
 
     enc2 = FakeEncoder()
     again = Index.open(ix.path, encoder=enc2)
     _consistent(again)
-    assert len(again.search("topic 3", k=5)) == 5
+    hits = again.search("document number 59", k=3)  # not embedded: found by its words, and said so
+    assert hits[0].path.endswith("doc059.md") and not hits[0].embedded
     enc2.calls.clear()
     report = again.add([root])
-    assert report.added == 40 and report.unchanged == 20 and len(enc2.embedded) == 40
+    assert report.added == 0 and report.unchanged == 60 and report.chunks_embedded == 40 and len(enc2.embedded) == 40
+    assert again.count()["embedded"] == 60 and again.search("document number 59", k=1)[0].embedded
     _consistent(again)
 
 
@@ -280,7 +283,7 @@ def test_an_interrupt_stops_the_embedding_thread_within_a_slice(tmp_path: Path) 
         time.sleep(0.05)
     assert not any(t.name.startswith("searchbert-embed") for t in threading.enumerate())
     assert len(enc.calls) <= 2  # one slice (maybe two), not the batch's eight
-    assert ix.count()["documents"] == 0  # nothing half-committed
+    assert ix.count() == {"documents": len(files), "chunks": len(files), "embedded": 0}  # words in, no vector half-in
 
 
 def test_each_stored_vector_is_its_own_chunks_embedding(tmp_path: Path) -> None:

@@ -25,7 +25,8 @@ def index(tmp_path: Path, fake_encoder: FakeEncoder, docs_dir: Path) -> Index:
 
 
 def test_add_embeds_every_chunk_once_and_finds_documents(index: Index, fake_encoder: FakeEncoder) -> None:
-    assert index.count() == {"documents": len(DOCS), "chunks": len(fake_encoder.embedded)}
+    n = len(fake_encoder.embedded)
+    assert index.count() == {"documents": len(DOCS), "chunks": n, "embedded": n}
     hits = index.search("signing key rotate", k=3)
     assert hits[0].path.endswith("ops/keys.md")
     assert [h.rank for h in hits] == [1, 2, 3]
@@ -118,7 +119,7 @@ def test_create_twice_needs_rebuild(index: Index, fake_encoder: FakeEncoder) -> 
     with pytest.raises(IndexExists, match="--rebuild"):
         Index.create(index.path, encoder=fake_encoder)
     fresh = Index.create(index.path, encoder=fake_encoder, rebuild=True)
-    assert fresh.count() == {"documents": 0, "chunks": 0}
+    assert fresh.count() == {"documents": 0, "chunks": 0, "embedded": 0}
 
 
 def test_another_model_is_refused(index: Index) -> None:
@@ -165,7 +166,7 @@ def test_removing_the_last_document_leaves_an_empty_searchable_index(tmp_path: P
     index = Index.create(tmp_path / "ix", encoder=FakeEncoder())
     index.add_documents([Document(path="a", text="hello there")])
     assert index.delete(["a"]) == 1
-    assert index.count() == {"documents": 0, "chunks": 0}
+    assert index.count() == {"documents": 0, "chunks": 0, "embedded": 0}
     index.close()
     with Index.open(tmp_path / "ix", encoder=FakeEncoder()) as again:
         assert again.search("hello", 3) == [] and again.search("hello", 3, mode="bm25") == []

@@ -147,7 +147,7 @@ def test_an_index_of_the_previous_schema_is_migrated_on_open(tmp_path: Path) -> 
     )
     con.close()
     with Index.open(tmp_path / "ix", encoder=FakeEncoder()) as ix:
-        assert ix.store.get_meta("schema_version") == "4"
+        assert ix.store.get_meta("schema_version") == "5"
         hits = ix.search("pasta bread", k=5, filters=Filters(paths=("cooking/*",), exts=("md",)))
         assert sorted(Path(h.path).name for h in hits) == ["bread.md", "pasta.md"]
     (docs / "cooking/pasta.md").unlink()

@@ -205,12 +205,18 @@ def test_sigkill_after_milvus_upsert_before_sqlite_commit_leaves_only_invisible_
     ).close()  # the Lite file is free for the child
     _child(tmp_path / "ix", "after-upsert", 100)
     info = status(str(tmp_path / "ix"))
-    assert info.documents == 0 and info.vectors == 100  # in Milvus, pointed to by nothing
+    # the words were committed first; the vectors are in Milvus, pointed to by nothing
+    assert info.documents == 100 and info.embedded == 0 and info.vectors == 100
     assert "100 vectors belong to no chunk" in info.problems
     with Index.open(tmp_path / "ix", encoder=FakeEncoder()) as ix:
         assert ix.search("topic 3", 5, mode="dense") == []  # never returned
+        assert len(ix.search("topic 3", 5, mode="bm25")) == 5
     fixed = repair(str(tmp_path / "ix"))
-    assert fixed.consistent and fixed.vectors == 0
+    assert fixed.consistent and fixed.vectors == 0 and fixed.embedded == 0
+    with Index.open(tmp_path / "ix", encoder=FakeEncoder()) as ix:
+        ix.add_documents([])  # any write embeds what has no vector yet
+    again = status(str(tmp_path / "ix"))
+    assert again.consistent and again.embedded == again.vectors == 100
 
 
 def test_sigkill_between_sqlite_delete_and_milvus_delete_is_caught_up_by_the_next_writer(tmp_path: Path) -> None:

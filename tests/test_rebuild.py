@@ -62,7 +62,7 @@ def test_a_long_lived_reader_answers_from_the_rebuilt_index(built: Path) -> None
         found = {h.path for h in reader.search("lighthouse bread volcano glacier", k=5, mode=mode)}
         assert found == set(NEW), mode
     assert reader.get(list(OLD)) == []  # deleted documents' text is gone too
-    assert reader.count() == {"documents": 2, "chunks": 2}
+    assert reader.count() == {"documents": 2, "chunks": 2, "embedded": 2}
     reader.close()
 
 

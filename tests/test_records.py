@@ -153,7 +153,7 @@ def test_an_index_of_the_previous_schema_gains_metadata_and_get(tmp_path: Path) 
     )
     con.close()
     with Index.open(tmp_path / "ix", encoder=FakeEncoder(max_tokens=20)) as again:
-        assert again.store.get_meta("schema_version") == "4"
+        assert again.store.get_meta("schema_version") == "5"
         [doc] = again.get(["old"])
         assert doc.text == text and doc.metadata == {}  # pieced together from the chunks
         again.add_documents([Document("old", text, metadata={"tag": "kept"})])

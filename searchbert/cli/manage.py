@@ -215,6 +215,12 @@ def status_cmd(index_path: str | None, repair: bool, deep: bool, as_json: bool) 
     )
     click.echo(f"bm25:       k1 {info.lexical['k1']:g}, b {info.lexical['b']:g}")
     click.echo(f"contents:   {info.documents} documents, {info.chunks} chunks, {info.vectors} vectors")
+    if info.embedded < info.chunks:
+        waiting = info.chunks - info.embedded
+        click.echo(
+            f"dense:      {info.embedded / info.chunks:.0%} embedded ({waiting} chunks found by their words only "
+            "until `searchbert index` embeds them)"
+        )
     click.echo(f"on disk:    {info.bytes_on_disk / 1e6:.1f} MB")
     click.echo(f"created:    {info.created}   updated: {info.updated}")
     click.echo(f"vectors:    {info.vector_file}")

@@ -143,6 +143,12 @@ def query_cmd(
                 click.echo(f"    {_explain(h)}")
             for line in _snippet(h.text):
                 click.echo(f"    {line}")
+        if not all(h.embedded for h in hits):
+            click.echo(
+                "Hits marked by --explain as words only were found by BM25 alone: their vectors are still being "
+                "made (see `searchbert status`).",
+                err=True,
+            )
 
 
 def _ask_server(index_path: str | None, text: str, options: Any, rerank_model: str | None) -> list[Any] | None:
@@ -198,9 +204,10 @@ def _explain(h: Any) -> str:
             return f"{name} -"
         return f"{name} {score:.4f}" + (f" (#{rank})" if rank is not None else "")
 
+    dense = part("dense", h.dense_score, h.dense_rank) if h.embedded else "dense - (not embedded yet: words only)"
     return "  ".join(
         [
-            part("dense", h.dense_score, h.dense_rank),
+            dense,
             part("bm25", h.bm25_score, h.bm25_rank),
             part("fused", h.fused_score),
             part("rerank", h.rerank_score),

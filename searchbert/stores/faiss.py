@@ -122,7 +122,7 @@ class LiveVectors:
                         time.sleep(0.05)
                         continue
             break
-        if self.store.counts()["chunks"]:
+        if self.store.counts()["embedded"]:
             log.warning(
                 "%s of %s: searching vectors read from the database instead (slower to open); "
                 "run `searchbert status --repair` to rewrite it",
@@ -204,7 +204,7 @@ def save_vectors(
     an approximate index has grown or shrunk RETRAIN_FACTOR times since it was trained. An approximate build reads
     every vector, so it happens only at the end of a run (final=True).
     """
-    (instance, generation), count = store.state(), store.counts()["chunks"]
+    (instance, generation), count = store.state(), store.counts()["embedded"]
     kind = resolve_type(index_type, count)
     state = read_state(folder)
     if store.standing(state) == "foreign":
@@ -263,7 +263,7 @@ def _built(store: Store, dimension: int, built: dict[str, Any]) -> FaissFlatInde
             index.add(ids, vectors)
         return index
     # filled in place: a list of parts stacked afterwards would hold every vector twice
-    count = store.counts()["chunks"]
+    count = store.counts()["embedded"]
     ids, matrix = np.empty(count, dtype=np.int64), np.empty((count, dimension), dtype=np.float32)
     filled = 0
     for part_ids, part in store.all_vectors(dimension):
@@ -327,7 +327,7 @@ class FaissStore:
         if not final and not rebuild:
             # readers catch up from the saved file by reading what was committed since: keep that short, but a
             # large file is not rewritten after every batch
-            size = c.store.counts()["chunks"] * c.dimension * 4
+            size = c.store.counts()["embedded"] * c.dimension * 4
             if size >= SAVE_ALWAYS_BYTES and time.monotonic() - self._last_save < SAVE_EVERY_S:
                 return
         elif not rebuild and c.store.standing(read_state(c.folder)) == "current":

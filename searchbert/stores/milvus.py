@@ -480,7 +480,7 @@ class MilvusStore:
         """SQLite's count of chunks (what searches can return), counted once per commit: every search asks."""
         generation = self.store.generation
         if self._count[0] != generation:
-            self._count = (generation, int(self.store.counts()["chunks"]))
+            self._count = (generation, int(self.store.counts()["embedded"]))
         return self._count[1]
 
     def ids(self) -> np.ndarray:

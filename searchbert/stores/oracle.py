@@ -37,7 +37,7 @@ class NumpyStore:
         return {"kind": "numpy"}
 
     def __len__(self) -> int:
-        return int(self.context.store.counts()["chunks"])
+        return int(self.context.store.counts()["embedded"])
 
     def nearest(
         self, queries: np.ndarray, k: int, allowed: Selection | None = None, expression: Expression | None = None
