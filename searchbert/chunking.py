@@ -21,6 +21,7 @@ ManySpans = Callable[[list[str]], list[list[tuple[int, int]]]]
 #: BERT's position limit is 512 tokens; two are [CLS] and [SEP]
 BERT_MAX_BODY_TOKENS = 510
 _SENTENCE_END = re.compile(r"[.!?:;][\"')\]]*$")
+_NEWLINE = re.compile("\n")
 _HEADING_START = re.compile(r"\s*(#{1,6}\s|[=\-~^*]{3,}\s*$)", re.MULTILINE)
 
 
@@ -53,6 +54,10 @@ class ChunkSettings:
         return cls(max_tokens=size, overlap=round(size * 0.15) if overlap is None else overlap, **kwargs)  # type: ignore[arg-type]
 
 
+#: the score of the best cut there is (before a heading)
+_BEST_GAP = 5.0
+
+
 def _gap_score(text: str, prev_end: int, next_start: int) -> float:
     """How good a cut is between two tokens: heading > paragraph > sentence > line > word > inside a word."""
     gap = text[prev_end:next_start]
@@ -60,7 +65,7 @@ def _gap_score(text: str, prev_end: int, next_start: int) -> float:
         line_end = text.find("\n", next_start)
         next_line = text[next_start : line_end if line_end != -1 else len(text)]
         return (
-            5.0 if _HEADING_START.match(next_line) or _HEADING_START.match(text[line_end + 1 : line_end + 80]) else 4.0
+            _BEST_GAP if _HEADING_START.match(next_line) or _HEADING_START.match(text[line_end + 1 : line_end + 80]) else 4.0
         )
     if _SENTENCE_END.search(text[max(0, prev_end - 3) : prev_end]) and gap:
         return 3.0 if "\n" not in gap else 3.5
@@ -74,16 +79,20 @@ def _best_cut(text: str, spans: list[tuple[int, int]], lo: int, hi: int, prefer_
     best, best_score = hi if prefer_late else lo, -1.0
     positions = range(hi, lo - 1, -1) if prefer_late else range(lo, hi + 1)
     for i in positions:
-        score = _gap_score(text, spans[i - 1][1], spans[i][0])
+        prev_end, next_start = spans[i - 1][1], spans[i][0]
+        # no gap (inside a word, or against punctuation) is the worst cut: most boundaries, so decided here
+        score = _gap_score(text, prev_end, next_start) if prev_end != next_start else 0.0
         if score > best_score:
             best, best_score = i, score
+            if score >= _BEST_GAP:  # nothing beats a heading: the first found wins a tie anyway
+                break
     return best
 
 
 class _Lines:
     def __init__(self, text: str) -> None:
         self.text = text
-        self.newlines = [i for i, ch in enumerate(text) if ch == "\n"]
+        self.newlines = [m.start() for m in _NEWLINE.finditer(text)]
 
     def line_of(self, pos: int) -> int:
         return bisect.bisect_left(self.newlines, pos) + 1
@@ -169,16 +178,24 @@ def chunk_document(text: str, token_spans: TokenSpans, settings: ChunkSettings, 
     return chunk_text(text, token_spans, budget, min(settings.overlap, budget // 2))
 
 
+def _at_spaces(text: str, chunk: Chunk) -> bool:
+    """Whether a chunk starts and ends at whitespace (or the text's start)."""
+    return (chunk.start_char == 0 or text[chunk.start_char - 1].isspace()) and text[chunk.end_char - 1].isspace()
+
+
 def chunk_many(
     texts: list[str],
     prefixes: list[str],
     token_spans: TokenSpans,
     settings: ChunkSettings,
     many: ManySpans | None = None,
+    whole_words: bool = False,
 ) -> list[list[Chunk]]:
     """chunk_document for each text (with its prefix), the same chunks, in two calls of the tokenizer's batch
     `many` when there is one: every text, then every chunk but the last of each (a piece cut from a text may be
-    split differently from the whole: a text with a piece over budget is cut again one piece at a time)."""
+    split differently from the whole: a text with a piece over budget is cut again one piece at a time). With
+    `whole_words` (the tokenizer keeps a piece cut at whitespace as it was: see encoders.BatchTokenizer), only
+    pieces cut elsewhere are checked."""
     if many is None or settings.strategy != "chunk":
         return [chunk_document(t, token_spans, settings, p) for t, p in zip(texts, prefixes, strict=True)]
     cost = {p: len(token_spans(p)) if p else 0 for p in set(prefixes)}
@@ -187,7 +204,7 @@ def chunk_many(
     out: list[list[Chunk]] = [[] for _ in texts]
     for i, spans in zip(live, many([texts[i] for i in live]), strict=True):
         out[i] = chunk_text(texts[i], token_spans, budgets[i], min(settings.overlap, budgets[i] // 2), spans, False)
-    cut = [(i, c.text) for i in live for c in out[i][:-1]]
+    cut = [(i, c.text) for i in live for c in out[i][:-1] if not (whole_words and _at_spaces(texts[i], c))]
     over = {i for (i, _), spans in zip(cut, many([t for _, t in cut]), strict=True) if len(spans) > budgets[i]}
     for i in over:
         out[i] = chunk_document(texts[i], token_spans, settings, prefixes[i])

@@ -46,6 +46,9 @@ class BatchTokenizer(Protocol):
 
     def token_spans_many(self, texts: list[str]) -> list[list[tuple[int, int]]]: ...
 
+    #: whether a piece cut from a text at whitespace has exactly the tokens it has inside the whole text
+    whole_words: bool
+
 
 def checked(vectors: np.ndarray, count: int, dimension: int, model_id: str) -> np.ndarray:
     """The encoder's output, if it is what the index holds: `count` vectors of `dimension` float32 numbers."""
@@ -175,6 +178,16 @@ class LocalBiEncoder:
     def token_spans_many(self, texts: list[str]) -> list[list[tuple[int, int]]]:
         """token_spans of each text, the tokenizer running over them on every core."""
         return [e.offsets for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+    @cached_property
+    def whole_words(self) -> bool:
+        """True for BERT's tokenizer: its normalizer works a character at a time, its pre-tokenizer splits at
+        whitespace (and punctuation) and WordPiece then splits each word alone, so text cut at whitespace keeps its
+        tokens. Other tokenizers (byte-level BPE joins a space to the word after it) are not assumed to."""
+        from tokenizers.models import WordPiece
+        from tokenizers.pre_tokenizers import BertPreTokenizer
+
+        return isinstance(self.tokenizer.model, WordPiece) and isinstance(self.tokenizer.pre_tokenizer, BertPreTokenizer)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled as what loads it again: a Ray worker loads its own copy of the same weights on the same runner

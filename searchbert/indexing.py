@@ -127,8 +127,9 @@ class Writer:
             else:
                 fresh.append((doc, sha256, replaces))
         prefixes = [document_prefix(d.title, enc.token_spans, settings) for d, _, _ in fresh]
-        many = enc.token_spans_many if isinstance(enc, BatchTokenizer) else None
-        cut = chunk_many([d.text for d, _, _ in fresh], prefixes, enc.token_spans, settings, many)
+        batch = isinstance(enc, BatchTokenizer)
+        many, whole = (enc.token_spans_many, enc.whole_words) if batch else (None, False)  # type: ignore[union-attr]
+        cut = chunk_many([d.text for d, _, _ in fresh], prefixes, enc.token_spans, settings, many, whole)
         emptied = []
         for (doc, sha256, replaces), prefix, chunks in zip(fresh, prefixes, cut, strict=True):
             if not chunks:

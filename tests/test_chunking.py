@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from searchbert.chunking import ChunkSettings, chunk_document, chunk_text, document_prefix
+from searchbert.chunking import ChunkSettings, chunk_document, chunk_many, chunk_text, document_prefix
 from searchbert.errors import InvalidArgument
 
 from .conftest import FakeEncoder
@@ -136,3 +136,37 @@ def test_settings_defaults_and_limits() -> None:
         ChunkSettings(max_tokens=600, overlap=0)
     with pytest.raises(InvalidArgument):
         ChunkSettings(max_tokens=100, overlap=80)
+
+
+@pytest.mark.parametrize("whole_words", [True, False])
+def test_many_texts_chunked_at_once_give_the_same_chunks(whole_words: bool) -> None:
+    from searchbert.encoders import load_tokenizer, resolve_model
+
+    tok = load_tokenizer(resolve_model(None)[1])
+    spans = lambda text: tok.encode(text, add_special_tokens=False).offsets  # noqa: E731
+    calls = []
+
+    def many(texts: list[str]) -> list[list[tuple[int, int]]]:
+        calls.append(len(texts))
+        return [e.offsets for e in tok.encode_batch(texts, add_special_tokens=False)]
+
+    settings = ChunkSettings(max_tokens=61, overlap=13)
+    texts = [*_awkward_texts(), "", "   "]
+    prefixes = ["A title\n" if i % 2 else "" for i in range(len(texts))]
+    got = chunk_many(texts, prefixes, spans, settings, many, whole_words)
+    assert got == [chunk_document(t, spans, settings, p) for t, p in zip(texts, prefixes, strict=True)]
+    assert len(calls) == 2  # every text in one call, the pieces to check in another
+
+
+def test_a_piece_the_tokenizer_reads_longer_than_in_the_whole_is_cut_again() -> None:
+    def spans(text: str) -> list[tuple[int, int]]:
+        """A character a token, but a text starting with "b" reads its first one as three tokens."""
+        out = [(i, i + 1) for i, ch in enumerate(text) if not ch.isspace()]
+        return ([(0, 0), (0, 0)] if text.startswith("b") else []) + out
+
+    text = "ab" * 300
+    settings = ChunkSettings(max_tokens=17, overlap=0, title_prefix=False)
+    got = chunk_many([text], [""], spans, settings, lambda texts: [spans(t) for t in texts])[0]
+    assert got == chunk_document(text, spans, settings)
+    assert all(len(spans(c.text)) <= 17 for c in got)
+    assert any(c.text.startswith("b") for c in got)  # such pieces exist, and were cut to fit
