@@ -64,9 +64,8 @@ def _gap_score(text: str, prev_end: int, next_start: int) -> float:
     if "\n\n" in gap or "\n\r\n" in gap:
         line_end = text.find("\n", next_start)
         next_line = text[next_start : line_end if line_end != -1 else len(text)]
-        return (
-            _BEST_GAP if _HEADING_START.match(next_line) or _HEADING_START.match(text[line_end + 1 : line_end + 80]) else 4.0
-        )
+        heading = _HEADING_START.match(next_line) or _HEADING_START.match(text[line_end + 1 : line_end + 80])
+        return _BEST_GAP if heading else 4.0
     if _SENTENCE_END.search(text[max(0, prev_end - 3) : prev_end]) and gap:
         return 3.0 if "\n" not in gap else 3.5
     if "\n" in gap:

@@ -187,7 +187,8 @@ class LocalBiEncoder:
         from tokenizers.models import WordPiece
         from tokenizers.pre_tokenizers import BertPreTokenizer
 
-        return isinstance(self.tokenizer.model, WordPiece) and isinstance(self.tokenizer.pre_tokenizer, BertPreTokenizer)
+        tok = self.tokenizer
+        return isinstance(tok.model, WordPiece) and isinstance(tok.pre_tokenizer, BertPreTokenizer)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled as what loads it again: a Ray worker loads its own copy of the same weights on the same runner
