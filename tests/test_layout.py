@@ -63,9 +63,7 @@ SQL = re.compile(r"\b(SELECT|INSERT INTO|DELETE FROM|UPDATE \w+ SET|CREATE TABLE
 
 def test_sql_is_written_in_store_py_only() -> None:
     offenders = [
-        str(p.relative_to(PACKAGE))
-        for p in PACKAGE.rglob("*.py")
-        if p.name != "store.py" and SQL.search(p.read_text())
+        str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p.name != "store.py" and SQL.search(p.read_text())
     ]
     assert offenders == []
 

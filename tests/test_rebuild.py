@@ -107,9 +107,10 @@ def test_a_vector_file_of_another_index_is_never_trusted(tmp_path: Path, built: 
     """Same generation, same chunk ids, other vectors: only the instance named in the file tells them apart."""
     with Index.create(tmp_path / "other", encoder=FakeEncoder()) as other:
         other.add_documents(_docs(dict(zip(OLD, NEW.values()))))  # the same ids and chunk ids, other texts
-    assert json.loads((built / VECTORS_STATE).read_text())["generation"] == json.loads(
-        (tmp_path / "other" / VECTORS_STATE).read_text()
-    )["generation"]
+    assert (
+        json.loads((built / VECTORS_STATE).read_text())["generation"]
+        == json.loads((tmp_path / "other" / VECTORS_STATE).read_text())["generation"]
+    )
     for name in (VECTORS, VECTORS_STATE):
         shutil.copy(tmp_path / "other" / name, built / name)
     with Index.open(built, encoder=FakeEncoder()) as index:
