@@ -45,8 +45,11 @@ def index_paths(
     workers: int | None = None,
     vector_store: str | None = None,
     store_options: dict[str, Any] | None = None,
+    device: str | None = None,
+    threads: int | None = None,
 ) -> IndexReport:
-    """Create the index if needed (or refuse to mix models and settings) and add paths to it.
+    """Create the index if needed (or refuse to mix models and settings) and add paths to it. `device`: a GPU to
+    embed on (see models.gpu_device); `threads`: the most CPU threads the model and tokenizer use (all by default).
 
     The write lock is taken before the folder is looked at, so two first runs (or a run and a --rebuild) never
     both create an index: the second waits, then opens what the first made.
@@ -55,6 +58,9 @@ def index_paths(
     from .embedding import check_workers
 
     check_workers(ray, workers)  # refused before anything is made
+    from .models import limit_threads
+
+    limit_threads(threads)  # before any model or tokenizer starts its threads
     roots = existing_roots(paths)
     # walked once, here, and handed to add()
     found = discover(roots, include, exclude, max_file_bytes=MAX_FILE_BYTES if max_doc_size else None)
@@ -64,7 +70,7 @@ def index_paths(
     lock = WriteLock(index_path)
     with lock.held(lock_timeout):
         if (index_path / MANIFEST).exists() and not rebuild:
-            index = Index.open(index_path, encoder=encoder, backend=backend, lock=lock)
+            index = Index.open(index_path, encoder=encoder, backend=backend, lock=lock, device=device)
             _check_settings(index, model, index_type, chunk_size, overlap, title_prefix)
             _check_store(index, vector_store, store_options or {})
             index.set_lexical(bm25_k1, bm25_b)
@@ -83,6 +89,7 @@ def index_paths(
                 bm25={k: v for k, v in (("k1", bm25_k1), ("b", bm25_b)) if v is not None},
                 vector_store=vector_store or "faiss",
                 store_options=store_options,
+                device=device,
             )
         with index:
             if fusion is not None:  # the index's own from now on; nothing to rebuild

@@ -112,6 +112,7 @@ class Index:
         bm25: dict[str, float] | None = None,
         vector_store: str = DEFAULT_STORE,
         store_options: dict[str, Any] | None = None,
+        device: str | None = None,
     ) -> Index:
         """Make a new, empty index at path (rebuild=True replaces one that is there, in place: processes that have
         it open see the new one on their next call).
@@ -119,6 +120,7 @@ class Index:
         backend runs the model: torch (sentence-transformers), onnx or openvino (the same vectors, no torch), or
         onnx-int8 (int8 document vectors: faster, slightly different, recorded in the index; queries stay fp32).
         auto: onnx-int8 for the bundled model (measured within 0.5 nDCG@10 of fp32), onnx for other models.
+        device: a GPU for the model (cuda, cuda:1, mps; auto: one if torch sees it), run by torch in full precision.
 
         vector_store names the store the vectors go to (see searchbert.stores): "faiss" (a file in the folder, the
         default), "milvus" (store_options {"uri": a Milvus Lite *.db file, or a server's http(s):// URI, its token
@@ -131,7 +133,7 @@ class Index:
         if encoder is None:
             from .models import make_encoder
 
-            encoder = make_encoder(model, backend)
+            encoder = make_encoder(model, backend, device)
         enc = encoder
         chunking = ChunkSettings.for_model(
             enc.max_tokens, chunk_size, overlap, strategy=strategy, title_prefix=title_prefix
@@ -179,11 +181,13 @@ class Index:
         encoder: Encoder | None = None,
         backend: str | None = None,
         lock: WriteLock | None = None,
+        device: str | None = None,
     ) -> Index:
         """Open an existing index; the encoder, if given, must be the one it was built with.
 
         backend (without encoder) runs the index's model on that runtime, which must give the index's vectors:
-        torch, onnx and openvino are interchangeable; onnx-int8 only goes with an index built with it.
+        torch, onnx and openvino are interchangeable; onnx-int8 only goes with an index built with it. device (a
+        GPU, or auto) embeds with torch on it: an index of full-precision vectors only.
         """
         path = Path(path)
         if not (path / MANIFEST).exists():
@@ -203,7 +207,9 @@ class Index:
                 )
             from .models import make_encoder
 
-            encoder = make_encoder(manifest.model_id, backend)
+            encoder = make_encoder(manifest.model_id, backend, device)
+        elif encoder is None and device not in (None, "cpu"):
+            encoder = _gpu_encoder(manifest, device)
         if encoder is not None:
             check_compatible(manifest, encoder.fingerprint(), None)
         return cls(path, manifest, encoder, lock=lock, store=store)
@@ -564,6 +570,25 @@ def _lines(text: str) -> list[str]:
     """text's lines, each with its "\n": lines end there only, as chunking numbers them."""
     parts = text.split("\n")
     return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
+def _gpu_encoder(manifest: Manifest, device: str) -> Encoder | None:
+    """The index's model by torch on the GPU `device` names (None: no GPU for auto, so the usual runner)."""
+    from .models import gpu_device
+
+    gpu = gpu_device(device)
+    if gpu is None:
+        return None
+    if manifest.model.get("quantization") == "int8":
+        if device == "auto":
+            return None  # int8 vectors are the CPU runner's own: it goes on embedding them
+        raise IncompatibleIndex(
+            "this index holds int8 vectors (made on the CPU): a GPU gives full-precision ones. Leave out --device, "
+            "or pass --rebuild to embed it all on the GPU"
+        )
+    from .encoders import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(manifest.model_id, device=gpu, revision=manifest.model.get("revision"))
 
 
 def _bars(phase: str, total: int | None, unit: str) -> Any:

@@ -13,17 +13,72 @@ from .onnx_encoder import OnnxEncoder, OpenVinoEncoder, export, supported
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "openvino")
 
 
-def make_encoder(model: str | None = None, backend: str = "auto") -> LocalBiEncoder:
+def gpu_device(device: str | None) -> str | None:
+    """The torch device to embed on for --device: None for the CPU runners. auto: "cuda" when torch sees a GPU
+    (asked only where an NVIDIA driver is there: importing torch costs seconds a CPU machine need not pay)."""
+    import os
+
+    if device in (None, "cpu"):
+        return None
+    if device == "auto":
+        if not (os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidia0")):
+            return None
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None:
+            return None
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else None
+    import torch
+
+    available = torch.cuda.is_available() if device.startswith("cuda") else device == "mps"
+    if not available:
+        from .errors import InvalidArgument
+
+        raise InvalidArgument(f"--device {device}: torch sees no such device here (leave it out to use the CPU)")
+    return device
+
+
+def limit_threads(threads: int | None) -> None:
+    """Use at most `threads` CPU threads for the model and the tokenizer (None: every core), so a laptop stays usable
+    while it indexes. Read when they start: set before the model loads (torch, once loaded, is told directly)."""
+    import os
+    import sys
+
+    if threads is None:
+        return
+    if threads < 1:
+        from .errors import InvalidArgument
+
+        raise InvalidArgument("--threads must be at least 1")
+    for name in ("OMP_NUM_THREADS", "RAYON_NUM_THREADS", "MKL_NUM_THREADS"):  # onnxruntime and torch; tokenizers
+        os.environ[name] = str(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def make_encoder(model: str | None = None, backend: str = "auto", device: str | None = None) -> LocalBiEncoder:
     """The encoder for a model on a backend: torch (sentence-transformers), onnx, onnx-int8 or openvino.
 
     auto: the fastest backend whose SciFact nDCG@10 was measured within 0.5 pt of torch's. For the bundled model
     that is onnx-int8 (documents int8, queries fp32; benchmarks/results/quality_auto.md, backend_speed.md); others were
     not measured, so they get onnx (the same vectors as torch); torch where ONNX cannot run the model.
+
+    device: a torch device (cuda, cuda:1, mps), or auto: a GPU when torch sees one (see gpu_device). A GPU runs the
+    model with torch in full precision: with backend auto or torch only.
     """
     from .errors import InvalidArgument
 
     if backend not in BACKENDS:
         raise InvalidArgument(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    gpu = gpu_device(device)
+    if gpu is not None and backend not in ("auto", "torch"):
+        if device != "auto":
+            raise InvalidArgument(f"--device {device} runs the model with torch: leave out --backend {backend}")
+        gpu = None  # the runner asked for, on the CPU
+    if gpu is not None:
+        return SentenceTransformerEncoder(model, device=gpu)
     if backend == "auto":
         try:
             return OnnxEncoder(model, quantized=resolve_model(model)[0] == DEFAULT_MODEL)

@@ -86,6 +86,18 @@ from . import (
     help="Milvus for --vector-store milvus: a Milvus Lite file (*.db) or a server's http(s)://host:19530; "
     "the token, if any, from the MILVUS_TOKEN environment variable.",
 )
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    metavar="auto|cpu|cuda|cuda:N|mps",
+    help="Where the model runs. auto: a GPU when torch sees one (full precision, with torch), else the CPU.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1),
+    help="Most CPU threads the model and the tokenizer use, to keep the machine usable (default: every core).",
+)
 @bm25_options
 @fusion_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -110,6 +122,8 @@ def index_cmd(
     workers: int | None,
     vector_store: str | None,
     milvus_uri: str | None,
+    device: str,
+    threads: int | None,
     bm25_k1: float | None,
     bm25_b: float | None,
     fusion: str | None,
@@ -121,7 +135,9 @@ def index_cmd(
 ) -> None:
     """Index files and folders (text, Markdown, reST, HTML, PDF, source code).
 
-    Re-running it embeds only new and changed files and drops deleted ones. It can be stopped at any moment:
+    Every file is first stored by its words (searchable with BM25 within seconds, hybrid search ranking what is
+    not embedded yet by its words alone), then embedded, with a progress bar in chunks/s and the time left.
+    Re-running it embeds only new and changed text and drops deleted files. It can be stopped at any moment:
     what was committed stays searchable, and the next run picks up where it stopped.
     """
     from ..folders import index_paths
@@ -153,6 +169,8 @@ def index_cmd(
         workers=workers,
         vector_store=vector_store,
         store_options={"uri": milvus_uri} if milvus_uri is not None else None,
+        device=device,
+        threads=threads,
     )
     if as_json:
         click.echo(json.dumps({"index": str(target), **report.to_dict()}, indent=2))
