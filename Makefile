@@ -10,8 +10,8 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH ?=
 # dev: pytest, ruff and LangChain's standard test suites; openvino: so the test suite covers --backend openvino too;
 # rag: the LangChain, LlamaIndex, Haystack and MCP adapters, all tested; finetune: `searchbert finetune`;
-# serve: `searchbert serve` and `watch`; ray and milvus: `index --ray`, `--vector-store milvus`
-EXTRAS ?= dev,openvino,rag,finetune,serve,ray,milvus
+# serve: `searchbert serve` and `watch`; ray and milvus: `index --ray`, `--vector-store milvus`; static: model2vec
+EXTRAS ?= dev,openvino,rag,finetune,serve,ray,milvus,static
 DEMO_QUERY ?= which transcription factor keeps blood stem cells dormant
 
 .PHONY: install demo test lint bench clean browser netns

@@ -10,7 +10,7 @@ from .encoders import DEFAULT_MODEL, LocalBiEncoder, SentenceTransformerEncoder,
 from .errors import ModelNotAvailable
 from .onnx_encoder import OnnxEncoder, OpenVinoEncoder, export, supported
 
-BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "openvino")
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "openvino", "static")
 
 
 def gpu_device(device: str | None) -> str | None:
@@ -77,6 +77,13 @@ def make_encoder(model: str | None = None, backend: str = "auto", device: str | 
         if device != "auto":
             raise InvalidArgument(f"--device {device} runs the model with torch: leave out --backend {backend}")
         gpu = None  # the runner asked for, on the CPU
+    static = _static(model)
+    if static is not None:
+        if backend not in ("auto", "static"):
+            raise InvalidArgument(f"{static.model_id} is a static model: it has one runner, leave out --backend")
+        return static
+    if backend == "static":
+        raise InvalidArgument("--backend static is for static (model2vec) models: pass one with --model")
     if gpu is not None:
         return SentenceTransformerEncoder(model, device=gpu)
     if backend == "auto":
@@ -98,9 +105,23 @@ def make_encoder(model: str | None = None, backend: str = "auto", device: str | 
     return OnnxEncoder(model, quantized=backend == "onnx-int8")
 
 
+def _static(model: str | None, revision: str | None = None) -> LocalBiEncoder | None:
+    """The model as a static one, if it is one."""
+    if model is None:
+        return None
+    from .static_encoder import StaticEncoder, is_static
+
+    _, folder = resolve_model(model, revision)
+    return StaticEncoder(model, revision=revision) if is_static(folder) else None
+
+
 def encoder_for(fingerprint: dict[str, Any]) -> LocalBiEncoder:
     """The fastest encoder that gives an index's vectors: its ONNX export when there is one, else torch."""
     quantized, revision = fingerprint.get("quantization") == "int8", fingerprint.get("revision")
+    if fingerprint.get("pooling") == "static-mean":
+        from .static_encoder import StaticEncoder
+
+        return StaticEncoder(fingerprint["id"], revision=revision)
     try:
         return OnnxEncoder(fingerprint["id"], quantized=quantized, export_if_missing=quantized, revision=revision)
     except (ModelNotAvailable, ImportError, RuntimeError, OSError) as exc:
