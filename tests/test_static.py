@@ -78,3 +78,29 @@ def test_distill_the_bundled_model_then_index_and_query_with_it(tmp_path: Path) 
     out = cli("query", "which transcription factor keeps blood stem cells dormant", "--index", str(tmp_path / "ix"),
               "-k", "5", "--mode", "dense")  # fmt: skip
     assert "stem" in out.lower()
+
+
+def test_a_static_model_named_by_hub_id_is_fetched_and_then_answers_offline(tmp_path: Path, static_model: Path) -> None:
+    import json
+    import os
+
+    from .hub_server import serving
+
+    def cli(args: list[str], endpoint: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "SEARCHBERT_OFFLINE")}
+        env |= {"HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(REPO)}
+        return subprocess.run([sys.executable, "-m", "searchbert", *args], capture_output=True, text=True,
+                              timeout=120, env=env)  # fmt: skip
+
+    (tmp_path / "docs").mkdir()
+    for i, topic in enumerate(TOPICS):
+        (tmp_path / "docs" / f"{topic}.md").write_text(f"# {topic}\n\nAll about the {topic}, page {i}.\n")
+    with serving({"test-org/potion-tiny": static_model}) as hub:
+        made = cli(["index", str(tmp_path / "docs"), "--index", str(tmp_path / "ix"), "--model",
+                    "test-org/potion-tiny", "-q"], hub.endpoint)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        assert "fetching test-org/potion-tiny" in made.stderr
+    asked = cli(["--offline", "query", "glacier", "--index", str(tmp_path / "ix"), "--json", "--mode", "dense"],
+                "http://127.0.0.1:9")  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    assert json.loads(asked.stdout)[0]["path"].endswith("glacier.md")
