@@ -85,3 +85,11 @@ def test_the_embedding_pass_shows_chunks_per_second_and_the_time_left(tmp_path: 
     err = capsys.readouterr().err
     assert "reading" in err and "30/30" in err and "file" in err
     assert "embedding" in err and "chunk/s" in err and "<" in err  # tqdm's rate, and its elapsed<left
+
+
+def test_explain_says_a_hit_was_found_by_words_only() -> None:
+    from searchbert.cli.query import _explain
+    from searchbert.records import Hit
+
+    hit = Hit(1, 0.8, "a.md", "A", "text", 1, 2, 7, bm25_score=3.2, bm25_rank=1, fused_score=0.8, embedded=False)
+    assert _explain(hit).startswith("dense - (not embedded yet: words only)  bm25 3.2000 (#1)")

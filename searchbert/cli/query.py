@@ -145,8 +145,8 @@ def query_cmd(
                 click.echo(f"    {line}")
         if not all(h.embedded for h in hits):
             click.echo(
-                "Hits marked by --explain as words only were found by BM25 alone: their vectors are still being "
-                "made (see `searchbert status`).",
+                "Some hits were found by their words alone: the index is still being embedded (`searchbert status` "
+                "shows how far; --explain marks them).",
                 err=True,
             )
 
