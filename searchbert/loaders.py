@@ -117,7 +117,8 @@ def decode(data: bytes) -> str:
 
 
 _MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
-_RST_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+])\1{2,}\s*$")
+#: a section adornment: a line of one punctuation character repeated (any of reST's, as Sphinx's "%%%" and "###")
+_RST_UNDERLINE = re.compile(r"^([!-/:-@\[-`{-~])\1{2,}\s*$")
 
 
 def _first_line(text: str) -> str:
@@ -125,11 +126,23 @@ def _first_line(text: str) -> str:
 
 
 def _rst_title(text: str) -> str:
+    """The first section title: a line with an adornment under it at least as long (directives, comments and
+    overlines before it are passed over)."""
     lines = text.splitlines()
     for i in range(1, len(lines)):
-        if _RST_UNDERLINE.match(lines[i]) and lines[i - 1].strip() and not _RST_UNDERLINE.match(lines[i - 1]):
-            return lines[i - 1].strip()
+        title, under = lines[i - 1].strip(), lines[i].strip()
+        if _RST_UNDERLINE.match(under) and title and not _RST_UNDERLINE.match(title) and len(under) >= len(title):
+            return title
     return ""
+
+
+def _markup(name: str) -> str:
+    """The markup a text file is written in, by its suffix: Sphinx keeps page sources as NAME.rst.txt (and MyST's as
+    NAME.md.txt), so the suffix before a final .txt counts."""
+    suffixes = [s.lower() for s in Path(name).suffixes[-2:]]
+    if suffixes and suffixes[-1] == ".txt" and len(suffixes) == 2:
+        suffixes.pop()
+    return {".md": "md", ".markdown": "md", ".rst": "rst"}.get(suffixes[-1] if suffixes else "", "")
 
 
 class TextReader:
@@ -140,12 +153,11 @@ class TextReader:
 
     def read(self, data: bytes, name: str) -> tuple[str, str]:
         text = decode(data)
-        suffix = Path(name).suffix.lower()
-        title = ""
-        if suffix in {".md", ".markdown"}:
+        markup, title = _markup(name), ""
+        if markup == "md":
             match = _MD_HEADING.search(text)
             title = match.group(1) if match else ""
-        elif suffix == ".rst":
+        elif markup == "rst":
             title = _rst_title(text)
         return text, title or _first_line(text)[:200] or name
 

@@ -169,3 +169,21 @@ def test_html_keeps_the_page_and_drops_its_chrome(
     for text in unwanted:
         assert text not in doc.text, (text, doc.text)
     assert doc.text.startswith(title)  # the page's own first words come first
+
+
+def test_sphinx_page_sources_are_read_as_rest_with_their_section_title(tmp_path: Path) -> None:
+    sources = write_tree(
+        tmp_path / "_sources",
+        {
+            "c-api/abstract.rst.txt": ".. highlight:: c\n\n.. _abstract:\n\n**********************\n"
+            "Abstract Objects Layer\n**********************\n\nThe functions in this chapter...\n",
+            "contents.rst.txt": "%%%%%%%%%%%%%%%%%%%%%%%%%%%%%\n Python Documentation contents\n"
+            "%%%%%%%%%%%%%%%%%%%%%%%%%%%%%\n\n.. toctree::\n",
+            "guide.md.txt": "Some words first.\n\n# The MyST guide\n\nText.\n",
+            "table.rst": "Name\n===\n\n=====  =====\nA      B\n=====  =====\n\nReal Title\n==========\n",
+        },
+    )
+    assert read_document(sources / "c-api" / "abstract.rst.txt").title == "Abstract Objects Layer"
+    assert read_document(sources / "contents.rst.txt").title == "Python Documentation contents"
+    assert read_document(sources / "guide.md.txt").title == "The MyST guide"
+    assert read_document(sources / "table.rst").title == "Real Title"  # an adornment shorter than its line is none
