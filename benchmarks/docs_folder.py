@@ -36,6 +36,18 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO)}
 
 
+#: runs the searchbert CLI from the source tree named first (the venv's editable install of this checkout would win
+#: over PYTHONPATH: its finder is dropped)
+_AT = (
+    "import sys; sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')];"
+    "sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'searchbert'; from searchbert.cli import main; main()"
+)
+
+
+def _searchbert(code: Path) -> list[str]:
+    return [sys.executable, "-c", _AT, str(code)]
+
+
 def _rss_mb(pid: int) -> float:
     """Resident memory of a process and its children, in MB."""
     import psutil
@@ -64,11 +76,11 @@ def _progress(db: Path) -> tuple[int, int, int] | None:
     return docs, chunks, chunks - waiting
 
 
-def index_run(docs: Path, index: Path, probe: str | None) -> dict[str, Any]:
+def index_run(docs: Path, index: Path, probe: str | None, code: Path = REPO) -> dict[str, Any]:
     """`searchbert index` in its own process: wall time, peak memory, what was committed when (polled), and (with
     `probe`) when a query in a new process first answered."""
     started = time.perf_counter()
-    command = [sys.executable, "-m", "searchbert", "index", str(docs), "--index", str(index), "-q", "--json"]
+    command = [*_searchbert(code), "index", str(docs), "--index", str(index), "-q", "--json"]
     run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     peak, first, next_probe, seen = 0.0, None, 0.0, []
     while run.poll() is None:
@@ -78,9 +90,8 @@ def index_run(docs: Path, index: Path, probe: str | None) -> dict[str, Any]:
         if counts is not None:
             seen.append((now, *counts))
         if probe and first is None and now >= next_probe and (index / "manifest.json").exists():
-            asked = subprocess.run([sys.executable, "-m", "searchbert", "query", probe, "--index", str(index),
-                                    "--json", "-k", "1", "--no-server"], capture_output=True, text=True,
-                                   env=_env())  # fmt: skip
+            asked = subprocess.run([*_searchbert(code), "query", probe, "--index", str(index), "--json", "-k",
+                                    "1", "--no-server"], capture_output=True, text=True, env=_env())  # fmt: skip
             if asked.returncode == 0 and json.loads(asked.stdout or "[]"):
                 first = time.perf_counter() - started
             next_probe = time.perf_counter() - started + 2
@@ -94,6 +105,7 @@ def index_run(docs: Path, index: Path, probe: str | None) -> dict[str, Any]:
     # every document committed (by its words): from then on BM25, and hybrid, find each of them
     words = next((t for t, d, _, _ in seen if d >= final[0]), seconds)
     return {"seconds": seconds, "peak_mb": peak, "first_answer": first or float("nan"), "words_done": words,
+            "rate": report["chunks_embedded"] / seconds,
             "chunks_embedded": report["chunks_embedded"], "documents": report["added"] + report["updated"],
             "chunks": final[1]}  # fmt: skip
 
@@ -114,14 +126,45 @@ def titles_found(index: Path) -> tuple[int, int, int]:
     return len(rows), first, top
 
 
-def stages(docs: Path, index: Path, sample: int) -> dict[str, float]:
+def ceiling(index: Path, sample: int) -> float:
+    """The raw encode rate (texts/s) of a random `sample` of the index's distinct embedded texts, title prefixes
+    included, longest first in slices of 64 through the writer's own embedder: in a new process, as `index` is."""
+    done = subprocess.run([sys.executable, __file__, "--ceiling-of", str(index), "--sample", str(sample)],
+                          capture_output=True, text=True, env=_env(), check=True)  # fmt: skip
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def _ceiling_here(index: Path, sample: int) -> float:
+    from searchbert.chunking import document_prefix
+    from searchbert.embedding import LocalEmbedder
+    from searchbert.index import Index
+
+    with Index.open(index) as ix:
+        enc, settings = ix.encoder, ix.manifest.chunking
+        rows = ix.store.execute("SELECT d.title, c.text FROM chunks c JOIN documents d ON d.id = c.document_id")
+        prefixes: dict[str, str] = {}
+        texts = set()
+        for title, text in rows:
+            if title not in prefixes:
+                prefixes[title] = document_prefix(title, enc.token_spans, settings)
+            texts.add(prefixes[title] + text)
+        picked = random.Random(3).sample(sorted(texts), min(sample, len(texts)))
+        enc.encode(["warm up"] * 8)
+        embedder = LocalEmbedder(enc, ix.manifest.dimension, ix.manifest.model_id)
+        started = time.perf_counter()
+        embedder.submit(picked).result()
+        seconds = time.perf_counter() - started
+        embedder.close()
+    return len(picked) / seconds
+
+
+def stages(docs: Path, index: Path, ceiling: float) -> dict[str, float]:
     """Each stage alone on the same documents (those the index holds), in this process: reading and parsing,
-    chunking (the tokenizer's share apart), the model (the ceiling: distinct indexed texts, a random `sample` of them,
-    longest first in slices of 64 as the writer sends them), SQLite, FAISS and BM25."""
+    chunking (the tokenizer's share apart), the model (every distinct text at the `ceiling` rate), SQLite, FAISS and
+    BM25."""
     import numpy as np
 
     from searchbert.chunking import chunk_many, document_prefix
-    from searchbert.embedding import LocalEmbedder
     from searchbert.index import Index
     from searchbert.index_files import build_lexical
     from searchbert.loaders import discover, read_document
@@ -131,7 +174,6 @@ def stages(docs: Path, index: Path, sample: int) -> dict[str, float]:
     times: dict[str, float] = {}
     with Index.open(index) as ix:
         enc, settings = ix.encoder, ix.manifest.chunking
-        enc.encode(["warm up"] * 8)
         held = {r[0] for r in ix.store.execute("SELECT path FROM documents")}
         started = time.perf_counter()
         found = discover([docs])
@@ -157,16 +199,9 @@ def stages(docs: Path, index: Path, sample: int) -> dict[str, float]:
         times["chunking (without the tokenizer)"] = time.perf_counter() - started - spans_time
         times["tokenizing (for chunking)"] = spans_time
 
-        texts = list(dict.fromkeys(p + c.text for _, chunks, p in cut for c in chunks))
-        picked = random.Random(3).sample(texts, min(sample, len(texts)))
-        embedder = LocalEmbedder(enc, ix.manifest.dimension, ix.manifest.model_id)
-        started = time.perf_counter()
-        embedder.submit(picked).result()
-        model = time.perf_counter() - started
-        embedder.close()
-        times["the model (raw encode of the same texts)"] = model * len(texts) / len(picked)  # the whole, at that rate
-        times["chunks"] = sum(len(c) for _, c, _ in cut)
-        times["texts"], times["ceiling"] = len(texts), len(picked) / model
+        texts = set(p + c.text for _, chunks, p in cut for c in chunks)
+        times["the model (raw encode of the same texts)"] = len(texts) / ceiling  # the whole, at the ceiling's rate
+        times["chunks"], times["texts"] = sum(len(c) for _, c, _ in cut), len(texts)
         vectors = np.random.default_rng(0).normal(size=(int(times["chunks"]), ix.manifest.dimension)).astype("float32")
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -223,7 +258,12 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=FOLDER)
     parser.add_argument("--edits", type=int, default=20)
     parser.add_argument("--sample", type=int, default=8000, help="distinct texts encoded alone for the ceiling")
+    parser.add_argument("--baseline", metavar="REV", help="also index the folder with searchbert at this git revision")
+    parser.add_argument("--ceiling-of", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.ceiling_of is not None:
+        print(_ceiling_here(args.ceiling_of, args.sample))
+        return
     if not args.folder.exists():
         sys.exit(f"{args.folder} is missing: apt-get install python3.11-doc")
     report = Report("docs_folder", "Debian's Python 3.11 documentation, indexed from scratch and after 20 edits")
@@ -233,33 +273,56 @@ def main() -> None:
         files = sum(1 for p in docs.rglob("*") if p.is_file())
         first = index_run(docs, index, probe="What's New In Python 3.11")
         titles = titles_found(index)
-        split = stages(docs, index, args.sample)
+        ceilings = [ceiling(index, args.sample)]
+        base = None
+        if args.baseline:  # the same folder, the same machine, by the revision named: then the ceiling again
+            code = Path(tmp) / "baseline"
+            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(code), args.baseline],
+                           check=True, capture_output=True)  # fmt: skip
+            try:
+                base = index_run(docs, Path(tmp) / "ix-baseline", probe="What's New In Python 3.11", code=code)
+            finally:
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(code)], check=False)
+            ceilings.append(ceiling(index, args.sample))
+        split = stages(docs, index, max(ceilings))
         rng = random.Random(11)
         edited = edit_paragraphs(docs, args.edits, rng)
         again = index_run(docs, index, probe=None)
 
     split.pop("chunks")
-    texts, ceiling = split.pop("texts"), split.pop("ceiling")
+    texts, best = split.pop("texts"), max(ceilings)
     # both sides per text embedded: `index` embeds each distinct text once, and so does the ceiling
     rate = first["chunks_embedded"] / first["seconds"]
     report.line(f"{files} files in {args.folder}; {first['documents']:.0f} documents indexed, {first['chunks']:.0f} "
                 f"chunks, {texts:.0f} distinct texts ({first['chunks_embedded']:.0f} embedded by `index`)")  # fmt: skip
     report.line()
-    report.line("| from scratch | |")
-    report.line("|---|---|")
-    report.line(f"| first answer to a query (a new `query` process every 2 s) | {first['first_answer']:.0f} s |")
-    report.line(f"| every document committed by its words (BM25 finds it) | {first['words_done']:.0f} s |")
-    report.line(f"| each document's title asked of BM25: found first / in the top 10 | {titles[1]} / {titles[2]} of "
-                f"{titles[0]} |")  # fmt: skip
-    report.line(f"| every chunk embedded (the whole run) | {first['seconds']:.0f} s |")
-    report.line(f"| end to end | {rate:.1f} texts embedded/s |")
-    report.line(f"| raw encode of the same texts, same runner (the ceiling; {args.sample} of them) | {ceiling:.1f} "
-                "texts/s |")  # fmt: skip
-    report.line(f"| end to end / ceiling | **{rate / ceiling:.2f}** |")
-    report.line(f"| peak memory of the index process | {first['peak_mb']:.0f} MB |")
+    head = f"| from scratch | this version | {args.baseline} |" if base else "| from scratch | |"
+    report.line(head)
+    report.line("|---|---|---|" if base else "|---|---|")
+
+    def row(name: str, key: str, unit: str = "s", digits: int = 0) -> None:
+        cells = [first] + ([base] if base else [])
+        report.line(f"| {name} | " + " | ".join(f"{c[key]:.{digits}f} {unit}" for c in cells) + " |")
+
+    row("first answer to a query (a new `query` process every 2 s)", "first_answer")
+    row("every document committed by its words (BM25 finds it)", "words_done")
+    row("every chunk embedded (the whole run)", "seconds")
+    row("end to end", "rate", "texts embedded/s", 1)
+    row("peak memory of the index process", "peak_mb", "MB")
+    report.line()
+    shown = " and ".join(f"{c:.1f}" for c in ceilings)
+    report.line(f"- Raw encode of the same texts through the same runner, in a new process (the ceiling; a random "
+                f"{args.sample} of them, measured {'before and after the baseline' if base else 'once'}): {shown} "
+                f"texts/s. End to end / the best ceiling: **{rate / best:.2f}**.")  # fmt: skip
+    if base:
+        report.line(f"- Whole run: this version / {args.baseline}: **{first['seconds'] / base['seconds']:.2f}**; "
+                    f"every document searchable (by its words) after {first['words_done']:.0f} s against "
+                    f"{base['words_done']:.0f} s (the baseline commits a document only with its vectors).")  # fmt: skip
+    report.line(f"- Each document's title asked of BM25 once all were committed: found first for {titles[1]}, in the "
+                f"top 10 for {titles[2]} of {titles[0]}.")  # fmt: skip
     report.line()
     report.line("Where the time goes (each stage alone, same documents, same process; the model's time is the whole "
-                "folder's at the ceiling's rate):")  # fmt: skip
+                "folder's at the best ceiling's rate):")  # fmt: skip
     report.line()
     report.line("| stage | seconds | share of the stages |")
     report.line("|---|---|---|")
