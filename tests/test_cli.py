@@ -122,7 +122,7 @@ def test_real_subprocess_index_and_query(tmp_path: Path) -> None:
     env = {**os.environ, "SEARCHBERT_INDEX": str(tmp_path / "ix")}
     done = subprocess.run([exe, "index", str(docs)], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "indexing" in done.stderr, "a progress bar is shown on stderr"
+    assert "reading" in done.stderr and "chunk/s" in done.stderr, "progress bars are shown on stderr"
     out = subprocess.run(
         [exe, "query", "espresso descaling", "--json", "-k", "1"], env=env, capture_output=True, text=True, timeout=300
     )
