@@ -71,6 +71,7 @@ class _Embedding:
     todo: list[str]
     vectors: Future[np.ndarray]
     chunks: int  # chunks it gives vectors to
+    paths: list[str]  # its documents', to name them if it fails
 
 
 def embedded_key(text: str) -> str:
@@ -170,15 +171,15 @@ class Writer:
             return
         bar = self.progress("embedding", missing, "chunk") if self.progress is not None else None
         try:
-            batch: list[tuple[int, str, list[Chunk], list[bytes], list[str | None]]] = []
+            batch: list[tuple[int, str, str, list[Chunk], list[bytes], list[str | None]]] = []
             size, after = 0, 0
             while found := store.unembedded_documents(after, 256):
                 for doc_id in found:
-                    title, chunks, vectors, keys = store.document_chunks(doc_id)
+                    path, title, chunks, vectors, keys = store.document_chunks(doc_id)
                     if batch and size + len(chunks) > self.commit_chunks:
                         self._submit(batch, bar)
                         batch, size = [], 0
-                    batch.append((doc_id, title, chunks, vectors, keys))
+                    batch.append((doc_id, path, title, chunks, vectors, keys))
                     size += len(chunks)
                 after = found[-1]
             self._submit(batch, bar)
@@ -187,7 +188,9 @@ class Writer:
             if bar is not None:
                 bar.close()
 
-    def _submit(self, batch: list[tuple[int, str, list[Chunk], list[bytes], list[str | None]]], bar: Any) -> None:
+    def _submit(
+        self, batch: list[tuple[int, str, str, list[Chunk], list[bytes], list[str | None]]], bar: Any
+    ) -> None:
         """Start embedding a batch's chunks that have no vector (each text once, none whose vector is stored), then
         commit the batches in flight beyond the embedder's depth."""
         if not batch:
@@ -199,7 +202,7 @@ class Writer:
         enc, settings = self.index.encoder, self.index.manifest.chunking
         texts: dict[str, str] = {}
         documents, chunks = [], 0
-        for doc_id, title, cut, vectors, keys in batch:
+        for doc_id, _, title, cut, vectors, keys in batch:
             prefix = document_prefix(title, enc.token_spans, settings)
             keys = [k if v else embedded_key(prefix + c.text) for c, v, k in zip(cut, vectors, keys, strict=True)]
             for c, v, k in zip(cut, vectors, keys):
@@ -210,7 +213,7 @@ class Writer:
         known = self.index.store.vectors_by_key(list(texts), self.index.manifest.dimension)
         todo = [k for k in texts if k not in known]
         submitted = self.embedder.submit([texts[k] for k in todo])
-        self.in_flight.append(_Embedding(documents, known, todo, submitted, chunks))
+        self.in_flight.append(_Embedding(documents, known, todo, submitted, chunks, [b[1] for b in batch]))
         self._drain(bar)
 
     def _drain(self, bar: Any, everything: bool = False) -> None:
@@ -219,9 +222,11 @@ class Writer:
             try:
                 vectors = oldest.vectors.result()
             except EmbeddingFailed as exc:
+                names = oldest.paths
+                shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
                 raise EmbeddingFailed(
-                    f"{exc}. Not stored: the vectors of {len(oldest.documents)} documents (and any after them); their "
-                    "words are, and every batch before them, and the next run embeds the rest"
+                    f"{exc}. Not stored: the vectors of {shown} (and of any after them); their words are, and every "
+                    "batch before them, and the next run embeds the rest"
                 ) from None
             self._commit(oldest, {**oldest.known, **dict(zip(oldest.todo, vectors))})
             if bar is not None:

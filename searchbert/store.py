@@ -562,23 +562,24 @@ class Store:
         sql = "SELECT id FROM chunks WHERE id IN ({marks}) AND length(vector) = 0"
         return {r[0] for r in self.rows_in(sql, chunk_ids)}
 
-    def document_chunks(self, doc_id: int) -> tuple[str, list[Chunk], list[bytes], list[str | None]]:
-        """A document's title, and its chunks in order with their vector blobs (NO_VECTOR: not embedded yet) and
-        keys: what embedding it needs."""
-        title = self.execute("SELECT title FROM documents WHERE id = ?", [doc_id]).fetchone()
+    def document_chunks(self, doc_id: int) -> tuple[str, str, list[Chunk], list[bytes], list[str | None]]:
+        """A document's path and title, and its chunks in order with their vector blobs (NO_VECTOR: not embedded
+        yet) and keys: what embedding it needs."""
+        row = self.execute("SELECT path, title FROM documents WHERE id = ?", [doc_id]).fetchone()
         rows = self.execute(
             "SELECT ordinal, text, start_char, end_char, start_line, end_line, vector, embedded FROM chunks"
             " WHERE document_id = ? ORDER BY ordinal",
             [doc_id],
         ).fetchall()
-        return (title[0] if title else ""), [Chunk(*r[:6]) for r in rows], [r[6] for r in rows], [r[7] for r in rows]
+        path, title = row if row else ("", "")
+        return path, title, [Chunk(*r[:6]) for r in rows], [r[6] for r in rows], [r[7] for r in rows]
 
     def embed_document(self, doc_id: int, vectors: Sequence[bytes], keys: Sequence[str | None]) -> list[int]:
         """Give a document's chunks their vectors (in ordinal order): they are written again under new ids, their
         old ids logged as removed, so that vector stores catch up as with any other write (ids only grow) and a
         document's chunk ids stay consecutive (filters count on it). Inside a transaction that bumps the generation;
         returns the new ids ([] if the document changed since it was read)."""
-        _, chunks, _, _ = self.document_chunks(doc_id)
+        _, _, chunks, _, _ = self.document_chunks(doc_id)
         if len(chunks) != len(vectors):
             return []
         self.execute(

@@ -89,17 +89,17 @@ def test_a_block_that_keeps_failing_stops_the_run_after_bounded_retries_keeping_
     with Index.create(tmp_path / "ix", encoder=Poisoned()) as index:
         with pytest.raises(EmbeddingFailed, match=f"{RAY_RETRIES + 1} times.*cannot embed this block") as failed:
             index.add_documents(docs, ray="auto", workers=2)
-        assert "Not stored: the batch of doc1024, doc1025, doc1026 and 173 more" in str(failed.value)
-        kept = index.count()["documents"]
-        assert kept == 1024
-        assert not index.store.execute("SELECT 1 FROM documents WHERE path = 'doc1199'").fetchall()
-    # the next run, without Ray, embeds only what was not committed
+        assert "Not stored: the vectors of doc1024, doc1025, doc1026 and 173 more" in str(failed.value)
+        # every document is in by its words; two batches of vectors are committed, the third is not
+        kept = index.count()["embedded"]
+        assert kept == 1024 and index.count()["documents"] == 1200
+    # the next run, without Ray, embeds only what was not committed (and the document whose text changed)
     clean = FakeEncoder()
     with Index.open(tmp_path / "ix", encoder=clean) as index:
         docs[-1] = Document(path="doc1199", text="document 1199 on topic 0")
         report = index.add_documents(docs)
-        assert report.unchanged == kept and report.added == 1200 - kept
-        assert len(clean.embedded) == 1200 - kept
+        assert report.unchanged == 1199 and report.updated == 1 and report.chunks_embedded == 1200 - kept
+        assert len(clean.embedded) == 1200 - kept and index.count()["embedded"] == 1200
 
 
 @pytest.mark.parametrize("how", ["raise", "die"])
@@ -173,7 +173,7 @@ def test_a_killed_ray_run_resumes_without_ray_embedding_only_what_was_not_commit
             time.sleep(0.2)
             try:
                 with sqlite3.connect(tmp_path / "ix" / "index.db") as db:
-                    committed = db.execute("SELECT count(*) FROM documents").fetchone()[0]
+                    committed = db.execute("SELECT count(*) FROM chunks WHERE length(vector) > 0").fetchone()[0]
             except sqlite3.Error:
                 continue
         assert proc.poll() is None, "the run ended before it could be killed"
@@ -184,10 +184,11 @@ def test_a_killed_ray_run_resumes_without_ray_embedding_only_what_was_not_commit
         _kill_tagged(tag)
     with sqlite3.connect(tmp_path / "ix" / "index.db") as db:
         kept = db.execute("SELECT count(*) FROM documents").fetchone()[0]
-    assert 0 < kept < 1500
+        embedded = db.execute("SELECT count(*) FROM chunks WHERE length(vector) > 0").fetchone()[0]
+    assert 0 < embedded < 1500 and embedded <= kept
     out = subprocess.run([*cmd, "--json"], capture_output=True, text=True, check=True)
     import json
 
     report = json.loads(out.stdout)
     assert report["unchanged"] == kept and report["added"] == 1500 - kept
-    assert report["chunks_embedded"] == 1500 - kept
+    assert report["chunks_embedded"] == 1500 - embedded
