@@ -125,13 +125,14 @@ def test_sigkill_at_any_moment_leaves_a_consistent_index_and_resume_finishes(tmp
 
 
 def test_two_writers_wait_for_each_other_and_queries_keep_working(tmp_path: Path) -> None:
-    docs, ix = corpus(tmp_path / "docs", 200), tmp_path / "ix"
+    docs, ix = corpus(tmp_path / "docs", 400), tmp_path / "ix"
     seed = write_tree(tmp_path / "seed", {"seed.md": "Glacier ice flows slowly downhill."})
     assert subprocess.run([EXE, "index", str(seed), "--index", str(ix), "--quiet"], timeout=300).returncode == 0
 
     first = start_index(docs, ix)
     deadline = time.monotonic() + 120
-    while generation(ix) < 3 and time.monotonic() < deadline:  # the first writer holds the lock and is committing
+    # the first writer holds the lock: its words are in and it has begun on the vectors (50 batches of 8)
+    while embedded(ix) < 9 and time.monotonic() < deadline:
         time.sleep(0.05)
     second = start_index(seed, ix, "--lock-timeout", "300")
     reader = subprocess.run(
@@ -145,7 +146,7 @@ def test_two_writers_wait_for_each_other_and_queries_keep_working(tmp_path: Path
     assert second.returncode == 0, err2
     assert "another searchbert process is writing" in err2
     assert json.loads(out2)["unchanged"] == 1
-    assert check_consistent_and_searchable(ix)[0] == 201
+    assert check_consistent_and_searchable(ix)[0] == 401
 
 
 def test_lock_timeout_is_a_clear_failure(tmp_path: Path) -> None:

@@ -76,12 +76,14 @@ def browser() -> Iterator[object]:
 
 @pytest.mark.model
 def test_search_filter_and_open_a_passage_in_a_real_browser(page_url: str, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as seen
     from selenium.webdriver.support.ui import WebDriverWait
 
-    wait = WebDriverWait(browser, 30)
+    # the page replaces its results when an answer comes: an element read as it does so is asked about again
+    wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))
     browser.get(page_url)
     wait.until(seen.text_to_be_present_in_element((By.ID, "status"), "4 documents"))
     box = browser.find_element(By.ID, "q")
