@@ -162,9 +162,12 @@ class Fusion:
     rrf: each document scores sum(1 / (k + rank)) over the retrievers that found it (Cormack et al., 2009).
     convex: alpha * dense + (1 - alpha) * bm25, each retriever's scores normalised over what it returned for the
     query (`norm`: min-max, or z-score); a document one retriever did not return gets that retriever's lowest.
+
+    `Fusion()` is searchbert's default (convex, equal weights, min-max: the best mean over SciFact and Cranfield, see
+    search.DEFAULT_FUSION); every layer (CLI, server, adapters) takes its defaults from here.
     """
 
-    method: str = "rrf"
+    method: str = "convex"
     k: int = 60
     alpha: float = 0.5
     norm: str = "minmax"

@@ -30,7 +30,7 @@ OVERFETCH = 4
 #: how hybrid search fuses when neither the search nor the index says (see records.Fusion): equal weights on min-max
 #: scaled scores, the best mean over SciFact and Cranfield of the fusions benchmarks/quality.py compares (RRF, k 1 to
 #: 100, scored about 2 points under it on both)
-DEFAULT_FUSION = Fusion("convex", alpha=0.5, norm="minmax")
+DEFAULT_FUSION = Fusion()
 
 
 @dataclass(frozen=True)
@@ -151,13 +151,15 @@ def _fuser(
 
 
 def normalise(scores: Sequence[float], norm: str) -> list[float]:
-    """One retriever's scores for one query on a common scale: min-max to [0, 1], or z-scores. All equal: all 0."""
+    """One retriever's scores for one query on a common scale: min-max to [0, 1], or z-scores. All equal (one
+    candidate, above all): each is the best there is, 1 on the min-max scale (0 would rank a lone perfect match
+    as the worst); z-scores all 0."""
     if not scores:
         return []
     values = np.asarray(scores, dtype=np.float64)
     if norm == "minmax":
         span = values.max() - values.min()
-        return ((values - values.min()) / span).tolist() if span > 0 else [0.0] * len(values)
+        return ((values - values.min()) / span).tolist() if span > 0 else [1.0] * len(values)
     spread = values.std()
     return ((values - values.mean()) / spread).tolist() if spread > 0 else [0.0] * len(values)
 
@@ -275,7 +277,8 @@ def search(
             continue
         depth *= 4
     if reranker is not None:
-        pools = [_pool(r, k if not chunks else 0, candidates, doc_of)[0] for r in ranked]
+        # chunks: the best `candidates` and at least k of them, as documents are widened to cover k
+        pools = [_pool(r, k, candidates, doc_of)[0] if not chunks else r[: max(k, candidates)] for r in ranked]
         texts = {cid: row.text for cid, row in store.chunks({e.chunk_id for p in pools for e in p}).items()}
         for q, query in enumerate(queries):
             ranked[q] = _rerank(reranker, query, [e for e in pools[q] if e.chunk_id in texts], texts)

@@ -18,7 +18,7 @@ def test_normalisations() -> None:
     assert normalise([3.0, 1.0, 2.0], "minmax") == [1.0, 0.0, 0.5]
     z = normalise([1.0, 2.0, 3.0], "zscore")
     assert z == pytest.approx([-math.sqrt(1.5), 0.0, math.sqrt(1.5)])
-    assert normalise([2.0, 2.0], "minmax") == [0.0, 0.0] == normalise([2.0, 2.0], "zscore")
+    assert normalise([2.0, 2.0], "minmax") == [1.0, 1.0] and normalise([2.0, 2.0], "zscore") == [0.0, 0.0]
     assert normalise([], "minmax") == []
 
 
@@ -86,3 +86,30 @@ def test_an_index_keeps_its_fusion_and_a_search_can_override_it(tmp_path: Path, 
         for h in rrf:
             assert h.score == pytest.approx(sum(1 / (60 + r) for r in (h.dense_rank, h.bm25_rank) if r))
         assert [h.score for h in own] != [h.score for h in rrf]
+
+
+def test_one_fusion_default_everywhere_and_a_lone_candidate_is_the_best() -> None:
+    from searchbert.records import Fusion
+    from searchbert.search import DEFAULT_FUSION, normalise
+    from searchbert.server.app import FusionSpec
+
+    assert Fusion(alpha=0.3) == Fusion("convex", alpha=0.3, norm="minmax")  # not RRF, silently
+    assert Fusion() == DEFAULT_FUSION and FusionSpec().model_dump() == DEFAULT_FUSION.to_dict()
+    assert Fusion(**FusionSpec(alpha=0.3).model_dump()) == Fusion(alpha=0.3)  # {"fusion": {"alpha": 0.3}} over HTTP
+    assert normalise([3.1], "minmax") == [1.0] and normalise([2.0, 2.0], "minmax") == [1.0, 1.0]
+
+
+def test_a_perfect_match_that_is_the_only_candidate_scores_one(tmp_path) -> None:
+    from searchbert import Index
+    from searchbert.records import Document, Filters
+
+    from .conftest import FakeEncoder
+
+    notes = [Document(f"notes/n{i}.md", f"note {i} on compiler linking flags") for i in range(8)]
+    notes.append(Document("build/b.md", "XJ4721 fails at compiler linking"))
+    with Index.create(tmp_path / "ix", encoder=FakeEncoder()) as ix:
+        ix.add_documents(notes)
+        only = Filters(paths=("build*",))
+        hits = ix.search("XJ4721 compiler linking", k=3, filters=only)
+        assert [h.path for h in hits] == ["build/b.md"] and hits[0].score == 1.0
+        assert ix.search("XJ4721 compiler linking", k=3, filters=only, min_score=0.1)

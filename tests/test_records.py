@@ -226,3 +226,11 @@ def test_hits_carry_their_neighbours_and_get_cuts_a_line_range(tmp_path: Path) -
         index.get(["rocks"], start_line=5, end_line=2)
     with pytest.raises(InvalidArgument):
         SearchOptions(context=-1)
+
+
+def test_chunks_reranked_are_k_whatever_the_candidates(tmp_path: Path) -> None:
+    docs = [Document(f"d{i}", f"volcano note {i}") for i in range(30)]
+    with Index.create(tmp_path / "ix", encoder=FakeEncoder()) as index:
+        index.add_documents(docs)
+        hits = index.search("volcano", k=10, chunks=True, rerank=OverlapReranker(), candidates=5)
+        assert len(hits) == 10 and all(h.rerank_score is not None for h in hits)

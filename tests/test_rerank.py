@@ -71,10 +71,10 @@ def test_search_with_rerank_orders_by_the_cross_encoder(tmp_path: Path, minilm, 
     query = next(iter(QUERIES))
     plain = ix.search(query, k=len(CORPUS), chunks=True)
     hits = ix.search(query, k=len(CORPUS), chunks=True, rerank=reranker, candidates=5)
-    assert len(hits) == 5
+    assert len(hits) == len(plain) == len(CORPUS)  # k hits: the pool widens to k, as documents' does
     assert [h.rerank_score for h in hits] == sorted((h.rerank_score for h in hits), reverse=True)
     assert all(h.score == h.rerank_score and h.retrieval_score is not None for h in hits)
-    assert {h.chunk_id for h in hits} == {h.chunk_id for h in plain[:5]}  # the best 5 candidates, reordered
+    assert {h.chunk_id for h in hits} == {h.chunk_id for h in plain}  # the same candidates, reordered
     direct = reranker.score(query, [h.text for h in hits])
     np.testing.assert_allclose(direct, [h.rerank_score for h in hits], rtol=1e-4)
     docs = ix.search(query, k=3, rerank=reranker, mode="hybrid")

@@ -14,6 +14,7 @@ import click
 
 from .. import __version__
 from ..errors import SearchbertError
+from ..records import FUSIONS, NORMS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -86,12 +87,12 @@ def mode_option(help_text: str) -> Callable[[F], F]:
 fusion_options = stack_options(
     click.option(
         "--fusion",
-        type=click.Choice(["rrf", "convex"]),
+        type=click.Choice(FUSIONS),
         help="How hybrid mode merges the two rankings: rrf (reciprocal rank) or convex (weighted normalised scores). "
         "Default: the index's own (see README, Ranking).",
     ),
     click.option("--alpha", type=click.FloatRange(0, 1), help="convex: the dense side's weight (BM25 gets 1 - alpha)."),
-    click.option("--norm", type=click.Choice(["minmax", "zscore"]), help="convex: how each side's scores are scaled."),
+    click.option("--norm", type=click.Choice(NORMS), help="convex: how each side's scores are scaled."),
     click.option("--rrf-k", type=click.IntRange(0), help="rrf: the constant k in 1 / (k + rank)."),
 )
 

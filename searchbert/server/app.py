@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import IndexLocked, InvalidArgument, SearchbertError
-from ..records import Document, Filters, Fusion, SearchOptions
+from ..records import FUSIONS, NORMS, Document, Filters, Fusion, SearchOptions
 from ..service import DocumentNotFound, IndexBusy, Service
 from .client import LIMITS
 
@@ -36,12 +36,15 @@ class FilterSpec(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+_FUSION = Fusion()  # the defaults, defined once (records.Fusion)
+
+
 class FusionSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    method: Literal["rrf", "convex"] = "rrf"
-    k: int = Field(60, ge=0, le=10_000)
-    alpha: float = Field(0.5, ge=0, le=1)
-    norm: Literal["minmax", "zscore"] = "minmax"
+    method: Literal[FUSIONS] = _FUSION.method  # type: ignore[valid-type]
+    k: int = Field(_FUSION.k, ge=0, le=10_000)
+    alpha: float = Field(_FUSION.alpha, ge=0, le=1)
+    norm: Literal[NORMS] = _FUSION.norm  # type: ignore[valid-type]
 
 
 class SearchRequest(BaseModel):
