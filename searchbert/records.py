@@ -200,7 +200,9 @@ class SearchOptions:
     k: how many hits. mode: "hybrid" (both retrievers, fused as `fusion` says), "dense" (the bi-encoder) or "bm25".
     chunks: rank chunks instead
     of documents. rerank: a Reranker, a cross-encoder id or path, or True for the default one; it rescores the best
-    `candidates` chunks. filters: search part of the index. min_score: drop hits scoring below it.
+    `candidates` chunks. filters: search part of the index. min_score: drop hits scoring below it. diverse: pick
+    the k hits by maximal marginal relevance among the best `candidates` (mmr_lambda: 1 is relevance alone, 0 is
+    novelty alone), so that k hits are not k near-copies.
     """
 
     k: int = 10
@@ -215,6 +217,9 @@ class SearchOptions:
     context: int = 0
     #: how hybrid mode merges its two rankings; None: the index's own (Index.fusion)
     fusion: Fusion | None = None
+    diverse: bool = False
+    #: LangChain's default lambda_mult
+    mmr_lambda: float = 0.5
 
     def __post_init__(self) -> None:
         from .errors import InvalidArgument
@@ -227,6 +232,8 @@ class SearchOptions:
             raise InvalidArgument(f"unknown mode {self.mode!r}: use one of {', '.join(MODES)}")
         if self.candidates <= 0:
             raise InvalidArgument(f"candidates must be a positive number, got {self.candidates}")
+        if not 0 <= self.mmr_lambda <= 1:
+            raise InvalidArgument(f"mmr_lambda weighs relevance against novelty, in [0, 1]: not {self.mmr_lambda}")
 
 
 @dataclass(frozen=True)

@@ -228,7 +228,7 @@ def search(
     if mode != "bm25":
         raw = use.encoder().encode_queries(list(queries))
         query_vectors = checked(raw, len(queries), use.dimension, use.model_id)
-    depth = max(k * (1 if chunks else OVERFETCH), candidates if reranker else 0)
+    depth = max(k * (1 if chunks else OVERFETCH), candidates if reranker or options.diverse else 0)
 
     ranked: list[list[_Scored]] = [[] for _ in queries]
     doc_of: dict[int, int] = {}
@@ -284,10 +284,38 @@ def search(
             ranked[q] = _rerank(reranker, query, [e for e in pools[q] if e.chunk_id in texts], texts)
             if not chunks:
                 ranked[q] = _best_per_document(ranked[q], doc_of)
+    if options.diverse:
+        ranked = [_diverse(r, k, candidates, options.mmr_lambda, store, use.dimension) for r in ranked]
     hits = _hits(store, [[e for e in r if min_score is None or e.score >= min_score][:k] for r in ranked])
     if options.context:
         hits = [[_with_context(store, h, options.context) for h in row] for row in hits]
     return hits
+
+
+def _diverse(ranked: list[_Scored], k: int, candidates: int, lam: float, store: Store, dim: int) -> list[_Scored]:
+    """k of the best `candidates` by maximal marginal relevance (Carbonell and Goldstein, 1998): each next pick is
+    the one with the best lam * relevance - (1 - lam) * its highest cosine to those already picked; relevance is the
+    ranking score min-max scaled over the pool. A chunk not embedded yet counts as like none of them."""
+    pool = ranked[: max(k, candidates)]
+    if len(pool) <= 1:
+        return pool
+    ids, found = store.vectors_of([e.chunk_id for e in pool], dim)
+    at = {int(i): n for n, i in enumerate(ids.tolist())}
+    vectors = np.zeros((len(pool), dim), dtype=np.float32)
+    for n, e in enumerate(pool):
+        if e.chunk_id in at:
+            vectors[n] = found[at[e.chunk_id]]
+    relevance = np.asarray(normalise([e.score for e in pool], "minmax"))
+    similar = vectors @ vectors.T
+    picked: list[int] = []
+    closest = np.full(len(pool), -np.inf)
+    while len(picked) < min(k, len(pool)):
+        gain = lam * relevance - (1 - lam) * np.where(np.isfinite(closest), closest, 0.0)
+        gain[picked] = -np.inf
+        best = int(np.argmax(gain))
+        picked.append(best)
+        closest = np.maximum(closest, similar[best])
+    return [pool[n] for n in picked]
 
 
 def _with_context(store: Store, hit: Hit, n: int) -> Hit:

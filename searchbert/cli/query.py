@@ -50,8 +50,13 @@ def _snippet(text: str, width: int = 100, lines: int = 3) -> list[str]:
     type=click.IntRange(1),
     default=50,
     show_default=True,
-    help="How many chunks the cross-encoder reads (with --rerank).",
+    help="How many chunks the cross-encoder reads (with --rerank), or --diverse picks from.",
 )
+@click.option("--diverse", is_flag=True, help="Pick the hits by maximal marginal relevance: no near-copies.")
+@click.option(
+    "--mmr-lambda", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+    help="--diverse: relevance's weight against novelty (1: relevance alone).",
+)  # fmt: skip
 @click.option(
     "--path",
     "paths",
@@ -94,6 +99,8 @@ def query_cmd(
     rerank: bool,
     rerank_model: str | None,
     candidates: int,
+    diverse: bool,
+    mmr_lambda: float,
     paths: tuple[str, ...],
     exts: str | None,
     where: tuple[str, ...],
@@ -120,6 +127,8 @@ def query_cmd(
         chunks=chunks,
         rerank=(rerank_model or True) if rerank else None,
         candidates=candidates,
+        diverse=diverse,
+        mmr_lambda=mmr_lambda,
         filters=filters or None,
         min_score=min_score,
         fusion=fusion_from(fusion, alpha, norm, rrf_k),
@@ -169,6 +178,7 @@ def _ask_server(index_path: str | None, text: str, options: Any, rerank_model: s
     body = {
         "query": text, "k": options.k, "mode": options.mode, "rerank": bool(options.rerank),
         "candidates": options.candidates, "chunks": options.chunks, "min_score": options.min_score,
+        "diverse": options.diverse, "mmr_lambda": options.mmr_lambda,
         "fusion": None if options.fusion is None else options.fusion.to_dict(),
         "filters": None if f is None else asdict(f),
     }  # fmt: skip

@@ -177,7 +177,10 @@ class SearchbertVectorStore(VectorStore):
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[tuple[LCDocument, float]]:
         """The k most similar records and their cosine similarity, best first."""
-        options = SearchOptions(k=k, mode="dense", filters=metadata_filters(filter))
+        return self._records(query, SearchOptions(k=k, mode="dense", filters=metadata_filters(filter)))
+
+    def _records(self, query: str, options: SearchOptions) -> list[tuple[LCDocument, float]]:
+        """The hits of a search as whole records with their scores, in order."""
 
         def work(index: Index) -> tuple[list[Hit], list[Document]]:
             hits = index.search(query, options=options)
@@ -195,6 +198,20 @@ class SearchbertVectorStore(VectorStore):
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[LCDocument]:
         return [doc for doc, _ in self.similarity_search_with_score(query, k, filter)]
+
+    def max_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> list[LCDocument]:
+        """k records of the fetch_k most similar, picked by maximal marginal relevance (searchbert's `diverse`)."""
+        options = SearchOptions(k=k, mode="dense", filters=metadata_filters(filter), diverse=True,
+                                mmr_lambda=lambda_mult, candidates=max(fetch_k, k))  # fmt: skip
+        return [doc for doc, _ in self._records(query, options)]
 
     def _select_relevance_score_fn(self):  # type: ignore[no-untyped-def]
         return lambda score: (score + 1.0) / 2.0  # cosine similarity -> [0, 1]

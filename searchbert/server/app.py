@@ -59,6 +59,8 @@ class SearchRequest(BaseModel):
     context: int = Field(0, ge=0, le=10, description="Chunks either side of each hit to return with it.")
     filters: FilterSpec | None = None
     fusion: FusionSpec | None = Field(None, description="How hybrid mode fuses. Default: the index's own.")
+    diverse: bool = Field(False, description="Pick the k hits by maximal marginal relevance among the candidates.")
+    mmr_lambda: float = Field(0.5, ge=0, le=1, description="diverse: relevance's weight against novelty.")
 
 
 class Record(BaseModel):
