@@ -64,3 +64,27 @@ def test_the_server_and_langchain_diversify_the_same_way(index: Index) -> None:
     store = SearchbertVectorStore(Index.open(path, encoder=FakeEncoder()))
     picked = store.max_marginal_relevance_search(QUERY, k=3, fetch_k=8)
     assert all(isinstance(d, LCDocument) for d in picked) and [d.id for d in picked] == expected
+
+
+def test_every_adapter_takes_diverse(index: Index) -> None:
+    import asyncio
+
+    from haystack import component  # noqa: F401  (the extra is there)
+    from llama_index.core.schema import QueryBundle
+
+    from searchbert.integrations.haystack import SearchbertRetriever as HaystackRetriever
+    from searchbert.integrations.langchain import SearchbertRetriever as LangChainRetriever
+    from searchbert.integrations.llama_index import SearchbertRetriever as LlamaRetriever
+    from searchbert.integrations.mcp import make_server
+
+    expected = [h.path for h in index.search(QUERY, k=3, mode="dense", diverse=True)]
+    lc = LangChainRetriever(index=index, k=3, mode="dense", diverse=True).invoke(QUERY)
+    assert [d.metadata["source"] for d in lc] == expected
+    llama = LlamaRetriever(index, similarity_top_k=3, mode="dense", diverse=True).retrieve(QueryBundle(QUERY))
+    assert [n.node.metadata["source"] for n in llama] == expected
+    hay = HaystackRetriever(index, top_k=3, mode="dense", diverse=True)
+    assert [d.meta["source"] for d in hay.run(QUERY)["documents"]] == expected
+    assert HaystackRetriever.from_dict(hay.to_dict()).diverse
+    server = make_server(index)
+    result = asyncio.run(server.call_tool("search", {"query": QUERY, "k": 3, "mode": "dense", "diverse": True}))
+    assert not result.is_error and [h["id"] for h in result.structured_content["hits"]] == expected

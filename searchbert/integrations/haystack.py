@@ -76,15 +76,18 @@ class SearchbertRetriever:
         mode: str | None = None,
         filters: dict[str, Any] | None = None,
         rerank: bool | str | None = None,
+        diverse: bool = False,
     ) -> None:
         self._shared = Shared(index)
         self.index, self.top_k, self.mode, self.filters, self.rerank = self._shared.path, top_k, mode, filters, rerank
+        self.diverse = diverse
         to_filters(filters)  # a filter that cannot be applied is refused when the pipeline is built
 
     def to_dict(self) -> dict[str, Any]:
         return default_to_dict(
-            self, index=self.index, top_k=self.top_k, mode=self.mode, filters=self.filters, rerank=self.rerank
-        )
+            self, index=self.index, top_k=self.top_k, mode=self.mode, filters=self.filters, rerank=self.rerank,
+            diverse=self.diverse,
+        )  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchbertRetriever:
@@ -98,6 +101,7 @@ class SearchbertRetriever:
             mode=self.mode,
             filters=to_filters(self.filters if filters is None else filters),
             rerank=self.rerank,
+            diverse=self.diverse,
         )
         documents = []
         for h in hits:

@@ -58,6 +58,8 @@ class SearchbertRetriever(BaseRetriever):
     filter: dict[str, Any] | None = None
     min_score: float | None = None
     context: int = 0
+    #: pick the k hits by maximal marginal relevance (no near-copies)
+    diverse: bool = False
     _shared: Shared = PrivateAttr()
 
     def model_post_init(self, context: Any, /) -> None:
@@ -72,6 +74,7 @@ class SearchbertRetriever(BaseRetriever):
             filters=metadata_filters(self.filter if filter is None else filter),
             min_score=self.min_score,
             context=self.context,
+            diverse=self.diverse,
         )
         return [hit_document(h) for h in hits]
 

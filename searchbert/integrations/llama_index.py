@@ -84,11 +84,12 @@ class SearchbertRetriever(BaseRetriever):
         rerank: bool | str | None = None,
         context: int = 0,
         callback_manager: CallbackManager | None = None,
+        diverse: bool = False,
     ) -> None:
         super().__init__(callback_manager=callback_manager)
         self._shared = Shared(index)
         self.similarity_top_k, self.filters, self.mode = similarity_top_k, filters, mode
-        self.rerank, self.context = rerank, context
+        self.rerank, self.context, self.diverse = rerank, context, diverse
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         hits = self._shared.search(
@@ -98,6 +99,7 @@ class SearchbertRetriever(BaseRetriever):
             filters=to_filters(self.filters),
             rerank=self.rerank,
             context=self.context,
+            diverse=self.diverse,
         )
         nodes = []
         for h in hits:

@@ -69,14 +69,18 @@ def make_server(index: Index | str | os.PathLike[str]) -> MCPServer:
         mode: str | None = None,
         filters: dict[str, Any] | None = None,
         rerank: bool = False,
+        diverse: bool = False,
     ) -> SearchResult:
         """The k best passages for the query, one per document, best first. mode: hybrid (meaning and words,
         the default), dense (meaning) or bm25 (words); filters: metadata conditions, {"key": value} or {"key":
-        [any of these]}; rerank: re-score the candidates with a cross-encoder (slower, often better)."""
+        [any of these]}; rerank: re-score the candidates with a cross-encoder (slower, often better); diverse:
+        no near-copies among the k (maximal marginal relevance)."""
         if not 1 <= k <= MAX_K:
             raise ToolError(f"k must be between 1 and {MAX_K}, not {k}")
         try:
-            hits = shared.search(query, k=k, mode=mode, filters=metadata_filters(filters), rerank=rerank or None)
+            hits = shared.search(
+                query, k=k, mode=mode, filters=metadata_filters(filters), rerank=rerank or None, diverse=diverse
+            )
         except SearchbertError as exc:
             raise ToolError(str(exc)) from exc
         return SearchResult(
