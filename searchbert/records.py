@@ -220,6 +220,9 @@ class SearchOptions:
     diverse: bool = False
     #: LangChain's default lambda_mult
     mmr_lambda: float = 0.5
+    #: the most tokens (the model's word pieces) the hits' texts, or their contexts, may take together: the best
+    #: that fit, the last cut where a sentence ends (see budget.py)
+    max_tokens: int | None = None
 
     def __post_init__(self) -> None:
         from .errors import InvalidArgument
@@ -232,6 +235,8 @@ class SearchOptions:
             raise InvalidArgument(f"unknown mode {self.mode!r}: use one of {', '.join(MODES)}")
         if self.candidates <= 0:
             raise InvalidArgument(f"candidates must be a positive number, got {self.candidates}")
+        if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens < 1):
+            raise InvalidArgument(f"max_tokens must be a positive number, got {self.max_tokens}")
         if not 0 <= self.mmr_lambda <= 1:
             raise InvalidArgument(f"mmr_lambda weighs relevance against novelty, in [0, 1]: not {self.mmr_lambda}")
 

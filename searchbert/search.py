@@ -289,6 +289,13 @@ def search(
     hits = _hits(store, [[e for e in r if min_score is None or e.score >= min_score][:k] for r in ranked])
     if options.context:
         hits = [[_with_context(store, h, options.context) for h in row] for row in hits]
+    if options.max_tokens is not None:
+        from .budget import fit
+
+        def count(text: str) -> int:
+            return len(use.encoder().token_spans(text))
+
+        hits = [fit(row, options.max_tokens, count) for row in hits]
     return hits
 
 

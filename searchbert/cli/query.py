@@ -52,6 +52,11 @@ def _snippet(text: str, width: int = 100, lines: int = 3) -> list[str]:
     show_default=True,
     help="How many chunks the cross-encoder reads (with --rerank), or --diverse picks from.",
 )
+@click.option(
+    "--max-tokens", type=click.IntRange(1),
+    help="Fit the hits' texts in this many tokens (the model's word pieces): the best that fit, the last cut where a "
+    "sentence ends.",
+)  # fmt: skip
 @click.option("--diverse", is_flag=True, help="Pick the hits by maximal marginal relevance: no near-copies.")
 @click.option(
     "--mmr-lambda", type=click.FloatRange(0, 1), default=0.5, show_default=True,
@@ -101,6 +106,7 @@ def query_cmd(
     candidates: int,
     diverse: bool,
     mmr_lambda: float,
+    max_tokens: int | None,
     paths: tuple[str, ...],
     exts: str | None,
     where: tuple[str, ...],
@@ -129,6 +135,7 @@ def query_cmd(
         candidates=candidates,
         diverse=diverse,
         mmr_lambda=mmr_lambda,
+        max_tokens=max_tokens,
         filters=filters or None,
         min_score=min_score,
         fusion=fusion_from(fusion, alpha, norm, rrf_k),
@@ -178,7 +185,7 @@ def _ask_server(index_path: str | None, text: str, options: Any, rerank_model: s
     body = {
         "query": text, "k": options.k, "mode": options.mode, "rerank": bool(options.rerank),
         "candidates": options.candidates, "chunks": options.chunks, "min_score": options.min_score,
-        "diverse": options.diverse, "mmr_lambda": options.mmr_lambda,
+        "diverse": options.diverse, "mmr_lambda": options.mmr_lambda, "max_tokens": options.max_tokens,
         "fusion": None if options.fusion is None else options.fusion.to_dict(),
         "filters": None if f is None else asdict(f),
     }  # fmt: skip

@@ -77,16 +77,17 @@ class SearchbertRetriever:
         filters: dict[str, Any] | None = None,
         rerank: bool | str | None = None,
         diverse: bool = False,
+        max_tokens: int | None = None,
     ) -> None:
         self._shared = Shared(index)
         self.index, self.top_k, self.mode, self.filters, self.rerank = self._shared.path, top_k, mode, filters, rerank
-        self.diverse = diverse
+        self.diverse, self.max_tokens = diverse, max_tokens
         to_filters(filters)  # a filter that cannot be applied is refused when the pipeline is built
 
     def to_dict(self) -> dict[str, Any]:
         return default_to_dict(
             self, index=self.index, top_k=self.top_k, mode=self.mode, filters=self.filters, rerank=self.rerank,
-            diverse=self.diverse,
+            diverse=self.diverse, max_tokens=self.max_tokens,
         )  # fmt: skip
 
     @classmethod
@@ -102,6 +103,7 @@ class SearchbertRetriever:
             filters=to_filters(self.filters if filters is None else filters),
             rerank=self.rerank,
             diverse=self.diverse,
+            max_tokens=self.max_tokens,
         )
         documents = []
         for h in hits:

@@ -60,6 +60,8 @@ class SearchbertRetriever(BaseRetriever):
     context: int = 0
     #: pick the k hits by maximal marginal relevance (no near-copies)
     diverse: bool = False
+    #: the most tokens the passages take together (the best that fit; the last cut where a sentence ends)
+    max_tokens: int | None = None
     _shared: Shared = PrivateAttr()
 
     def model_post_init(self, context: Any, /) -> None:
@@ -75,6 +77,7 @@ class SearchbertRetriever(BaseRetriever):
             min_score=self.min_score,
             context=self.context,
             diverse=self.diverse,
+            max_tokens=self.max_tokens,
         )
         return [hit_document(h) for h in hits]
 

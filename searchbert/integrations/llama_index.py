@@ -85,11 +85,12 @@ class SearchbertRetriever(BaseRetriever):
         context: int = 0,
         callback_manager: CallbackManager | None = None,
         diverse: bool = False,
+        max_tokens: int | None = None,
     ) -> None:
         super().__init__(callback_manager=callback_manager)
         self._shared = Shared(index)
         self.similarity_top_k, self.filters, self.mode = similarity_top_k, filters, mode
-        self.rerank, self.context, self.diverse = rerank, context, diverse
+        self.rerank, self.context, self.diverse, self.max_tokens = rerank, context, diverse, max_tokens
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         hits = self._shared.search(
@@ -100,6 +101,7 @@ class SearchbertRetriever(BaseRetriever):
             rerank=self.rerank,
             context=self.context,
             diverse=self.diverse,
+            max_tokens=self.max_tokens,
         )
         nodes = []
         for h in hits:

@@ -70,17 +70,20 @@ def make_server(index: Index | str | os.PathLike[str]) -> MCPServer:
         filters: dict[str, Any] | None = None,
         rerank: bool = False,
         diverse: bool = False,
+        max_tokens: int | None = None,
     ) -> SearchResult:
         """The k best passages for the query, one per document, best first. mode: hybrid (meaning and words,
         the default), dense (meaning) or bm25 (words); filters: metadata conditions, {"key": value} or {"key":
         [any of these]}; rerank: re-score the candidates with a cross-encoder (slower, often better); diverse:
-        no near-copies among the k (maximal marginal relevance)."""
+        no near-copies among the k (maximal marginal relevance); max_tokens: the passages fit in this many tokens
+        together (the last cut where a sentence ends)."""
         if not 1 <= k <= MAX_K:
             raise ToolError(f"k must be between 1 and {MAX_K}, not {k}")
         try:
             hits = shared.search(
-                query, k=k, mode=mode, filters=metadata_filters(filters), rerank=rerank or None, diverse=diverse
-            )
+                query, k=k, mode=mode, filters=metadata_filters(filters), rerank=rerank or None, diverse=diverse,
+                max_tokens=max_tokens,
+            )  # fmt: skip
         except SearchbertError as exc:
             raise ToolError(str(exc)) from exc
         return SearchResult(

@@ -61,6 +61,7 @@ class SearchRequest(BaseModel):
     fusion: FusionSpec | None = Field(None, description="How hybrid mode fuses. Default: the index's own.")
     diverse: bool = Field(False, description="Pick the k hits by maximal marginal relevance among the candidates.")
     mmr_lambda: float = Field(0.5, ge=0, le=1, description="diverse: relevance's weight against novelty.")
+    max_tokens: int | None = Field(None, ge=1, description="The most word pieces the hits' texts take together.")
 
 
 class Record(BaseModel):

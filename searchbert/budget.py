@@ -1,0 +1,58 @@
+"""A token budget for the context a prompt is given: the best hits whose text fits it, the last one cut where a
+sentence (else a word) ends, never inside a word."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import replace
+
+from .records import Hit
+
+#: where a sentence ends: its closing punctuation (and quotes or brackets), before whitespace or the end
+_SENTENCE_END = re.compile(r"[.!?:;][\"')\]]*(?=\s|$)|\n\s*\n")
+_WORD_END = re.compile(r"\S(?=\s|$)")
+
+
+def fit(hits: list[Hit], max_tokens: int, count: Callable[[str], int]) -> list[Hit]:
+    """The hits, best first, whose text (their context, where the search asked for it) fits `max_tokens` tokens
+    together as `count` counts them; the first that does not fit whole is cut to what is left, and ends the list."""
+    out: list[Hit] = []
+    left = max_tokens
+    for hit in hits:
+        text = hit.context if hit.context is not None else hit.text
+        used = count(text)
+        if used <= left:
+            out.append(hit)
+            left -= used
+            continue
+        cut = _cut(text, left, count)
+        if cut:
+            out.append(_shortened(hit, cut))
+        break
+    return out
+
+
+def _cut(text: str, budget: int, count: Callable[[str], int]) -> str:
+    """The longest start of text that fits the budget and ends a sentence; failing that, one that ends a word."""
+    for pattern in (_SENTENCE_END, _WORD_END):
+        ends = [m.end() for m in pattern.finditer(text)]
+        lo, hi, best = 0, len(ends) - 1, 0
+        while lo <= hi:  # a longer start never has fewer tokens: the last end that fits, by halves
+            mid = (lo + hi) // 2
+            if count(text[: ends[mid]]) <= budget:
+                best, lo = ends[mid], mid + 1
+            else:
+                hi = mid - 1
+        if best:
+            return text[:best].rstrip()
+    return ""
+
+
+def _shortened(hit: Hit, cut: str) -> Hit:
+    """The hit with its text (or context) cut, its last line and character following."""
+    lead = len(cut) - len(cut.lstrip())
+    lines = cut[lead:].count("\n")
+    if hit.context is not None:
+        return replace(hit, context=cut, context_end_line=(hit.context_start_line or hit.start_line) + lines)
+    return replace(hit, text=cut, end_char=hit.start_char + len(cut), end_line=hit.start_line + lines)
