@@ -498,6 +498,11 @@ class Index:
 
     # -- reading ---------------------------------------------------------------------------------------------------
 
+    def metadata_keys(self, limit: int = 50) -> list[str]:
+        """The metadata keys the documents have (what filters can use), most used first."""
+        self.current()
+        return self.store.metadata_keys(limit)
+
     def count(self) -> dict[str, int]:
         """Documents, chunks, and chunks embedded in the index (fewer while a write is embedding: the others are
         found by their words only)."""

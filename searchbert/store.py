@@ -538,6 +538,14 @@ class Store:
             yield ids, vectors
             last = int(ids[-1])
 
+    def metadata_keys(self, limit: int = 50) -> list[str]:
+        """The metadata keys documents have, most used first (at most `limit`)."""
+        sql = (
+            "SELECT j.key FROM documents d, json_each(d.metadata) j GROUP BY j.key ORDER BY count(*) DESC, j.key"
+            " LIMIT ?"
+        )
+        return [r[0] for r in self.execute(sql, [limit])]
+
     def document_count(self) -> int:
         return int(self.execute("SELECT count(*) FROM documents").fetchone()[0])
 

@@ -1,8 +1,13 @@
 """searchbert as a Model Context Protocol server (extra `mcp`): `searchbert mcp --index PATH` serves one index over
-stdio to an agent, with the official SDK, as two tools:
+stdio to an agent, with the official SDK:
 
-- search(query, k, mode, filters, rerank): the k best passages, with their record id, lines, score and metadata
-- get_document(id, start_line, end_line): a record's whole text (or those lines of it), to read around a passage
+- tool search(query, k, mode, filters, rerank, diverse, max_tokens): the k best passages, with their record id,
+  lines, score and metadata
+- tool get_document(id, start_line, end_line): a record's whole text (or those lines of it), to read around a passage
+- resources searchbert://doc/{id} and searchbert://doc/{id}/lines/{start}-{end} (the id percent-encoded): the same
+  text, for clients that attach documents rather than call tools
+- prompt answer_with_citations(question): asks for an answer that cites the ids (and lines) it read
+- instructions written from the index itself: how many documents, what they are, which metadata keys filters can use
 
 Bad input (an empty query, an unknown id, k out of range, a filter that cannot be applied) is a tool error whose
 message says what was wrong; the server keeps serving. Logs go to stderr: stdout carries the protocol only.
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -52,15 +58,10 @@ class Record(BaseModel):
 
 
 def make_server(index: Index | str | os.PathLike[str]) -> MCPServer:
-    """An MCP server with the search and get_document tools over one index."""
+    """An MCP server with the search and get_document tools, the documents as resources and a prompt, over one
+    index."""
     shared = Shared(index)
-    server: MCPServer = MCPServer(
-        "searchbert",
-        instructions=(
-            "Search a local document collection. Call search to find passages, then get_document with a hit's id "
-            "(and start_line/end_line) to read more of that document."
-        ),
-    )
+    server: MCPServer = MCPServer("searchbert", instructions=shared.run(_instructions))
 
     @server.tool()
     def search(
@@ -122,7 +123,52 @@ def make_server(index: Index | str | os.PathLike[str]) -> MCPServer:
             metadata=doc.metadata,
         )
 
+    def read(id: str, start: int | None = None, end: int | None = None) -> str:
+        found = shared.run(lambda ix: ix.get([unquote(id)], start_line=start, end_line=end))
+        if not found:
+            raise ToolError(f"no document with id {unquote(id)!r}: use an id from a search hit")
+        return found[0].text
+
+    @server.resource("searchbert://doc/{id}", mime_type="text/plain", description="A document's whole text.")
+    def document(id: str) -> str:
+        return read(id)
+
+    @server.resource(
+        "searchbert://doc/{id}/lines/{start}-{end}", mime_type="text/plain", description="Lines of a document."
+    )
+    def document_lines(id: str, start: str, end: str) -> str:
+        return read(id, int(start), int(end))
+
+    @server.prompt()
+    def answer_with_citations(question: str) -> str:
+        """Answer a question from the collection, citing what was read."""
+        return (
+            f"Answer this question from the documents of the collection: {question}\n\n"
+            "Call search (more than once if the first query misses), read around the best passages with "
+            "get_document, and answer only from what you read. Cite every claim with the id and lines it comes "
+            "from, as [id:start-end]. If the documents do not answer the question, say so instead of guessing."
+        )
+
     return server
+
+
+def resource_uri(id: str, start: int | None = None, end: int | None = None) -> str:
+    """The resource URI of a document (or of its lines start..end)."""
+    base = f"searchbert://doc/{quote(id, safe='')}"
+    return base if start is None or end is None else f"{base}/lines/{start}-{end}"
+
+
+def _instructions(index: Index) -> str:
+    """What an agent should know of this index before its first call, from the index itself."""
+    counts, keys = index.count(), index.metadata_keys(12)
+    fields = f" Metadata keys filters can use: {', '.join(keys)}." if keys else ""
+    return (
+        f"Search a local collection of {counts['documents']} documents ({counts['chunks']} passages, model "
+        f"{index.manifest.model_id}). Call search to find passages (hybrid: meaning and exact words), then "
+        "get_document with a hit's id (and start_line/end_line) to read more of it; the same text is the resource "
+        f"searchbert://doc/{{id}} (id percent-encoded).{fields} The prompt answer_with_citations asks for an "
+        "answer that cites the ids it read."
+    )
 
 
 def serve(index: str | os.PathLike[str]) -> None:
