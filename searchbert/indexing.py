@@ -63,10 +63,10 @@ class _Words:
 
 @dataclass
 class _Embedding:
-    """A batch handed to the embedder: its documents (id, vector blobs, keys), the vectors already stored for some
+    """A batch handed to the embedder: its documents (id, chunks, vector blobs, keys), the vectors stored for some
     of its texts (`known`, by key), and the vectors to come for the others (`todo`, each text once)."""
 
-    documents: list[tuple[int, list[bytes], list[str | None]]]
+    documents: list[tuple[int, list[Chunk], list[bytes], list[str | None]]]
     known: dict[str, np.ndarray]
     todo: list[str]
     vectors: Future[np.ndarray]
@@ -123,8 +123,8 @@ class Writer:
         for doc, sha256, replaces in group:
             donor = store.same_content(sha256, doc.title, doc.format)
             if donor is not None:  # a moved or copied file: its chunks and vectors are already stored
-                chunks, vectors, keys = store.chunks_of(donor, dimension)
-                words.append(_Words(doc, sha256, chunks, replaces, [v.tobytes() for v in vectors], keys))
+                _, _, chunks, vectors, keys = store.document_chunks(donor)
+                words.append(_Words(doc, sha256, chunks, replaces, vectors, keys))
             else:
                 fresh.append((doc, sha256, replaces))
         prefixes = [document_prefix(d.title, enc.token_spans, settings) for d, _, _ in fresh]
@@ -209,7 +209,7 @@ class Writer:
                 if not v:
                     texts[k] = prefix + c.text  # type: ignore[index]
                     chunks += 1
-            documents.append((doc_id, vectors, keys))
+            documents.append((doc_id, cut, vectors, keys))
         known = self.index.store.vectors_by_key(list(texts), self.index.manifest.dimension)
         todo = [k for k in texts if k not in known]
         submitted = self.embedder.submit([texts[k] for k in todo])
@@ -237,9 +237,9 @@ class Writer:
         store, vector_store = self.index.store, self.index.vector_store
         with self.index.committing():
             inserted = []
-            for doc_id, vectors, keys in embedding.documents:
+            for doc_id, chunks, vectors, keys in embedding.documents:
                 blobs = [v or found[k].tobytes() for v, k in zip(vectors, keys)]  # type: ignore[index]
-                inserted += store.embed_document(doc_id, blobs, keys)
+                inserted += store.embed_document(doc_id, chunks, blobs, keys)
             store.bump_generation()
             vector_store.written(inserted)  # before the commit that makes them visible (a store outside SQLite)
         self.counts["chunks"] += len(embedding.todo)

@@ -72,18 +72,18 @@ def make_encoder(model: str | None = None, backend: str = "auto", device: str | 
 
     if backend not in BACKENDS:
         raise InvalidArgument(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
-    gpu = gpu_device(device)
-    if gpu is not None and backend not in ("auto", "torch"):
-        if device != "auto":
-            raise InvalidArgument(f"--device {device} runs the model with torch: leave out --backend {backend}")
-        gpu = None  # the runner asked for, on the CPU
-    static = _static(model)
+    static = _static(model)  # before any GPU question: a static model has one runner, and needs no torch
     if static is not None:
         if backend not in ("auto", "static"):
             raise InvalidArgument(f"{static.model_id} is a static model: it has one runner, leave out --backend")
         return static
     if backend == "static":
         raise InvalidArgument("--backend static is for static (model2vec) models: pass one with --model")
+    gpu = gpu_device(device)
+    if gpu is not None and backend not in ("auto", "torch"):
+        if device != "auto":
+            raise InvalidArgument(f"--device {device} runs the model with torch: leave out --backend {backend}")
+        gpu = None  # the runner asked for, on the CPU
     if gpu is not None:
         return SentenceTransformerEncoder(model, device=gpu)
     if backend == "auto":

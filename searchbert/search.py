@@ -178,15 +178,18 @@ def _rerank(reranker: Reranker, query: str, ranked: list[_Scored], texts: dict[i
     return sorted(out, key=lambda e: -e.score)
 
 
-def _pool(ranked: list[_Scored], k: int, candidates: int, doc_of: dict[int, int]) -> tuple[list[_Scored], set[int]]:
+def _pool(
+    ranked: list[_Scored], k: int, candidates: int, doc_of: dict[int, int], by_document: bool = True
+) -> tuple[list[_Scored], set[int]]:
     """The chunks a reranker reads: the best `candidates`, and more until they cover k documents (one long
-    document must not fill the pool and leave fewer than k documents to return); with the documents they cover."""
-    docs: set[int] = set()
+    document must not fill the pool and leave fewer than k documents to return), or k chunks when chunks are
+    ranked; with the documents (or chunks) they cover."""
+    covered: set[int] = set()
     for n, e in enumerate(ranked):
-        if n >= candidates and len(docs) >= k:
-            return ranked[:n], docs
-        docs.add(doc_of[e.chunk_id])
-    return ranked, docs
+        if n >= candidates and len(covered) >= k:
+            return ranked[:n], covered
+        covered.add(doc_of[e.chunk_id] if by_document else e.chunk_id)
+    return ranked, covered
 
 
 def _best_per_document(ranked: list[_Scored], doc_of: dict[int, int]) -> list[_Scored]:
@@ -277,8 +280,7 @@ def search(
             continue
         depth *= 4
     if reranker is not None:
-        # chunks: the best `candidates` and at least k of them, as documents are widened to cover k
-        pools = [_pool(r, k, candidates, doc_of)[0] if not chunks else r[: max(k, candidates)] for r in ranked]
+        pools = [_pool(r, k, candidates, doc_of, by_document=not chunks)[0] for r in ranked]
         texts = {cid: row.text for cid, row in store.chunks({e.chunk_id for p in pools for e in p}).items()}
         for q, query in enumerate(queries):
             ranked[q] = _rerank(reranker, query, [e for e in pools[q] if e.chunk_id in texts], texts)
@@ -315,9 +317,9 @@ def _diverse(ranked: list[_Scored], k: int, candidates: int, lam: float, store: 
     relevance = np.asarray(normalise([e.score for e in pool], "minmax"))
     similar = vectors @ vectors.T
     picked: list[int] = []
-    closest = np.full(len(pool), -np.inf)
+    closest = np.full(len(pool), -np.inf)  # each one's highest cosine to those picked
     while len(picked) < min(k, len(pool)):
-        gain = lam * relevance - (1 - lam) * np.where(np.isfinite(closest), closest, 0.0)
+        gain = lam * relevance - (1 - lam) * (closest if picked else 0.0)
         gain[picked] = -np.inf
         best = int(np.argmax(gain))
         picked.append(best)

@@ -79,9 +79,7 @@ class StaticEncoder(LocalBiEncoder):
             batch_size=batch_size or STATIC_BATCH,
             use_multiprocessing=False,  # the writer's batches are small; a process pool costs more than it saves
         )
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.clip(norms, 1e-12, None)
+        return np.ascontiguousarray(vectors, dtype=np.float32)  # normalized by the model (loaded with normalize)
 
 
 def distill(target: Path, model: str | None = None, dimensions: int = 256) -> Path:

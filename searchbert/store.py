@@ -367,19 +367,6 @@ class Store:
         ).fetchone()
         return row[0] if row else None
 
-    def chunks_of(self, doc_id: int, dimension: int) -> tuple[list[Chunk], np.ndarray, list[str | None]]:
-        """A document's chunks, their vectors and the keys of the texts they were embedded from, in order."""
-        import numpy as np
-
-        rows = self.execute(
-            "SELECT ordinal, text, start_char, end_char, start_line, end_line, vector, embedded FROM chunks"
-            " WHERE document_id = ? ORDER BY ordinal",
-            [doc_id],
-        ).fetchall()
-        chunks = [Chunk(*row[:6]) for row in rows]
-        vectors = np.frombuffer(b"".join(r[6] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
-        return chunks, vectors, [r[7] for r in rows]
-
     def vectors_by_key(self, keys: Iterable[str], dimension: int) -> dict[str, np.ndarray]:
         """Stored vectors by the key of the text they were embedded from (see indexing.embedded_key), for the keys
         that have one."""
@@ -582,13 +569,15 @@ class Store:
         path, title = row if row else ("", "")
         return path, title, [Chunk(*r[:6]) for r in rows], [r[6] for r in rows], [r[7] for r in rows]
 
-    def embed_document(self, doc_id: int, vectors: Sequence[bytes], keys: Sequence[str | None]) -> list[int]:
-        """Give a document's chunks their vectors (in ordinal order): they are written again under new ids, their
-        old ids logged as removed, so that vector stores catch up as with any other write (ids only grow) and a
-        document's chunk ids stay consecutive (filters count on it). Inside a transaction that bumps the generation;
-        returns the new ids ([] if the document changed since it was read)."""
-        _, _, chunks, _, _ = self.document_chunks(doc_id)
-        if len(chunks) != len(vectors):
+    def embed_document(
+        self, doc_id: int, chunks: Sequence[Chunk], vectors: Sequence[bytes], keys: Sequence[str | None]
+    ) -> list[int]:
+        """Give a document's chunks (as document_chunks read them) their vectors: they are written again under new
+        ids, their old ids logged as removed, so that vector stores catch up as with any other write (ids only grow)
+        and a document's chunk ids stay consecutive (filters count on it). Inside a transaction that bumps the
+        generation; returns the new ids ([] if the document no longer has those chunks)."""
+        held = self.execute("SELECT count(*) FROM chunks WHERE document_id = ?", [doc_id]).fetchone()[0]
+        if held != len(chunks):
             return []
         self.execute(
             "INSERT INTO removed_chunks(chunk_id, generation) SELECT id, ? FROM chunks WHERE document_id = ?",

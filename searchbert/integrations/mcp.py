@@ -28,6 +28,7 @@ from .common import Shared, metadata_filters
 
 if TYPE_CHECKING:
     from ..index import Index
+    from ..records import Document
 
 #: the most results one call may ask for: an agent's context is the limit, not the index
 MAX_K = 50
@@ -103,17 +104,21 @@ def make_server(index: Index | str | os.PathLike[str]) -> MCPServer:
             ],
         )
 
-    @server.tool()
-    def get_document(id: str, start_line: int | None = None, end_line: int | None = None) -> Record:
-        """A document by the id a search hit gave: its whole text, or lines start_line..end_line (1-based,
-        inclusive) of it."""
+    def fetch(id: str, start: int | None = None, end: int | None = None) -> Document:
+        """The record (or those lines of it) for the tool and the resources; what is wrong is a ToolError."""
         try:
-            found = shared.run(lambda ix: ix.get([id], start_line=start_line, end_line=end_line))
+            found = shared.run(lambda ix: ix.get([id], start_line=start, end_line=end))
         except SearchbertError as exc:
             raise ToolError(str(exc)) from exc
         if not found:
             raise ToolError(f"no document with id {id!r}: use an id from a search hit")
-        doc = found[0]
+        return found[0]
+
+    @server.tool()
+    def get_document(id: str, start_line: int | None = None, end_line: int | None = None) -> Record:
+        """A document by the id a search hit gave: its whole text, or lines start_line..end_line (1-based,
+        inclusive) of it."""
+        doc = fetch(id, start_line, end_line)
         return Record(
             id=doc.path,
             title=doc.title,
@@ -123,21 +128,15 @@ def make_server(index: Index | str | os.PathLike[str]) -> MCPServer:
             metadata=doc.metadata,
         )
 
-    def read(id: str, start: int | None = None, end: int | None = None) -> str:
-        found = shared.run(lambda ix: ix.get([unquote(id)], start_line=start, end_line=end))
-        if not found:
-            raise ToolError(f"no document with id {unquote(id)!r}: use an id from a search hit")
-        return found[0].text
-
     @server.resource("searchbert://doc/{id}", mime_type="text/plain", description="A document's whole text.")
     def document(id: str) -> str:
-        return read(id)
+        return fetch(unquote(id)).text
 
     @server.resource(
         "searchbert://doc/{id}/lines/{start}-{end}", mime_type="text/plain", description="Lines of a document."
     )
     def document_lines(id: str, start: str, end: str) -> str:
-        return read(id, int(start), int(end))
+        return fetch(unquote(id), int(start), int(end)).text
 
     @server.prompt()
     def answer_with_citations(question: str) -> str:
