@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
@@ -76,6 +77,7 @@ class BM25Retriever(Generic[Id]):
         bm25s = _bm25s()
         self.ids = list(ids)
         self._id_array: np.ndarray | None = None
+        self._row_of: dict[Id, int] | None = None
         if _bm25 is not None:
             self._bm25 = _bm25
         else:
@@ -114,6 +116,27 @@ class BM25Retriever(Generic[Id]):
             [(self.ids[int(i)], float(s)) for i, s in zip(row, score_row) if s > 0]
             for row, score_row in zip(rows, scores)
         ]
+
+    def share_of_best(self, query: str, ids: Sequence[Id]) -> list[float]:
+        """Each id's BM25 score for `query` as a share of the most any text could score for it: the sum of the
+        query words' idf, the limit of Lucene's BM25 as a word's count grows, a word the index never saw counting
+        at the idf of a word in no text. So 1 is every word found many times over, and 0 is none of them found, a
+        scale that carries across queries (calibrated relevance needs one). Ids not in the index share 0."""
+        import numpy as np
+
+        tokens = _tokenize([query])[0]
+        if not tokens or not self.ids:
+            return [0.0] * len(ids)
+        bm25 = self._bm25
+        indptr, n = bm25.scores["indptr"], bm25.scores["num_docs"]
+        known = [bm25.vocab_dict[t] for t in tokens if t in bm25.vocab_dict]
+        frequencies = [int(indptr[t + 1] - indptr[t]) for t in known] + [0] * (len(tokens) - len(known))
+        best = sum(math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in frequencies)
+        scores = bm25.get_scores_from_ids(known) if known else np.zeros(n)
+        if self._row_of is None:
+            self._row_of = {id_: row for row, id_ in enumerate(self.ids)}
+        rows = [self._row_of.get(id_) for id_ in ids]
+        return [float(scores[row]) / best if row is not None else 0.0 for row in rows]
 
     def _mask(self, allowed: Selection | None) -> np.ndarray | None:
         """bm25s' weight mask (1 for a text that may be returned) from a selection of integer ids."""

@@ -18,6 +18,7 @@ from .records import MODES, Document, Fusion, SearchOptions
 
 if TYPE_CHECKING:
     from .encoders import Encoder
+    from .index import Index
 
 DEPTH = 100  # documents retrieved per query: enough for R@100
 PROTOCOLS = {
@@ -162,8 +163,31 @@ def _index_run(
     lexical: dict[str, float],
     **chunk_options: Any,
 ) -> tuple[dict[str, dict[str, float]], str, int]:
+    index, embedded = collection_index(
+        collection, corpus_file, protocol, encoder, cache_dir, progress, lexical, **chunk_options
+    )
+    with index:
+        qids = list(collection.queries)
+        hits = index.search_many([collection.queries[q] for q in qids], options=search_options)
+    return {q: {h.path: h.score for h in hs} for q, hs in zip(qids, hits)}, encoder.model_id, embedded
+
+
+def collection_index(
+    collection: Collection,
+    corpus_file: Path,
+    protocol: str,
+    encoder: Encoder,
+    cache_dir: Path,
+    progress: bool = False,
+    lexical: dict[str, float] | None = None,
+    **chunk_options: Any,
+) -> tuple[Index, int]:
+    """The collection's index (built once, kept in `cache_dir` by corpus, protocol, model and settings), open, and
+    how many chunks this call embedded."""
+    from .bm25 import K1, B
     from .index import MANIFEST, Index
 
+    lexical = lexical or {"k1": K1, "b": B}
     if protocol == "chunked":  # the cache key names every setting that differs from the standard protocol
         chunk_options = {"title_prefix": True, **chunk_options}
     # torch and ONNX fp32 give the same vectors and share a cache; int8 vectors get their own
@@ -177,12 +201,9 @@ def _index_run(
         index = Index.create(
             path, encoder=encoder, strategy=PROTOCOLS[protocol]["strategy"], bm25=lexical, **chunk_options
         )
-    with index:
-        # the normal incremental path: a cached index re-embeds nothing (every text hashes the same)
-        report = index.add_documents(_documents(collection, protocol), progress=progress, total=len(collection.corpus))
-        qids = list(collection.queries)
-        hits = index.search_many([collection.queries[q] for q in qids], options=search_options)
-    return {q: {h.path: h.score for h in hs} for q, hs in zip(qids, hits)}, encoder.model_id, report.chunks_embedded
+    # the normal incremental path: a cached index re-embeds nothing (every text hashes the same)
+    report = index.add_documents(_documents(collection, protocol), progress=progress, total=len(collection.corpus))
+    return index, report.chunks_embedded
 
 
 def _bm25_run(collection: Collection, k1: float, b: float) -> dict[str, dict[str, float]]:

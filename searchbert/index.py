@@ -51,6 +51,7 @@ from .stores.faiss import VECTORS, VECTORS_STATE  # noqa: F401 (imported from he
 if TYPE_CHECKING:
     from .embedding import Embedder
     from .filtering import FilterCache
+    from .relevance import Calibration
     from .rerank import Reranker
     from .search import Retrievers
 
@@ -553,7 +554,15 @@ class Index:
             model_id=self.manifest.model_id,
             filter_cache=self._filter_cache,
             fusion=self.fusion,
+            calibration=self.calibration,
         )
+
+    @property
+    def calibration(self) -> Calibration:
+        """The weights that estimate this index's hits' relevance (relevance.py): those fitted for its model."""
+        from .relevance import for_manifest
+
+        return for_manifest(self.manifest)
 
     def __repr__(self) -> str:
         return f"Index({str(self.path)!r}, model={self.manifest.model_id!r})"

@@ -56,6 +56,7 @@ class Hit:
     """One search result: the best chunk of a document (or one chunk, in chunk mode)."""
 
     rank: int
+    #: the ranking score: it orders the hits of one query and means nothing across queries (see `relevance`)
     score: float
     path: str
     title: str
@@ -68,12 +69,18 @@ class Hit:
     #: the score the hit had before reranking (equal to `score` without a reranker)
     retrieval_score: float | None = None
     rerank_score: float | None = None
-    # how each retriever saw the hit (for --explain); None where a retriever did not find it or did not run
+    # how each retriever saw the hit (for --explain): a rank is None where the retriever did not rank the hit; the
+    # dense score (the cosine) is measured for every hit when dense search ran, BM25's where BM25 ranked it
     dense_score: float | None = None
     dense_rank: int | None = None
     bm25_score: float | None = None
     bm25_rank: int | None = None
     fused_score: float | None = None
+    #: the hit's BM25 score as a share of the most the query could score (0: none of its words found)
+    bm25_fraction: float | None = None
+    #: the estimated probability that the hit is relevant, the same scale for every query and mode (see
+    #: relevance.py); None where it cannot be estimated (dense search with a model no weights were fitted for)
+    relevance: float | None = None
     #: the document's metadata, as it was stored
     metadata: dict[str, Any] = field(default_factory=dict)
     #: False while the chunk waits for its vector (an index being built, or stopped half way): it was found by its
@@ -220,6 +227,8 @@ class SearchOptions:
     diverse: bool = False
     #: LangChain's default lambda_mult
     mmr_lambda: float = 0.5
+    #: drop hits whose relevance is under this (0 to 1; see Hit.relevance); none may be left
+    min_relevance: float | None = None
     #: the most tokens (the model's word pieces) the hits' texts, or their contexts, may take together: the best
     #: that fit, the last cut where a sentence ends (see budget.py)
     max_tokens: int | None = None
@@ -237,6 +246,8 @@ class SearchOptions:
             raise InvalidArgument(f"candidates must be a positive number, got {self.candidates}")
         if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens < 1):
             raise InvalidArgument(f"max_tokens must be a positive number, got {self.max_tokens}")
+        if self.min_relevance is not None and not 0 <= self.min_relevance <= 1:
+            raise InvalidArgument(f"min_relevance is a probability, in [0, 1]: not {self.min_relevance}")
         if not 0 <= self.mmr_lambda <= 1:
             raise InvalidArgument(f"mmr_lambda weighs relevance against novelty, in [0, 1]: not {self.mmr_lambda}")
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .bm25 import BM25Retriever
     from .encoders import Encoder
     from .rerank import Reranker
+    from .relevance import Calibration
     from .store import Store
     from .stores import VectorStore
 
@@ -45,6 +46,8 @@ class _Scored:
     rerank_score: float | None = None
     retrieval_score: float | None = None
     bm25_chunk: int | None = None  # the document's best chunk by BM25 (by_document hybrid shows it when BM25 leads)
+    bm25_fraction: float | None = None
+    relevance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class Retrievers:
     filter_cache: FilterCache | None = None
     #: the index's own fusion, used when a search names none
     fusion: Fusion = DEFAULT_FUSION
+    #: the weights that turn a hit's evidence into its relevance (None: hits carry none)
+    calibration: Calibration | None = None
 
 
 def _rank_lists(
@@ -288,7 +293,13 @@ def search(
                 ranked[q] = _best_per_document(ranked[q], doc_of)
     if options.diverse:
         ranked = [_diverse(r, k, candidates, options.mmr_lambda, store, use.dimension) for r in ranked]
-    hits = _hits(store, [[e for e in r if min_score is None or e.score >= min_score][:k] for r in ranked])
+    ranked = [[e for e in r if min_score is None or e.score >= min_score][:k] for r in ranked]
+    if use.calibration is not None:
+        ranked = _judged(use.calibration, mode, queries, query_vectors, lexical, ranked, store, use.dimension)
+        if options.min_relevance is not None:  # a hit whose relevance is unknown is kept (see relevance.py)
+            floor = options.min_relevance
+            ranked = [[e for e in r if e.relevance is None or e.relevance >= floor] for r in ranked]
+    hits = _hits(store, ranked)
     if options.context:
         hits = [[_with_context(store, h, options.context) for h in row] for row in hits]
     if options.max_tokens is not None:
@@ -327,6 +338,43 @@ def _diverse(ranked: list[_Scored], k: int, candidates: int, lam: float, store: 
     return [pool[n] for n in picked]
 
 
+def _judged(
+    calibration: Calibration,
+    mode: str,
+    queries: Sequence[str],
+    query_vectors: np.ndarray | None,
+    lexical: BM25Retriever[int] | None,
+    ranked: list[list[_Scored]],
+    store: Store,
+    dimension: int,
+) -> list[list[_Scored]]:
+    """The hits with their relevance. What a retriever's list left out is measured for the hit itself: its cosine
+    to the query (from its stored vector) and its share of the query's best BM25 score, so evidence is never
+    missing merely because a retriever fetched too few."""
+    from .relevance import Evidence
+
+    cosines: dict[tuple[int, int], float] = {}
+    if query_vectors is not None:
+        wanted = {e.chunk_id for r in ranked for e in r if e.dense_score is None}
+        if wanted:
+            ids, vectors = store.vectors_of(sorted(wanted), dimension)
+            found = vectors @ np.asarray(query_vectors, dtype=np.float32).T  # chunks x queries
+            cosines = {(int(c), q): float(found[n, q]) for n, c in enumerate(ids.tolist()) for q in range(len(ranked))}
+    out = []
+    for q, r in enumerate(ranked):
+        shares: list[float | None] = [None] * len(r)
+        if lexical is not None and r:
+            shares = list(lexical.share_of_best(queries[q], [e.bm25_chunk or e.chunk_id for e in r]))
+        judged = []
+        for e, share in zip(r, shares):
+            cosine = e.dense_score if e.dense_score is not None else cosines.get((e.chunk_id, q))
+            evidence = Evidence(cosine, share, e.dense_rank, e.bm25_rank)
+            relevance = calibration.relevance(mode, evidence)
+            judged.append(replace(e, dense_score=cosine, bm25_fraction=share, relevance=relevance))
+        out.append(judged)
+    return out
+
+
 def _with_context(store: Store, hit: Hit, n: int) -> Hit:
     found = store.around(hit.chunk_id, n)
     if found is None:
@@ -363,6 +411,8 @@ def _hits(store: Store, ranked: list[list[_Scored]]) -> list[list[Hit]]:
                     bm25_score=e.bm25_score,
                     bm25_rank=e.bm25_rank,
                     fused_score=e.fused_score,
+                    bm25_fraction=e.bm25_fraction,
+                    relevance=e.relevance,
                     metadata=row.metadata,
                     embedded=row.embedded,
                 )

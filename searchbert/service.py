@@ -89,6 +89,8 @@ class Service:
                 "updated": index.manifest.updated,
                 "mode": SearchOptions().mode,
                 "fusion": index.fusion.to_dict(),
+                # the relevance a hit needs to count as a good match here (the page hides weaker ones)
+                "min_relevance": index.calibration.threshold,
                 "rerank_model": self.rerank_model,
                 "uptime_s": round(time.time() - self.started, 1),
             }

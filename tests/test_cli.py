@@ -47,10 +47,11 @@ def test_query_text_output_shows_path_lines_and_snippet(indexed: tuple[Path, Pat
 
 def test_query_json_and_jsonl(indexed: tuple[Path, Path]) -> None:
     _, ix = indexed
-    hits = json.loads(run("query", "office wifi password", "--index", str(ix), "--json", "-k", "3").stdout)
+    every = ("--min-relevance", "0")  # the weak hits too
+    hits = json.loads(run("query", "office wifi password", "--index", str(ix), "--json", "-k", "3", *every).stdout)
     assert len(hits) == 3 and hits[0]["path"].endswith("it/wifi.md")
     assert {"path", "score", "text", "start_line", "end_line", "chunk_id", "rank"} <= set(hits[0])
-    lines = run("query", "office wifi password", "--index", str(ix), "--jsonl", "-k", "3").stdout.splitlines()
+    lines = run("query", "office wifi password", "--index", str(ix), "--jsonl", "-k", "3", *every).stdout.splitlines()
     assert [json.loads(line)["chunk_id"] for line in lines] == [h["chunk_id"] for h in hits]
 
 

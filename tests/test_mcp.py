@@ -51,15 +51,17 @@ def test_an_agent_searches_and_reads_documents_and_bad_input_is_a_tool_error(tmp
     async def work(session: ClientSession) -> dict:
         tools = {t.name for t in (await session.list_tools()).tools}
         out: dict = {"tools": tools}
-        out["search"] = await session.call_tool("search", {"query": "when do backups run", "k": 2})
+        out["search"] = await session.call_tool("search", {"query": "when do backups run", "k": 2, "min_relevance": 0})
+        out["likely"] = await session.call_tool("search", {"query": "when do backups run", "k": 2})
         out["filtered"] = await session.call_tool(
-            "search", {"query": "money", "k": 3, "filters": {"team": "finance"}, "mode": "hybrid"}
+            "search", {"query": "money", "k": 3, "filters": {"team": "finance"}, "mode": "hybrid", "min_relevance": 0}
         )
         out["lines"] = await session.call_tool("get_document", {"id": "backup", "start_line": 1, "end_line": 1})
         out["empty"] = await session.call_tool("search", {"query": "  "})
         out["k"] = await session.call_tool("search", {"query": "logs", "k": 0})
         out["unknown"] = await session.call_tool("get_document", {"id": "no-such-note"})
         out["operator"] = await session.call_tool("search", {"query": "logs", "filters": {"year": {"$gt": 1}}})
+        out["nonsense"] = await session.call_tool("search", {"query": "qwxzv blorfing zanthium"})
         out["after"] = await session.call_tool("search", {"query": "hiring interviews", "k": 1})  # still serving
         return out
 
@@ -67,6 +69,7 @@ def test_an_agent_searches_and_reads_documents_and_bad_input_is_a_tool_error(tmp
     assert out["tools"] >= {"search", "get_document"}
     hits = out["search"].structured_content["hits"]
     assert not out["search"].is_error and len(hits) == 2 and hits[0]["id"] == "backup"
+    assert [h["id"] for h in out["likely"].structured_content["hits"]] == ["backup"]  # the other is no match
     assert hits[0]["metadata"] == {"team": "ops", "year": 2023} and hits[0]["start_line"] == 1
     assert [h["id"] for h in out["filtered"].structured_content["hits"]] == ["budget"]
     record = out["lines"].structured_content
@@ -76,6 +79,9 @@ def test_an_agent_searches_and_reads_documents_and_bad_input_is_a_tool_error(tmp
         assert result.is_error, name
         assert says in " ".join(getattr(c, "text", "") for c in result.content), name
     assert out["after"].structured_content["hits"][0]["id"] == "hiring"
+    nonsense = out["nonsense"].structured_content  # by default only likely matches: here none
+    assert nonsense["hits"] == [] and "no good match" in nonsense["note"]
+    assert 0 < hits[0]["relevance"] <= 1
     assert stray == []  # nothing but protocol on stdout
 
 

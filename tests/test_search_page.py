@@ -101,6 +101,11 @@ def test_search_filter_and_open_a_passage_in_a_real_browser(page_url: str, brows
     browser.find_element(By.CSS_SELECTOR, "#filters summary").click()
     browser.find_element(By.ID, "path").send_keys("notes/*")
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    # the notes are about house keys, not signing keys: no good match, and the weak hits when asked for
+    wait.until(seen.text_to_be_present_in_element((By.ID, "summary"), "No good match"))
+    assert browser.find_elements(By.CSS_SELECTOR, ".hit") == []
+    browser.find_element(By.ID, "show-weak").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".hit .relevance"))
     wait.until(lambda d: all("/notes/" in e.text for e in d.find_elements(By.CSS_SELECTOR, ".hit .where")))
     filtered = browser.find_elements(By.CSS_SELECTOR, ".hit .where")
     assert filtered and "notes/keys.md" in filtered[0].text

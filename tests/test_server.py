@@ -80,7 +80,13 @@ def test_search_returns_the_hits_query_json_prints(api) -> None:  # type: ignore
     assert hits == [h.to_dict() for h in service.search("lava basalt", SearchOptions(k=2, mode="hybrid"))]
     narrowed = client.post("/search", json={"query": "lava", "filters": {"paths": ["bread*"]}, "mode": "dense"})
     assert [h["path"] for h in narrowed.json()] == ["bread.md"]
-    assert client.get("/status").json()["documents"] == 3
+    status = client.get("/status").json()
+    assert status["documents"] == 3 and 0 < status["min_relevance"] < 1
+    assert all(0 <= h["relevance"] <= 1 for h in hits)
+    # relevance filters: words none of the texts has leave no hit to return
+    floor = status["min_relevance"]
+    assert client.post("/search", json={"query": "qwxzv blorf", "mode": "hybrid", "min_relevance": floor}).json() == []
+    assert client.post("/search", json={"query": "lava", "min_relevance": 2}).status_code == 422
 
 
 def test_documents_are_read_by_id_and_lines_never_from_the_file_system(api) -> None:  # type: ignore[no-untyped-def]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import textwrap
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -84,6 +85,12 @@ def _snippet(text: str, width: int = 100, lines: int = 3) -> list[str]:
     help="Only documents modified on or after this date (YYYY-MM-DD).",
 )
 @click.option("--min-score", type=float, help="Drop hits scoring below this (the final score: see --explain).")
+@click.option(
+    "--min-relevance", type=click.FloatRange(0, 1), metavar="P",
+    help="Show only hits at least this likely to be relevant (the estimated probability printed with each hit). "
+    "Default: the index's model's own threshold (see `searchbert status`); 0 shows every hit.",
+)
+@click.option("--show-weak", is_flag=True, help="When no hit is a good match, show the best weak ones anyway.")
 @click.option("--explain", is_flag=True, help="Show each retriever's score and rank, the fused and rerank scores.")
 @click.option("--chunks", is_flag=True, help="Rank chunks instead of documents (a document may appear twice).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
@@ -112,6 +119,8 @@ def query_cmd(
     where: tuple[str, ...],
     since: Any,
     min_score: float | None,
+    min_relevance: float | None,
+    show_weak: bool,
     explain: bool,
     chunks: bool,
     as_json: bool,
@@ -144,17 +153,32 @@ def query_cmd(
     if hits is None:
         with open_index(index_path) as index:
             hits = index.search(text, options=options)
+            floor = index.calibration.threshold if min_relevance is None else min_relevance
+    else:
+        floor = _default_floor(index_path) if min_relevance is None else min_relevance
+    good = [h for h in hits if h.relevance is None or h.relevance >= floor]
+    weak = hits if not good else []  # every hit under the threshold: none is a good match
+    hits = weak if show_weak else [replace(h, rank=n) for n, h in enumerate(good, start=1)]
     if as_json:
         click.echo(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False))
     elif as_jsonl:
         for h in hits:
             click.echo(json.dumps(h.to_dict(), ensure_ascii=False))
+    elif weak and not show_weak:
+        best = max(h.relevance or 0.0 for h in weak)
+        click.echo(
+            f"No good match: the best hit is {best:.0%} likely to be relevant, under the {floor:.0%} asked for "
+            "(--min-relevance). --show-weak shows the weak hits anyway."
+        )
     elif not hits:
         click.echo("No results." + (" (Nothing matched the filters or --min-score.)" if filters or min_score else ""))
     else:
+        if weak:
+            click.echo("No good match; the best weak hits:", err=True)
         for h in hits:
             click.secho(f"{h.rank:>2}. {display_path(h.path)}:{h.start_line}-{h.end_line}", bold=True, nl=False)
-            click.echo(f"  score {h.score:.3f}  {h.title[:80]}")
+            likely = "" if h.relevance is None else f"  relevance {h.relevance:.0%}"
+            click.echo(f"  score {h.score:.3f}{likely}  {h.title[:80]}")
             if explain:
                 click.echo(f"    {_explain(h)}")
             for line in _snippet(h.text):
@@ -196,6 +220,16 @@ def _ask_server(index_path: str | None, text: str, options: Any, rerank_model: s
         return None
     log.info("answered by the server at %s", running.url)
     return hits
+
+
+def _default_floor(index_path: str | None) -> float:
+    """The default --min-relevance of the index a server answered for (its model's threshold)."""
+    from ..index import MANIFEST
+    from ..locate import locate_index
+    from ..manifest import Manifest
+    from ..relevance import for_manifest
+
+    return for_manifest(Manifest.load(locate_index(index_path) / MANIFEST)).threshold
 
 
 def _where(pairs: tuple[str, ...]) -> dict[str, Any]:

@@ -127,4 +127,5 @@ def passage(hit: Hit, score: bool = True) -> tuple[str, dict[str, Any]]:
     }
     if score:
         meta["score"] = hit.score
+    meta["relevance"] = hit.relevance  # the estimated chance it is relevant, comparable across queries
     return (hit.context if wide else hit.text) or "", meta

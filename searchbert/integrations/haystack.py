@@ -66,7 +66,8 @@ class SearchbertRetriever:
     `index`: the index folder (opened with the model it was built with) or an open `Index` (saved as its folder);
     `mode`: hybrid (default), dense or bm25; `filters`:
     Haystack filters (== and in on meta.* fields, under AND), replaced by those given to run(); `rerank`: a
-    cross-encoder (id or path) or True.
+    cross-encoder (id or path) or True; `min_relevance`: only passages at least this likely to be relevant (each
+    Document's meta carries its `relevance`).
     """
 
     def __init__(
@@ -78,16 +79,17 @@ class SearchbertRetriever:
         rerank: bool | str | None = None,
         diverse: bool = False,
         max_tokens: int | None = None,
+        min_relevance: float | None = None,
     ) -> None:
         self._shared = Shared(index)
         self.index, self.top_k, self.mode, self.filters, self.rerank = self._shared.path, top_k, mode, filters, rerank
-        self.diverse, self.max_tokens = diverse, max_tokens
+        self.diverse, self.max_tokens, self.min_relevance = diverse, max_tokens, min_relevance
         to_filters(filters)  # a filter that cannot be applied is refused when the pipeline is built
 
     def to_dict(self) -> dict[str, Any]:
         return default_to_dict(
             self, index=self.index, top_k=self.top_k, mode=self.mode, filters=self.filters, rerank=self.rerank,
-            diverse=self.diverse, max_tokens=self.max_tokens,
+            diverse=self.diverse, max_tokens=self.max_tokens, min_relevance=self.min_relevance,
         )  # fmt: skip
 
     @classmethod
@@ -104,6 +106,7 @@ class SearchbertRetriever:
             rerank=self.rerank,
             diverse=self.diverse,
             max_tokens=self.max_tokens,
+            min_relevance=self.min_relevance,
         )
         documents = []
         for h in hits:

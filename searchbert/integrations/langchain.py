@@ -57,6 +57,8 @@ class SearchbertRetriever(BaseRetriever):
     rerank: bool | str | None = None
     filter: dict[str, Any] | None = None
     min_score: float | None = None
+    #: only passages at least this likely to be relevant (Hit.relevance); none may be left
+    min_relevance: float | None = None
     context: int = 0
     #: pick the k hits by maximal marginal relevance (no near-copies)
     diverse: bool = False
@@ -75,6 +77,7 @@ class SearchbertRetriever(BaseRetriever):
             rerank=self.rerank,
             filters=metadata_filters(self.filter if filter is None else filter),
             min_score=self.min_score,
+            min_relevance=self.min_relevance,
             context=self.context,
             diverse=self.diverse,
             max_tokens=self.max_tokens,
@@ -185,8 +188,19 @@ class SearchbertVectorStore(VectorStore):
         """The k most similar records and their cosine similarity, best first."""
         return self._records(query, SearchOptions(k=k, mode="dense", filters=metadata_filters(filter)))
 
-    def _records(self, query: str, options: SearchOptions) -> list[tuple[LCDocument, float]]:
-        """The hits of a search as whole records with their scores, in order."""
+    def _similarity_search_with_relevance_scores(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> list[tuple[LCDocument, float]]:
+        """The k most similar records with their calibrated relevance (Hit.relevance: the estimated chance each is
+        relevant, the same scale for every query), which similarity_search_with_relevance_scores' score_threshold
+        then filters on. An index whose model searchbert has no weights for gives the cosine mapped to [0, 1]."""
+        options = SearchOptions(k=k, mode="dense", filters=metadata_filters(kwargs.get("filter")))
+        return self._records(query, options, relevance=True)
+
+    def _records(
+        self, query: str, options: SearchOptions, relevance: bool = False
+    ) -> list[tuple[LCDocument, float]]:
+        """The hits of a search as whole records with their scores (or relevance), in order."""
 
         def work(index: Index) -> tuple[list[Hit], list[Document]]:
             hits = index.search(query, options=options)
@@ -194,8 +208,14 @@ class SearchbertVectorStore(VectorStore):
 
         hits, records = self._shared.run(work)
         by_id = {r.path: r for r in records}
+
+        def judged(h: Hit) -> float:
+            if not relevance:
+                return h.score
+            return h.relevance if h.relevance is not None else (h.score + 1.0) / 2.0
+
         return [
-            (LCDocument(id=h.path, page_content=by_id[h.path].text, metadata=by_id[h.path].metadata), h.score)
+            (LCDocument(id=h.path, page_content=by_id[h.path].text, metadata=by_id[h.path].metadata), judged(h))
             for h in hits
             if h.path in by_id
         ]

@@ -72,7 +72,8 @@ class SearchbertRetriever(BaseRetriever):
 
     `index`: a folder (opened with the model it was built with) or an open `Index`; `mode`: hybrid (default), dense
     or bm25; `rerank`: a cross-encoder (id or path) or True; `context`: N chunks each side of the hit in the node's
-    text.
+    text; `min_relevance`: only passages at least this likely to be relevant (each node's metadata carries its
+    `relevance`).
     """
 
     def __init__(
@@ -86,11 +87,13 @@ class SearchbertRetriever(BaseRetriever):
         callback_manager: CallbackManager | None = None,
         diverse: bool = False,
         max_tokens: int | None = None,
+        min_relevance: float | None = None,
     ) -> None:
         super().__init__(callback_manager=callback_manager)
         self._shared = Shared(index)
         self.similarity_top_k, self.filters, self.mode = similarity_top_k, filters, mode
         self.rerank, self.context, self.diverse, self.max_tokens = rerank, context, diverse, max_tokens
+        self.min_relevance = min_relevance
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         hits = self._shared.search(
@@ -102,6 +105,7 @@ class SearchbertRetriever(BaseRetriever):
             context=self.context,
             diverse=self.diverse,
             max_tokens=self.max_tokens,
+            min_relevance=self.min_relevance,
         )
         nodes = []
         for h in hits:

@@ -1,8 +1,8 @@
 """searchbert as a Model Context Protocol server (extra `mcp`): `searchbert mcp --index PATH` serves one index over
 stdio to an agent, with the official SDK:
 
-- tool search(query, k, mode, filters, rerank, diverse, max_tokens): the k best passages, with their record id,
-  lines, score and metadata
+- tool search(query, k, mode, filters, rerank, diverse, max_tokens, min_relevance): the k best passages that are
+  likely enough to be relevant, with their record id, lines, score, relevance and metadata
 - tool get_document(id, start_line, end_line): a record's whole text (or those lines of it), to read around a passage
 - resources searchbert://doc/{id} and searchbert://doc/{id}/lines/{start}-{end} (the id percent-encoded): the same
   text, for clients that attach documents rather than call tools
@@ -41,12 +41,14 @@ class Passage(BaseModel):
     start_line: int
     end_line: int
     score: float
+    relevance: float | None = Field(description="the estimated chance the passage is relevant (0 to 1)")
     metadata: dict[str, Any]
 
 
 class SearchResult(BaseModel):
     query: str
     hits: list[Passage]
+    note: str = Field("", description="why there are no hits, when there are none")
 
 
 class Record(BaseModel):
@@ -63,6 +65,7 @@ def make_server(index: Index | str | os.PathLike[str]) -> MCPServer:
     index."""
     shared = Shared(index)
     server: MCPServer = MCPServer("searchbert", instructions=shared.run(_instructions))
+    floor = shared.run(lambda ix: ix.calibration.threshold)
 
     @server.tool()
     def search(
@@ -73,21 +76,24 @@ def make_server(index: Index | str | os.PathLike[str]) -> MCPServer:
         rerank: bool = False,
         diverse: bool = False,
         max_tokens: int | None = None,
+        min_relevance: float | None = None,
     ) -> SearchResult:
         """The k best passages for the query, one per document, best first. mode: hybrid (meaning and words,
         the default), dense (meaning) or bm25 (words); filters: metadata conditions, {"key": value} or {"key":
         [any of these]}; rerank: re-score the candidates with a cross-encoder (slower, often better); diverse:
         no near-copies among the k (maximal marginal relevance); max_tokens: the passages fit in this many tokens
-        together (the last cut where a sentence ends)."""
+        together (the last cut where a sentence ends); min_relevance: only passages at least this likely to be
+        relevant (0 to 1; default: the index's threshold, so a search with no good match returns no hits)."""
         if not 1 <= k <= MAX_K:
             raise ToolError(f"k must be between 1 and {MAX_K}, not {k}")
         try:
             hits = shared.search(
                 query, k=k, mode=mode, filters=metadata_filters(filters), rerank=rerank or None, diverse=diverse,
-                max_tokens=max_tokens,
+                max_tokens=max_tokens, min_relevance=floor if min_relevance is None else min_relevance,
             )  # fmt: skip
         except SearchbertError as exc:
             raise ToolError(str(exc)) from exc
+        note = "" if hits else "no good match: nothing in the index is likely to answer this query"
         return SearchResult(
             query=query,
             hits=[
@@ -98,10 +104,12 @@ def make_server(index: Index | str | os.PathLike[str]) -> MCPServer:
                     start_line=h.start_line,
                     end_line=h.end_line,
                     score=h.score,
+                    relevance=h.relevance,
                     metadata=h.metadata,
                 )
                 for h in hits
             ],
+            note=note,
         )
 
     def fetch(id: str, start: int | None = None, end: int | None = None) -> Document:

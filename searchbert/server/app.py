@@ -56,6 +56,9 @@ class SearchRequest(BaseModel):
     candidates: int = Field(50, ge=1, le=MAX_CANDIDATES)
     chunks: bool = False
     min_score: float | None = None
+    min_relevance: float | None = Field(
+        None, ge=0, le=1, description="Only hits at least this likely to be relevant (see /status for the default)."
+    )
     context: int = Field(0, ge=0, le=10, description="Chunks either side of each hit to return with it.")
     filters: FilterSpec | None = None
     fusion: FusionSpec | None = Field(None, description="How hybrid mode fuses. Default: the index's own.")

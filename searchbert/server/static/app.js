@@ -84,14 +84,32 @@ async function search(event) {
   }
 }
 
-function show(hits, terms, ms) {
+// the least relevance a hit needs to be shown (the index's default, from /status): a hit under it is a weak match
+let threshold = 0;
+
+function show(hits, terms, ms, weakToo = false) {
+  const good = hits.filter((hit) => hit.relevance == null || hit.relevance >= threshold);
+  if (hits.length && !good.length && !weakToo) {
+    const best = Math.max(...hits.map((hit) => hit.relevance || 0));
+    $("summary").textContent = `No good match: the best hit is ${Math.round(best * 100)}% likely to be relevant. `;
+    const more = document.createElement("button");
+    more.type = "button";
+    more.id = "show-weak";
+    more.textContent = "Show the weak hits";
+    more.addEventListener("click", () => show(hits, terms, ms, true));
+    $("summary").append(more);
+    $("results").replaceChildren();
+    return;
+  }
+  hits = good.length ? good : hits;
   $("summary").textContent = hits.length ? `${hits.length} results in ${Math.round(ms)} ms` : "No results.";
   $("results").replaceChildren(...hits.map((hit) => {
     const item = document.createElement("li");
     item.className = "hit";
     item.tabIndex = 0;
     item.innerHTML =
-      `<span class="score">${hit.score.toFixed(3)}</span>` +
+      `<span class="score">${hit.score.toFixed(3)}` +
+      (hit.relevance == null ? "" : ` · <span class="relevance">${Math.round(hit.relevance * 100)}% relevant</span>`) + `</span>` +
       `<div class="title">${escapeHtml(hit.title || hit.path.split("/").pop())}</div>` +
       `<div class="where">${escapeHtml(hit.path)}:${hit.start_line}-${hit.end_line}</div>` +
       `<p class="snippet">${snippet(hit.text, terms)}</p>`;
@@ -121,6 +139,7 @@ async function status() {
     const s = await call("/status");
     $("status").textContent = `${s.documents} documents, ${s.chunks} chunks · ${s.model}`;
     $("mode").options[0].textContent = `default (${s.mode})`;
+    threshold = s.min_relevance || 0;
   } catch (error) {
     $("status").textContent = error.message;
   }
