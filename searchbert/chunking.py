@@ -34,6 +34,8 @@ class ChunkSettings:
     strategy: str = "chunk"
     # measured with `searchbert eval` (chunked): +0.8 nDCG@10 on SciFact, +0.5 on Cranfield, so on by default
     title_prefix: bool = True
+    #: the heading path a chunk sits in, after the title (sections.py); off in indexes made before it existed
+    section_prefix: bool = True
 
     def __post_init__(self) -> None:
         if self.strategy not in {"chunk", "truncate"}:

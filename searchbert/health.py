@@ -99,7 +99,7 @@ def _deep(index: Index, encoder: Encoder | None) -> list[str]:
     """Whether the model, run again on a few chunks' indexed text, gives the vectors stored for them."""
     import numpy as np
 
-    from .chunking import document_prefix
+    from .sections import context_line
 
     enc = encoder or index.encoder
     sample = index.store.sample_chunks(DEEP_SAMPLE)
@@ -108,7 +108,8 @@ def _deep(index: Index, encoder: Encoder | None) -> list[str]:
     texts = index.store.indexed_texts(sample)
     ids, stored = index.store.vectors_of(sample, index.manifest.dimension)
     settings = index.manifest.chunking
-    again = enc.encode([document_prefix(texts[i][0], enc.token_spans, settings) + texts[i][1] for i in ids.tolist()])
+    lines = {i: context_line(texts[i][0], texts[i][1], enc.token_spans, settings) for i in ids.tolist()}
+    again = enc.encode([lines[i] + texts[i][2] for i in ids.tolist()])
     cosine = np.sum(again * stored, axis=1) / np.maximum(
         np.linalg.norm(again, axis=1) * np.linalg.norm(stored, axis=1), 1e-12
     )

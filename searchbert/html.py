@@ -89,6 +89,7 @@ BLOCKS = frozenset(
         "ul",
     )
 )
+HEADINGS = {f"h{n}": n for n in range(1, 7)}
 #: blocks followed by a blank line
 PARAGRAPHS = frozenset(("p", "pre", "table", "ul", "ol", "dl", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6"))
 _SPACES = re.compile(r"[ \t\r\n\f\v\u00a0]+")
@@ -152,6 +153,8 @@ def text_of(root: Any) -> str:
             continue
         if tag in BLOCKS and out and not out[-1].endswith("\n"):
             out.append("\n")
+        if tag in HEADINGS:  # marked as Markdown marks them: sections.py reads the page's outline from them
+            out.append("#" * HEADINGS[tag] + " ")
         if tag == "pre":
             pre += 1
         stack.append((node, True))

@@ -105,6 +105,7 @@ class Index:
         overlap: int | None = None,
         strategy: str = "chunk",
         title_prefix: bool = True,
+        section_prefix: bool = True,
         rebuild: bool = False,
         backend: str = "auto",
         index_type: str = "auto",
@@ -137,8 +138,9 @@ class Index:
             encoder = make_encoder(model, backend, device)
         enc = encoder
         chunking = ChunkSettings.for_model(
-            enc.max_tokens, chunk_size, overlap, strategy=strategy, title_prefix=title_prefix
-        )
+            enc.max_tokens, chunk_size, overlap, strategy=strategy, title_prefix=title_prefix,
+            section_prefix=section_prefix,
+        )  # fmt: skip
         make_folder(path)
         lock = lock or WriteLock(path)
         with lock.held(lock_timeout):  # a second creator waits, then finds this index and refuses to replace it

@@ -117,9 +117,11 @@ def adopt_files(folder: Path, instance: str) -> None:
 
 def build_lexical(store: Store, manifest: Manifest) -> BM25Retriever[int]:
     """A BM25 index over every stored chunk (with its document's title, as the model saw it)."""
-    prefix = manifest.chunking.title_prefix
+    from .sections import lexical_line
+
+    settings = manifest.chunking
     # the texts stream through the tokenizer, never all held at once
-    texts = ((i, f"{title}\n{text}" if prefix else text) for i, title, text in store.lexical_rows())
+    texts = ((i, lexical_line(title, section, settings) + text) for i, title, section, text in store.lexical_rows())
     return BM25Retriever.from_rows(texts, k1=manifest.lexical["k1"], b=manifest.lexical["b"])
 
 

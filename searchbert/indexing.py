@@ -18,17 +18,18 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .chunking import chunk_many, document_prefix
+from .chunking import chunk_many
 from .embedding import EMBED_SLICE, Embedder, LocalEmbedder  # noqa: F401 (EMBED_SLICE: imported from here too)
 from .encoders import BatchTokenizer
 from .errors import DocumentError, EmbeddingFailed
 from .loaders import Discovery, read_bytes, read_document
 from .manifest import now_iso
 from .records import Chunk, Document, IndexReport, check_metadata
+from .sections import Lines, markup_of, outline, section_at
 from .store import NO_VECTOR
 
 if TYPE_CHECKING:
@@ -127,18 +128,22 @@ class Writer:
                 words.append(_Words(doc, sha256, chunks, replaces, vectors, keys))
             else:
                 fresh.append((doc, sha256, replaces))
-        prefixes = [document_prefix(d.title, enc.token_spans, settings) for d, _, _ in fresh]
+        lines = Lines(enc.token_spans, settings)
+        outlines = [outline(d.text, markup_of(d.format, d.path)) for d, _, _ in fresh]
+        # each chunk gets the line of its own section: the budget leaves room for the longest its document has
+        prefixes = [lines.longest(d.title, found) for (d, _, _), found in zip(fresh, outlines, strict=True)]
         batch = isinstance(enc, BatchTokenizer)
         many, whole = (enc.token_spans_many, enc.whole_words) if batch else (None, False)  # type: ignore[union-attr]
         cut = chunk_many([d.text for d, _, _ in fresh], prefixes, enc.token_spans, settings, many, whole)
         emptied = []
-        for (doc, sha256, replaces), prefix, chunks in zip(fresh, prefixes, cut, strict=True):
+        for (doc, sha256, replaces), found, chunks in zip(fresh, outlines, cut, strict=True):
             if not chunks:
                 self.skipped["empty"] += 1
                 if replaces is not None:  # the file was emptied: its old chunks must go
                     emptied.append(replaces)
                 continue
-            keys: list[str | None] = [embedded_key(prefix + c.text) for c in chunks]
+            chunks = [replace(c, section=section_at(found, c.start_char)) for c in chunks]
+            keys: list[str | None] = [embedded_key(lines(doc.title, c.section) + c.text) for c in chunks]
             words.append(_Words(doc, sha256, chunks, replaces, [NO_VECTOR] * len(chunks), keys))
         known = store.vectors_by_key([k for w in words for k in w.keys if k is not None], dimension)
         for w in words:
@@ -202,12 +207,14 @@ class Writer:
         enc, settings = self.index.encoder, self.index.manifest.chunking
         texts: dict[str, str] = {}
         documents, chunks = [], 0
+        lines = Lines(enc.token_spans, settings)
         for doc_id, _, title, cut, vectors, keys in batch:
-            prefix = document_prefix(title, enc.token_spans, settings)
-            keys = [k if v else embedded_key(prefix + c.text) for c, v, k in zip(cut, vectors, keys, strict=True)]
+            keys = [
+                k if v else embedded_key(lines(title, c.section) + c.text) for c, v, k in zip(cut, vectors, keys, strict=True)
+            ]
             for c, v, k in zip(cut, vectors, keys):
                 if not v:
-                    texts[k] = prefix + c.text  # type: ignore[index]
+                    texts[k] = lines(title, c.section) + c.text  # type: ignore[index]
                     chunks += 1
             documents.append((doc_id, cut, vectors, keys))
         known = self.index.store.vectors_by_key(list(texts), self.index.manifest.dimension)

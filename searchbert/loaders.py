@@ -136,7 +136,7 @@ def _rst_title(text: str) -> str:
     return ""
 
 
-def _markup(name: str) -> str:
+def markup_of_name(name: str) -> str:
     """The markup a text file is written in, by its suffix: Sphinx keeps page sources as NAME.rst.txt (and MyST's as
     NAME.md.txt), so the suffix before a final .txt counts."""
     suffixes = [s.lower() for s in Path(name).suffixes[-2:]]
@@ -153,7 +153,7 @@ class TextReader:
 
     def read(self, data: bytes, name: str) -> tuple[str, str]:
         text = decode(data)
-        markup, title = _markup(name), ""
+        markup, title = markup_of_name(name), ""
         if markup == "md":
             match = _MD_HEADING.search(text)
             title = match.group(1) if match else ""

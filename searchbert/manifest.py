@@ -77,7 +77,8 @@ class Manifest:
                 raise IncompatibleIndex(
                     f"{path.parent} was written by a newer searchbert (format {data['format']}): upgrade searchbert"
                 )
-            data["chunking"] = ChunkSettings(**data["chunking"])
+            # an index made before heading paths were embedded has none in its chunks
+            data["chunking"] = ChunkSettings(**{"section_prefix": False, **data["chunking"]})
             from .bm25 import LEGACY_B, LEGACY_K1
 
             data.setdefault("lexical", {"k1": LEGACY_K1, "b": LEGACY_B})  # what it was built with before

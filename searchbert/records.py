@@ -49,6 +49,8 @@ class Chunk:
     end_char: int
     start_line: int
     end_line: int
+    #: the heading path the chunk starts under ("Library reference > json > Basic Usage"; see sections.py)
+    section: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class Hit:
     chunk_id: int
     start_char: int = 0
     end_char: int = 0
+    #: the heading path of the document the hit sits under ("" where it has none)
+    section: str = ""
     #: the score the hit had before reranking (equal to `score` without a reranker)
     retrieval_score: float | None = None
     rerank_score: float | None = None

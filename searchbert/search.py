@@ -404,6 +404,7 @@ def _hits(store: Store, ranked: list[list[_Scored]]) -> list[list[Hit]]:
                     chunk_id=e.chunk_id,
                     start_char=row.start_char,
                     end_char=row.end_char,
+                    section=row.section,
                     retrieval_score=e.retrieval_score,
                     rerank_score=e.rerank_score,
                     dense_score=e.dense_score,

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from .records import Filters
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: the vector of a chunk stored before it is embedded: searchable by its words at once, by meaning once the writer
 #: has embedded it (an empty blob rather than NULL: the column has been NOT NULL since version 1, and SQLite cannot
@@ -83,7 +83,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     start_line INTEGER NOT NULL,
     end_line INTEGER NOT NULL,
     vector BLOB NOT NULL,
-    embedded TEXT
+    embedded TEXT,
+    section TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -130,6 +131,7 @@ class ChunkRow:
     metadata: dict[str, Any]
     #: False until the writer has embedded it: found by its words only
     embedded: bool = True
+    section: str = ""
 
 
 class Store:
@@ -171,6 +173,8 @@ class Store:
             if version < 5:  # every chunk stored before has its vector: the index starts empty
                 for statement in _statements(_V5):
                     self.execute(statement)
+            if version < 6:  # the heading path of each chunk: none known for those stored before
+                self.execute("ALTER TABLE chunks ADD COLUMN section TEXT NOT NULL DEFAULT ''")
             self.set_meta("schema_version", str(SCHEMA_VERSION))
 
     def _to_v2(self) -> None:
@@ -472,7 +476,7 @@ class Store:
             blob = vector if isinstance(vector, bytes) else vector.tobytes()
             cur = self.execute(
                 "INSERT INTO chunks(document_id, ordinal, text, start_char, end_char, start_line, end_line, vector,"
-                " embedded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " embedded, section) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     doc_id,
                     chunk.ordinal,
@@ -483,6 +487,7 @@ class Store:
                     chunk.end_line,
                     blob,
                     key if blob else None,  # a key names a stored vector: none yet
+                    chunk.section,
                 ],
             )
             ids.append(cur.lastrowid)
@@ -503,10 +508,12 @@ class Store:
         """Chunk rows by id, with their document's path and title."""
         sql = (
             "SELECT c.id, d.path, d.title, c.ordinal, c.text, c.start_char, c.end_char, c.start_line, c.end_line,"
-            " d.metadata, length(c.vector) > 0 FROM chunks c JOIN documents d ON d.id = c.document_id"
+            " d.metadata, length(c.vector) > 0, c.section FROM chunks c JOIN documents d ON d.id = c.document_id"
             " WHERE c.id IN ({marks})"
         )
-        return {row[0]: ChunkRow(*row[:-2], json.loads(row[-2]), bool(row[-1])) for row in self.rows_in(sql, ids)}
+        return {
+            row[0]: ChunkRow(*row[:-3], json.loads(row[-3]), bool(row[-2]), row[-1]) for row in self.rows_in(sql, ids)
+        }
 
     def vectors_of(self, chunk_ids: Sequence[int], dimension: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of those of the given chunks that are embedded, as stored."""
@@ -562,12 +569,12 @@ class Store:
         yet) and keys: what embedding it needs."""
         row = self.execute("SELECT path, title FROM documents WHERE id = ?", [doc_id]).fetchone()
         rows = self.execute(
-            "SELECT ordinal, text, start_char, end_char, start_line, end_line, vector, embedded FROM chunks"
+            "SELECT ordinal, text, start_char, end_char, start_line, end_line, section, vector, embedded FROM chunks"
             " WHERE document_id = ? ORDER BY ordinal",
             [doc_id],
         ).fetchall()
         path, title = row if row else ("", "")
-        return path, title, [Chunk(*r[:6]) for r in rows], [r[6] for r in rows], [r[7] for r in rows]
+        return path, title, [Chunk(*r[:7]) for r in rows], [r[7] for r in rows], [r[8] for r in rows]
 
     def embed_document(
         self, doc_id: int, chunks: Sequence[Chunk], vectors: Sequence[bytes], keys: Sequence[str | None]
@@ -612,19 +619,20 @@ class Store:
         rows = self.execute(f"SELECT id FROM chunks WHERE {_HAS_VECTOR} ORDER BY random() LIMIT ?", [n]).fetchall()
         return sorted(r[0] for r in rows)
 
-    def indexed_texts(self, chunk_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
-        """chunk id -> (its document's title, its text): what the writer embedded, with the title prefix."""
+    def indexed_texts(self, chunk_ids: Iterable[int]) -> dict[int, tuple[str, str, str]]:
+        """chunk id -> (its document's title, its section, its text): what the writer embedded, with the prefix."""
         sql = (
-            "SELECT c.id, d.title, c.text FROM chunks c JOIN documents d ON d.id = c.document_id"
+            "SELECT c.id, d.title, c.section, c.text FROM chunks c JOIN documents d ON d.id = c.document_id"
             " WHERE c.id IN ({marks})"
         )
-        return {row[0]: (row[1], row[2]) for row in self.rows_in(sql, chunk_ids)}
+        return {row[0]: (row[1], row[2], row[3]) for row in self.rows_in(sql, chunk_ids)}
 
-    def lexical_rows(self) -> Iterator[tuple[int, str, str]]:
-        """(chunk id, title, text) of every chunk, streamed in id order (never all held at once)."""
+    def lexical_rows(self) -> Iterator[tuple[int, str, str, str]]:
+        """(chunk id, title, section, text) of every chunk, streamed in id order (never all held at once)."""
         return iter(
             self.execute(
-                "SELECT c.id, d.title, c.text FROM chunks c JOIN documents d ON d.id = c.document_id ORDER BY c.id"
+                "SELECT c.id, d.title, c.section, c.text FROM chunks c JOIN documents d ON d.id = c.document_id"
+                " ORDER BY c.id"
             )
         )
 

@@ -142,12 +142,12 @@ def test_an_index_of_the_previous_schema_is_migrated_on_open(tmp_path: Path) -> 
         "ALTER TABLE documents DROP COLUMN relpath; ALTER TABLE documents DROP COLUMN ext;"
         "ALTER TABLE documents DROP COLUMN first_chunk; DELETE FROM meta WHERE key = 'removed_since';"
         "ALTER TABLE documents DROP COLUMN metadata; ALTER TABLE documents DROP COLUMN text;"
-        "DROP INDEX chunks_embedded; ALTER TABLE chunks DROP COLUMN embedded;"
+        "DROP INDEX chunks_embedded; ALTER TABLE chunks DROP COLUMN embedded; ALTER TABLE chunks DROP COLUMN section;"
         "UPDATE meta SET value = '1' WHERE key = 'schema_version';"
     )
     con.close()
     with Index.open(tmp_path / "ix", encoder=FakeEncoder()) as ix:
-        assert ix.store.get_meta("schema_version") == "5"
+        assert ix.store.get_meta("schema_version") == "6"
         hits = ix.search("pasta bread", k=5, filters=Filters(paths=("cooking/*",), exts=("md",)))
         assert sorted(Path(h.path).name for h in hits) == ["bread.md", "pasta.md"]
     (docs / "cooking/pasta.md").unlink()

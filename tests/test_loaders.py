@@ -168,7 +168,7 @@ def test_html_keeps_the_page_and_drops_its_chrome(
         assert text in doc.text, (text, doc.text)
     for text in unwanted:
         assert text not in doc.text, (text, doc.text)
-    assert doc.text.startswith(title)  # the page's own first words come first
+    assert doc.text.startswith(f"# {title}")  # the page's own first words come first, its headings marked
 
 
 def test_sphinx_page_sources_are_read_as_rest_with_their_section_title(tmp_path: Path) -> None:

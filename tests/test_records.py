@@ -148,12 +148,12 @@ def test_an_index_of_the_previous_schema_gains_metadata_and_get(tmp_path: Path) 
     con = sqlite3.connect(tmp_path / "ix" / "index.db")  # back to schema 2, as the last landing wrote it
     con.executescript(
         "ALTER TABLE documents DROP COLUMN metadata; ALTER TABLE documents DROP COLUMN text;"
-        "DROP INDEX chunks_embedded; ALTER TABLE chunks DROP COLUMN embedded;"
+        "DROP INDEX chunks_embedded; ALTER TABLE chunks DROP COLUMN embedded; ALTER TABLE chunks DROP COLUMN section;"
         "UPDATE meta SET value = '2' WHERE key = 'schema_version';"
     )
     con.close()
     with Index.open(tmp_path / "ix", encoder=FakeEncoder(max_tokens=20)) as again:
-        assert again.store.get_meta("schema_version") == "5"
+        assert again.store.get_meta("schema_version") == "6"
         [doc] = again.get(["old"])
         assert doc.text == text and doc.metadata == {}  # pieced together from the chunks
         again.add_documents([Document("old", text, metadata={"tag": "kept"})])

@@ -111,6 +111,8 @@ def test_cli_rerank(tmp_path: Path, cross_encoder_dir: Path) -> None:
             "--rerank-model",
             str(cross_encoder_dir),
             "--explain",
+            "--min-relevance",
+            "0",
             "-k",
             "3",
             "--candidates",

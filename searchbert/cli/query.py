@@ -179,6 +179,8 @@ def query_cmd(
             click.secho(f"{h.rank:>2}. {display_path(h.path)}:{h.start_line}-{h.end_line}", bold=True, nl=False)
             likely = "" if h.relevance is None else f"  relevance {h.relevance:.0%}"
             click.echo(f"  score {h.score:.3f}{likely}  {h.title[:80]}")
+            if h.section:
+                click.echo(f"    § {h.section}")
             if explain:
                 click.echo(f"    {_explain(h)}")
             for line in _snippet(h.text):

@@ -122,6 +122,7 @@ def passage(hit: Hit, score: bool = True) -> tuple[str, dict[str, Any]]:
         **hit.metadata,
         "source": hit.path,
         "title": hit.title,
+        "section": hit.section,
         "start_line": hit.context_start_line if wide else hit.start_line,
         "end_line": hit.context_end_line if wide else hit.end_line,
     }

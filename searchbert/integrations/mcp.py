@@ -37,6 +37,7 @@ MAX_K = 50
 class Passage(BaseModel):
     id: str = Field(description="the record id (a file's path): pass it to get_document")
     title: str
+    section: str = Field("", description="the heading path the passage sits under")
     text: str
     start_line: int
     end_line: int
@@ -100,6 +101,7 @@ def make_server(index: Index | str | os.PathLike[str]) -> MCPServer:
                 Passage(
                     id=h.path,
                     title=h.title,
+                    section=h.section,
                     text=h.text,
                     start_line=h.start_line,
                     end_line=h.end_line,

@@ -112,6 +112,7 @@ function show(hits, terms, ms, weakToo = false) {
       (hit.relevance == null ? "" : ` · <span class="relevance">${Math.round(hit.relevance * 100)}% relevant</span>`) + `</span>` +
       `<div class="title">${escapeHtml(hit.title || hit.path.split("/").pop())}</div>` +
       `<div class="where">${escapeHtml(hit.path)}:${hit.start_line}-${hit.end_line}</div>` +
+      (hit.section ? `<div class="section">${escapeHtml(hit.section)}</div>` : "") +
       `<p class="snippet">${snippet(hit.text, terms)}</p>`;
     const open = () => openPassage(hit, terms);
     item.addEventListener("click", open);
