@@ -22,9 +22,9 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATASETS, REPO, Report  # noqa: E402
+from common import DATASETS, REPO, Report
 
-from searchbert.relevance import (  # noqa: E402
+from searchbert.relevance import (
     FEATURES,
     SHIPPED,
     WITH_RANKS,
@@ -51,7 +51,10 @@ def judged_hits(index, queries: dict[str, str], qrels: dict[str, dict[str, int]]
     qids = list(queries)
     found = index.search_many([queries[q] for q in qids], K, mode=mode)
     return [
-        [(Evidence(h.dense_score, h.bm25_fraction, h.dense_rank, h.bm25_rank), qrels[q].get(h.path, 0) > 0) for h in hits]
+        [
+            (Evidence(h.dense_score, h.bm25_fraction, h.dense_rank, h.bm25_rank), qrels[q].get(h.path, 0) > 0)
+            for h in hits
+        ]
         for q, hits in zip(qids, found)
     ]
 
@@ -143,7 +146,10 @@ def main() -> None:
     report.line()
     report.line("## Calibration error")
     report.line()
-    report.line("| tested on | mode | fitted on the same collection | fitted on the other | fitted on both (shipped) | share relevant |")
+    report.line(
+        "| tested on | mode | fitted on the same collection | fitted on the other | fitted on both (shipped) "
+        "| share relevant |"
+    )
     report.line("|---|---|---|---|---|---|")
     other = {"scifact": "cranfield", "cranfield": "scifact"}
     for name in plan:
@@ -165,7 +171,10 @@ def main() -> None:
         "to the features."
     )
     report.line()
-    report.line("| features | keep | threshold | mode | scifact: junk without a match | scifact: first relevant kept | cranfield: junk without a match | cranfield: first relevant kept |")
+    report.line(
+        "| features | keep | threshold | mode | scifact: junk without a match | scifact: first relevant kept "
+        "| cranfield: junk without a match | cranfield: first relevant kept |"
+    )
     report.line("|---|---|---|---|---|---|---|---|")
     for label, features in (("cosine, bm25 share", FEATURES), ("with ranks", WITH_RANKS)):
         for keep in (0.95, 0.97, 0.99):
@@ -174,17 +183,29 @@ def main() -> None:
                 cells = []
                 for name in plan:
                     lost = [no_match(calibration, runs[name, kind], mode) for kind in junk]
-                    cells += [share((sum(a for a, _ in lost), sum(b for _, b in lost))), share(kept_first(calibration, runs[name, "test"], mode))]
+                    cells += [
+                        share((sum(a for a, _ in lost), sum(b for _, b in lost))),
+                        share(kept_first(calibration, runs[name, "test"], mode)),
+                    ]
                 report.line(f"| {label} | {keep} | {calibration.threshold} | {mode} | " + " | ".join(cells) + " |")
     report.line()
-    report.line(f"Shipped: features cosine and BM25 share, keep 0.97, threshold **{shipped.threshold}**. At it, per kind of junk:")
+    report.line(
+        f"Shipped: features cosine and BM25 share, keep 0.97, threshold **{shipped.threshold}**. "
+        "At it, per kind of junk:"
+    )
     report.line()
-    report.line("| index | mode | nonsense: no good match | off-topic: no good match | test queries: first relevant kept |")
+    report.line(
+        "| index | mode | nonsense: no good match | off-topic: no good match | test queries: first relevant kept |"
+    )
     report.line("|---|---|---|---|---|")
     for name in plan:
         for mode in MODES:
             cells = [share(no_match(shipped, runs[name, kind], mode)) for kind in junk]
-            report.line(f"| {name} | {mode} | " + " | ".join(cells) + f" | {share(kept_first(shipped, runs[name, 'test'], mode))} |")
+            report.line(
+                f"| {name} | {mode} | "
+                + " | ".join(cells)
+                + f" | {share(kept_first(shipped, runs[name, 'test'], mode))} |"
+            )
     report.line()
     report.line("Weights shipped (intercept first, then per feature):")
     report.line()

@@ -218,8 +218,10 @@ def projection(report: Report, rates: dict[str, float]) -> None:
                 f"chunks/s ({per_worker * DAY / 1e6:.1f}M a day), so {TARGET_CHUNKS:,} chunks in 24 h need "
                 f"{math.ceil(need)} such actors (cores): {math.ceil(need / 32)} machines of 32 cores if actors scale "
                 "linearly with cores.")  # fmt: skip
-    report.line("- On GPUs: not measured (no GPU machine was lent to this task); `--ray` gives each actor a GPU where "
-                "the cluster has them, and this script's first table on such a cluster gives the rate to project.")
+    report.line(
+        "- On GPUs: not measured (no GPU machine was lent to this task); `--ray` gives each actor a GPU where "
+        "the cluster has them, and this script's first table on such a cluster gives the rate to project."
+    )
     report.line("- Milvus memory to hold the collection loaded, from each index's layout (per vector: 8 bytes of id; "
                 "the vector itself, 4 bytes a dimension, or 1 for SQ8; HNSW adds 2M = 32 neighbour ids of 4 bytes "
                 "on its base layer); segments, replicas and the filter fields come on top:")  # fmt: skip

@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATASETS, REPO, Report  # noqa: E402
+from common import DATASETS, REPO, Report
 
-from searchbert.chunking import ChunkSettings, document_prefix  # noqa: E402
-from searchbert.sections import context_line, outline, section_at  # noqa: E402
+from searchbert.chunking import ChunkSettings, document_prefix
+from searchbert.sections import context_line, outline, section_at
 
 MODES = ("hybrid", "dense", "bm25")
 K = 5

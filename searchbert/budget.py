@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import replace
+from functools import lru_cache
+from pathlib import Path
 
 from .records import Hit
 
@@ -56,3 +58,39 @@ def _shortened(hit: Hit, cut: str) -> Hit:
     if hit.context is not None:
         return replace(hit, context=cut, context_end_line=(hit.context_start_line or hit.start_line) + lines)
     return replace(hit, text=cut, end_char=hit.start_char + len(cut), end_line=hit.start_line + lines)
+
+
+def named_counter(name: str) -> Callable[[str], int]:
+    """A token counter for another model than the index's own (the LLM a prompt is for): a tokenizer.json file, a
+    folder holding one, or a Hugging Face model id whose tokenizer.json is fetched alone (from the cache when
+    offline). Loaded once per name."""
+    return _counter(name)
+
+
+@lru_cache(maxsize=8)
+def _counter(name: str) -> Callable[[str], int]:
+    from tokenizers import Tokenizer
+
+    from .errors import InvalidArgument
+
+    path = Path(name).expanduser()
+    try:
+        if path.is_dir() or path.is_file():
+            file = path / "tokenizer.json" if path.is_dir() else path
+        else:
+            from huggingface_hub import hf_hub_download
+
+            from .hub import HUB_TIMEOUT, offline
+
+            file = Path(hf_hub_download(name, "tokenizer.json", etag_timeout=HUB_TIMEOUT, local_files_only=offline()))
+        tokenizer = Tokenizer.from_file(str(file))
+    except Exception as exc:  # a missing file, a bad id, no network: all mean this name cannot count tokens
+        raise InvalidArgument(
+            f"cannot load the tokenizer {name!r} ({type(exc).__name__}: {exc}); name a tokenizer.json, a folder "
+            "holding one, or a Hugging Face model id"
+        ) from exc
+
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+    return count

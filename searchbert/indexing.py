@@ -193,9 +193,7 @@ class Writer:
             if bar is not None:
                 bar.close()
 
-    def _submit(
-        self, batch: list[tuple[int, str, str, list[Chunk], list[bytes], list[str | None]]], bar: Any
-    ) -> None:
+    def _submit(self, batch: list[tuple[int, str, str, list[Chunk], list[bytes], list[str | None]]], bar: Any) -> None:
         """Start embedding a batch's chunks that have no vector (each text once, none whose vector is stored), then
         commit the batches in flight beyond the embedder's depth."""
         if not batch:
@@ -210,7 +208,8 @@ class Writer:
         lines = Lines(enc.token_spans, settings)
         for doc_id, _, title, cut, vectors, keys in batch:
             keys = [
-                k if v else embedded_key(lines(title, c.section) + c.text) for c, v, k in zip(cut, vectors, keys, strict=True)
+                k if v else embedded_key(lines(title, c.section) + c.text)
+                for c, v, k in zip(cut, vectors, keys, strict=True)
             ]
             for c, v, k in zip(cut, vectors, keys):
                 if not v:

@@ -236,6 +236,9 @@ class SearchOptions:
     #: the most tokens (the model's word pieces) the hits' texts, or their contexts, may take together: the best
     #: that fit, the last cut where a sentence ends (see budget.py)
     max_tokens: int | None = None
+    #: what counts max_tokens: None for the index's own model, else a tokenizer.json, a folder holding one, or a
+    #: Hugging Face model id (the LLM the context is for)
+    tokenizer: str | None = None
 
     def __post_init__(self) -> None:
         from .errors import InvalidArgument

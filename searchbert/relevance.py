@@ -158,8 +158,8 @@ def fit(
     features: dict[str, tuple[str, ...]] = FEATURES,
 ) -> Calibration:
     """Logistic weights per kind, and the default threshold: the highest that still keeps `keep` of the first
-    relevant hits of the fitting queries in hybrid search (the default; else in every kind fitted). Fitting needs scikit-learn (installed with
-    sentence-transformers); searching never does."""
+    relevant hits of the fitting queries in hybrid search (the default; else in every kind fitted). Fitting needs
+    scikit-learn (installed with sentence-transformers); searching never does."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
@@ -176,9 +176,12 @@ def fit(
     calibration = Calibration(model, weights, 0.0, {k: v for k, v in features.items() if k in weights}, fitted_on)
     kinds = {"hybrid"} if "hybrid" in weights else set(weights)  # the default search's, where it was fitted
     firsts = sorted(
-        r for s in samples if s.first and s.kind in kinds if (r := calibration.relevance(s.kind, s.evidence)) is not None
+        r
+        for s in samples
+        if s.first and s.kind in kinds
+        if (r := calibration.relevance(s.kind, s.evidence)) is not None
     )
-    threshold = firsts[int(math.floor((1 - keep) * len(firsts)))] if firsts else 0.0
+    threshold = firsts[math.floor((1 - keep) * len(firsts))] if firsts else 0.0
     return replace(calibration, threshold=math.floor(threshold * 10_000) / 10_000)  # never above the quantile
 
 
@@ -191,5 +194,9 @@ def expected_calibration_error(pairs: Sequence[tuple[float, bool]], bins: int = 
         low, high = b / bins, (b + 1) / bins
         inside = [(p, y) for p, y in pairs if low <= p < high or (b == bins - 1 and p == 1.0)]
         if inside:
-            error += len(inside) / total * abs(sum(y for _, y in inside) / len(inside) - sum(p for p, _ in inside) / len(inside))
+            error += (
+                len(inside)
+                / total
+                * abs(sum(y for _, y in inside) / len(inside) - sum(p for p, _ in inside) / len(inside))
+            )
     return error

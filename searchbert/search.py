@@ -21,8 +21,8 @@ from .records import Fusion, Hit, SearchOptions
 if TYPE_CHECKING:
     from .bm25 import BM25Retriever
     from .encoders import Encoder
-    from .rerank import Reranker
     from .relevance import Calibration
+    from .rerank import Reranker
     from .store import Store
     from .stores import VectorStore
 
@@ -303,10 +303,13 @@ def search(
     if options.context:
         hits = [[_with_context(store, h, options.context) for h in row] for row in hits]
     if options.max_tokens is not None:
-        from .budget import fit
+        from .budget import fit, named_counter
 
         def count(text: str) -> int:
             return len(use.encoder().token_spans(text))
+
+        if options.tokenizer is not None:
+            count = named_counter(options.tokenizer)
 
         hits = [fit(row, options.max_tokens, count) for row in hits]
     return hits

@@ -142,7 +142,11 @@ class Lines:
 
     def longest(self, title: str, found: Sequence[tuple[int, str]]) -> str:
         """The line of most word pieces a chunk of this document can get: what its chunks' budget must leave."""
-        lines = {self(title, section) for section in ["", *(s for _, s in found)]} if self.settings.section_prefix else {self(title, "")}
+        lines = (
+            {self(title, section) for section in ["", *(s for _, s in found)]}
+            if self.settings.section_prefix
+            else {self(title, "")}
+        )
         return max(lines, key=lambda line: len(self.token_spans(line)) if line else 0)
 
 

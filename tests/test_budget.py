@@ -49,6 +49,30 @@ def test_search_keeps_to_max_tokens_with_the_models_own_count(tmp_path: Path) ->
             ix.search("lava", max_tokens=0)
 
 
+def character_tokenizer(folder: Path) -> Path:
+    """A tokenizer.json with a token per character: another model's count than the index's own."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+
+    tokenizer = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(folder / "tokenizer.json"))
+    return folder
+
+
+def test_a_named_tokenizer_counts_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    chars = character_tokenizer(tmp_path / "chars")
+    with Index.create(tmp_path / "ix", encoder=FakeEncoder()) as ix:
+        ix.add_documents(PAGES)
+        hits = ix.search("lava ash volcano", k=6, max_tokens=120, tokenizer=str(chars))
+        assert len(hits) > 1 and sum(len(h.text) for h in hits) <= 120
+        assert hits == ix.search("lava ash volcano", k=6, max_tokens=120, tokenizer=str(chars / "tokenizer.json"))
+        assert len(ix.search("lava ash volcano", k=6, max_tokens=120)) > len(hits)  # the model's count: more fit
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        with pytest.raises(InvalidArgument, match="cannot load the tokenizer 'no-such/tokenizer'"):
+            ix.search("lava", max_tokens=10, tokenizer="no-such/tokenizer")
+
+
 def test_the_server_and_every_adapter_take_max_tokens(tmp_path: Path) -> None:
     import asyncio
 
@@ -66,22 +90,26 @@ def test_the_server_and_every_adapter_take_max_tokens(tmp_path: Path) -> None:
 
     ix = Index.create(tmp_path / "ix", encoder=FakeEncoder())
     ix.add_documents(PAGES)
-    expected = [h.text for h in ix.search("lava ash", k=6, mode="bm25", max_tokens=30)]
+    chars = str(character_tokenizer(tmp_path / "chars"))  # counted by another tokenizer than the model's
+    budget = {"max_tokens": 120, "tokenizer": chars}
+    expected = [h.text for h in ix.search("lava ash", k=6, mode="bm25", **budget)]
     assert 1 < len(expected) < 6
-    assert [d.page_content for d in LangChainRetriever(index=ix, k=6, mode="bm25", max_tokens=30).invoke("lava ash")] \
+    assert expected != [h.text for h in ix.search("lava ash", k=6, mode="bm25", max_tokens=120)]
+    assert [d.page_content for d in LangChainRetriever(index=ix, k=6, mode="bm25", **budget).invoke("lava ash")] \
         == expected  # fmt: skip
-    llama = LlamaRetriever(ix, similarity_top_k=6, mode="bm25", max_tokens=30).retrieve(QueryBundle("lava ash"))
+    llama = LlamaRetriever(ix, similarity_top_k=6, mode="bm25", **budget).retrieve(QueryBundle("lava ash"))
     assert [n.node.get_content() for n in llama] == expected
-    hay = HaystackRetriever(ix, top_k=6, mode="bm25", max_tokens=30)
+    hay = HaystackRetriever(ix, top_k=6, mode="bm25", **budget)
     assert [d.content for d in hay.run("lava ash")["documents"]] == expected
-    assert HaystackRetriever.from_dict(hay.to_dict()).max_tokens == 30
+    again = HaystackRetriever.from_dict(hay.to_dict())
+    assert (again.max_tokens, again.tokenizer) == (120, chars)
     called = asyncio.run(make_server(ix).call_tool("search", {"query": "lava ash", "k": 6, "mode": "bm25",
-                                                              "max_tokens": 30}))  # fmt: skip
+                                                              **budget}))  # fmt: skip
     assert [h["text"] for h in called.structured_content["hits"]] == expected
     path = ix.path
     ix.close()
     service = Service(path, encoder=FakeEncoder())
     with running(create_app(service)) as url, httpx.Client(base_url=url, timeout=30) as client:
-        got = client.post("/search", json={"query": "lava ash", "k": 6, "mode": "bm25", "max_tokens": 30}).json()
+        got = client.post("/search", json={"query": "lava ash", "k": 6, "mode": "bm25", **budget}).json()
         assert [h["text"] for h in got] == expected
     service.close()

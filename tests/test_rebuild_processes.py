@@ -67,13 +67,17 @@ def test_serve_and_mcp_answer_from_the_rebuilt_index(tmp_path: Path) -> None:
             return [Path(h["path"]).name for h in answer.json()]
 
         async def work(session: ClientSession) -> dict:
-            out = {"before": await session.call_tool("search", {"query": "lighthouse bread", "k": 5, "min_relevance": 0})}
+            out = {
+                "before": await session.call_tool("search", {"query": "lighthouse bread", "k": 5, "min_relevance": 0})
+            }
             out["http before"] = http("lighthouse bread")
             rebuilt = await anyio.to_thread.run_sync(
                 lambda: searchbert("index", str(new), "--index", str(ix), "--rebuild", "-q")
             )
             assert rebuilt.returncode == 0, rebuilt.stderr
-            out["after"] = await session.call_tool("search", {"query": "lighthouse bread volcano glaciers", "k": 5, "min_relevance": 0})
+            out["after"] = await session.call_tool(
+                "search", {"query": "lighthouse bread volcano glaciers", "k": 5, "min_relevance": 0}
+            )
             out["gone"] = await session.call_tool("get_document", {"id": str((old / "light.md").resolve())})
             out["http after"] = http("lighthouse bread volcano glaciers")
             return out

@@ -58,6 +58,11 @@ def _snippet(text: str, width: int = 100, lines: int = 3) -> list[str]:
     help="Fit the hits' texts in this many tokens (the model's word pieces): the best that fit, the last cut where a "
     "sentence ends.",
 )  # fmt: skip
+@click.option(
+    "--tokenizer", metavar="NAME",
+    help="Count --max-tokens with this tokenizer (the LLM's: a tokenizer.json, its folder or a Hugging Face id) "
+    "instead of the index's model.",
+)  # fmt: skip
 @click.option("--diverse", is_flag=True, help="Pick the hits by maximal marginal relevance: no near-copies.")
 @click.option(
     "--mmr-lambda", type=click.FloatRange(0, 1), default=0.5, show_default=True,
@@ -86,7 +91,9 @@ def _snippet(text: str, width: int = 100, lines: int = 3) -> list[str]:
 )
 @click.option("--min-score", type=float, help="Drop hits scoring below this (the final score: see --explain).")
 @click.option(
-    "--min-relevance", type=click.FloatRange(0, 1), metavar="P",
+    "--min-relevance",
+    type=click.FloatRange(0, 1),
+    metavar="P",
     help="Show only hits at least this likely to be relevant (the estimated probability printed with each hit). "
     "Default: the index's model's own threshold (see `searchbert status`); 0 shows every hit.",
 )
@@ -114,6 +121,7 @@ def query_cmd(
     diverse: bool,
     mmr_lambda: float,
     max_tokens: int | None,
+    tokenizer: str | None,
     paths: tuple[str, ...],
     exts: str | None,
     where: tuple[str, ...],
@@ -145,6 +153,7 @@ def query_cmd(
         diverse=diverse,
         mmr_lambda=mmr_lambda,
         max_tokens=max_tokens,
+        tokenizer=tokenizer,
         filters=filters or None,
         min_score=min_score,
         fusion=fusion_from(fusion, alpha, norm, rrf_k),
@@ -212,6 +221,7 @@ def _ask_server(index_path: str | None, text: str, options: Any, rerank_model: s
         "query": text, "k": options.k, "mode": options.mode, "rerank": bool(options.rerank),
         "candidates": options.candidates, "chunks": options.chunks, "min_score": options.min_score,
         "diverse": options.diverse, "mmr_lambda": options.mmr_lambda, "max_tokens": options.max_tokens,
+        "tokenizer": options.tokenizer,
         "fusion": None if options.fusion is None else options.fusion.to_dict(),
         "filters": None if f is None else asdict(f),
     }  # fmt: skip

@@ -80,16 +80,19 @@ class SearchbertRetriever:
         diverse: bool = False,
         max_tokens: int | None = None,
         min_relevance: float | None = None,
+        tokenizer: str | None = None,
     ) -> None:
         self._shared = Shared(index)
         self.index, self.top_k, self.mode, self.filters, self.rerank = self._shared.path, top_k, mode, filters, rerank
         self.diverse, self.max_tokens, self.min_relevance = diverse, max_tokens, min_relevance
+        self.tokenizer = tokenizer
         to_filters(filters)  # a filter that cannot be applied is refused when the pipeline is built
 
     def to_dict(self) -> dict[str, Any]:
         return default_to_dict(
             self, index=self.index, top_k=self.top_k, mode=self.mode, filters=self.filters, rerank=self.rerank,
             diverse=self.diverse, max_tokens=self.max_tokens, min_relevance=self.min_relevance,
+            tokenizer=self.tokenizer,
         )  # fmt: skip
 
     @classmethod
@@ -107,6 +110,7 @@ class SearchbertRetriever:
             diverse=self.diverse,
             max_tokens=self.max_tokens,
             min_relevance=self.min_relevance,
+            tokenizer=self.tokenizer,
         )
         documents = []
         for h in hits:

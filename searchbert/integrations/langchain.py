@@ -64,6 +64,8 @@ class SearchbertRetriever(BaseRetriever):
     diverse: bool = False
     #: the most tokens the passages take together (the best that fit; the last cut where a sentence ends)
     max_tokens: int | None = None
+    #: what counts max_tokens (a tokenizer.json, its folder or a Hugging Face id); None: the index's model
+    tokenizer: str | None = None
     _shared: Shared = PrivateAttr()
 
     def model_post_init(self, context: Any, /) -> None:
@@ -81,6 +83,7 @@ class SearchbertRetriever(BaseRetriever):
             context=self.context,
             diverse=self.diverse,
             max_tokens=self.max_tokens,
+            tokenizer=self.tokenizer,
         )
         return [hit_document(h) for h in hits]
 
@@ -197,9 +200,7 @@ class SearchbertVectorStore(VectorStore):
         options = SearchOptions(k=k, mode="dense", filters=metadata_filters(kwargs.get("filter")))
         return self._records(query, options, relevance=True)
 
-    def _records(
-        self, query: str, options: SearchOptions, relevance: bool = False
-    ) -> list[tuple[LCDocument, float]]:
+    def _records(self, query: str, options: SearchOptions, relevance: bool = False) -> list[tuple[LCDocument, float]]:
         """The hits of a search as whole records with their scores (or relevance), in order."""
 
         def work(index: Index) -> tuple[list[Hit], list[Document]]:

@@ -88,12 +88,13 @@ class SearchbertRetriever(BaseRetriever):
         diverse: bool = False,
         max_tokens: int | None = None,
         min_relevance: float | None = None,
+        tokenizer: str | None = None,
     ) -> None:
         super().__init__(callback_manager=callback_manager)
         self._shared = Shared(index)
         self.similarity_top_k, self.filters, self.mode = similarity_top_k, filters, mode
         self.rerank, self.context, self.diverse, self.max_tokens = rerank, context, diverse, max_tokens
-        self.min_relevance = min_relevance
+        self.min_relevance, self.tokenizer = min_relevance, tokenizer
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         hits = self._shared.search(
@@ -106,6 +107,7 @@ class SearchbertRetriever(BaseRetriever):
             diverse=self.diverse,
             max_tokens=self.max_tokens,
             min_relevance=self.min_relevance,
+            tokenizer=self.tokenizer,
         )
         nodes = []
         for h in hits:

@@ -78,12 +78,14 @@ def make_server(index: Index | str | os.PathLike[str]) -> MCPServer:
         diverse: bool = False,
         max_tokens: int | None = None,
         min_relevance: float | None = None,
+        tokenizer: str | None = None,
     ) -> SearchResult:
         """The k best passages for the query, one per document, best first. mode: hybrid (meaning and words,
         the default), dense (meaning) or bm25 (words); filters: metadata conditions, {"key": value} or {"key":
         [any of these]}; rerank: re-score the candidates with a cross-encoder (slower, often better); diverse:
         no near-copies among the k (maximal marginal relevance); max_tokens: the passages fit in this many tokens
-        together (the last cut where a sentence ends); min_relevance: only passages at least this likely to be
+        together (the last cut where a sentence ends), counted by `tokenizer` (a Hugging Face id; default: the
+        index's model); min_relevance: only passages at least this likely to be
         relevant (0 to 1; default: the index's threshold, so a search with no good match returns no hits)."""
         if not 1 <= k <= MAX_K:
             raise ToolError(f"k must be between 1 and {MAX_K}, not {k}")
@@ -91,6 +93,7 @@ def make_server(index: Index | str | os.PathLike[str]) -> MCPServer:
             hits = shared.search(
                 query, k=k, mode=mode, filters=metadata_filters(filters), rerank=rerank or None, diverse=diverse,
                 max_tokens=max_tokens, min_relevance=floor if min_relevance is None else min_relevance,
+                tokenizer=tokenizer,
             )  # fmt: skip
         except SearchbertError as exc:
             raise ToolError(str(exc)) from exc

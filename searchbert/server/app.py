@@ -65,6 +65,9 @@ class SearchRequest(BaseModel):
     diverse: bool = Field(False, description="Pick the k hits by maximal marginal relevance among the candidates.")
     mmr_lambda: float = Field(0.5, ge=0, le=1, description="diverse: relevance's weight against novelty.")
     max_tokens: int | None = Field(None, ge=1, description="The most word pieces the hits' texts take together.")
+    tokenizer: str | None = Field(
+        None, max_length=300, description="What counts max_tokens: a Hugging Face id (default: the index's model)."
+    )
 
 
 class Record(BaseModel):
