@@ -13,6 +13,8 @@ TORCH ?=
 # serve: `searchbert serve` and `watch`; ray and milvus: `index --ray`, `--vector-store milvus`; static: model2vec
 EXTRAS ?= dev,openvino,rag,finetune,serve,ray,milvus,static
 DEMO_QUERY ?= which transcription factor keeps blood stem cells dormant
+# a question the abstracts cannot answer: the demo shows it says so
+DEMO_OFF_TOPIC ?= best pizza recipe with mozzarella
 
 .PHONY: install demo test lint bench clean browser netns
 
@@ -33,6 +35,7 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(VENV)/bin/searchbert index corpora/scifact-sample
 	$(VENV)/bin/searchbert query "$(DEMO_QUERY)" -k 5
+	$(VENV)/bin/searchbert query "$(DEMO_OFF_TOPIC)"
 
 # the search page is tested in a real headless Chromium: Debian's chromium and its driver, installed here when
 # missing (as root; otherwise it says what to install). The tests then refuse to skip the browser test.
