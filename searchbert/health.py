@@ -31,6 +31,9 @@ class IndexStatus:
     dimension: int
     chunking: dict[str, Any]
     lexical: dict[str, float]
+    #: the default min_relevance here, and which weights estimate relevance ("" for words alone)
+    relevance_threshold: float
+    relevance_model: str
     documents: int
     chunks: int
     #: chunks with their vector (the others wait for it: searchable by their words only)
@@ -137,6 +140,8 @@ def status(index_path: str | None = None, *, deep: bool = False, encoder: Encode
             dimension=m.dimension,
             chunking=asdict(m.chunking),
             lexical=dict(m.lexical),
+            relevance_threshold=index.calibration.threshold,
+            relevance_model=index.calibration.model,
             documents=counts["documents"],
             chunks=counts["chunks"],
             embedded=counts["embedded"],

@@ -134,6 +134,8 @@ def test_nonsense_and_off_topic_queries_say_no_good_match(demo_index: Path, mini
             junk = index.search(OFF_TOPIC, mode=mode)[0]
             assert junk.relevance < best[0].relevance
     assert "relevance 0" not in query(demo_index, GOOD, "--min-relevance", "0", "-k", "1")
+    status = CliRunner().invoke(main, ["status", "--index", str(demo_index)])
+    assert "relevance:  this model's weights; hits under 7% are no good match" in status.stdout
 
 
 @pytest.mark.model

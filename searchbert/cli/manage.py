@@ -232,6 +232,8 @@ def status_cmd(index_path: str | None, repair: bool, deep: bool, as_json: bool) 
         f"{', title prefix' if c['title_prefix'] else ''}"
     )
     click.echo(f"bm25:       k1 {info.lexical['k1']:g}, b {info.lexical['b']:g}")
+    judged = "this model's weights" if info.relevance_model else "words alone (no weights for this model)"
+    click.echo(f"relevance:  {judged}; hits under {info.relevance_threshold:.0%} are no good match")
     click.echo(f"contents:   {info.documents} documents, {info.chunks} chunks, {info.vectors} vectors")
     if info.embedded < info.chunks:
         waiting = info.chunks - info.embedded
