@@ -133,10 +133,26 @@ class BM25Retriever(Generic[Id]):
         frequencies = [int(indptr[t + 1] - indptr[t]) for t in known] + [0] * (len(tokens) - len(known))
         best = sum(math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in frequencies)
         scores = bm25.get_scores_from_ids(known) if known else np.zeros(n)
-        if self._row_of is None:
-            self._row_of = {id_: row for row, id_ in enumerate(self.ids)}
-        rows = [self._row_of.get(id_) for id_ in ids]
+        rows = [self._row(id_) for id_ in ids]
         return [float(scores[row]) / best if row is not None else 0.0 for row in rows]
+
+    def _row(self, id_: Id) -> int | None:
+        """Where an id sits: chunk ids come in ascending order (found by halves, no map of a million entries);
+        other ids through a map, made once."""
+        import numpy as np
+
+        if self._row_of is None:
+            ints = all(isinstance(i, int) for i in self.ids[:1])
+            if ints and self._id_array is None:
+                self._id_array = np.asarray(self.ids, dtype=np.int64)
+            if ints and bool(np.all(self._id_array[1:] > self._id_array[:-1])):  # type: ignore[index]
+                self._row_of = {}  # no map needed
+            else:
+                self._row_of = {i: row for row, i in enumerate(self.ids)}
+        if self._row_of or self._id_array is None:
+            return self._row_of.get(id_)
+        at = int(np.searchsorted(self._id_array, id_))
+        return at if at < len(self.ids) and self._id_array[at] == id_ else None
 
     def _mask(self, allowed: Selection | None) -> np.ndarray | None:
         """bm25s' weight mask (1 for a text that may be returned) from a selection of integer ids."""

@@ -41,6 +41,9 @@ def test_bm25_share_of_best_is_zero_without_the_words_and_comparable_across_quer
     # a word the index never saw counts against the query: half of it found scores less
     assert bm25.share_of_best("lighthouse zanthium", [3])[0] < many
     assert bm25.share_of_best("lighthouse", [99]) == [0.0]
+    for ids in ([3, 1], ["b", "a"]):  # ids out of order, or not numbers: found all the same
+        other = BM25Retriever(ids, ["lighthouse", "glacier"])
+        assert [s > 0 for s in other.share_of_best("lighthouse", [ids[1], ids[0]])] == [False, True]
 
 
 def test_relevance_grows_with_the_evidence_and_falls_back_to_words() -> None:
