@@ -115,10 +115,7 @@ def context_line(title: str, section: str, token_spans: TokenSpans, settings: Ch
     line = document_prefix(title, token_spans, settings)
     if not (settings.section_prefix and section) or settings.strategy != "chunk":
         return line
-    parts = section.split(SEPARATOR)
-    if line and parts[0] == line.strip():
-        parts = parts[1:]
-    path = SEPARATOR.join(parts)
+    path = beneath(title, section)
     if not path:
         return line
     spans = token_spans(path)
@@ -150,14 +147,20 @@ class Lines:
         return max(lines, key=lambda line: len(self.token_spans(line)) if line else 0)
 
 
+def beneath(title: str, section: str) -> str:
+    """The heading path without a first heading that is the document's title (the usual top heading)."""
+    parts = section.split(SEPARATOR) if section else []
+    if parts and parts[0] == " ".join(title.split()):
+        parts = parts[1:]
+    return SEPARATOR.join(parts)
+
+
 def lexical_line(title: str, section: str, settings: ChunkSettings) -> str:
     """The same for BM25 (which has no length limit): the title and the heading path as stored."""
     if not settings.title_prefix:
         return ""
-    parts = section.split(SEPARATOR) if settings.section_prefix and section else []
-    if parts and parts[0] == title:
-        parts = parts[1:]
-    return SEPARATOR.join([title, *parts]) + "\n" if title or parts else ""
+    path = beneath(title, section) if settings.section_prefix else ""
+    return SEPARATOR.join(p for p in (title, path) if p) + "\n" if title or path else ""
 
 
 __all__ = ["PREFIX_MAX_TOKENS", "context_line", "lexical_line", "outline", "section_at"]

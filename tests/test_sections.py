@@ -110,6 +110,8 @@ def test_the_context_line_leaves_out_a_path_that_repeats_the_title() -> None:
     assert context_line("json", "json > Basic Usage", spans, settings) == "json > Basic Usage\n"
     assert context_line("Guide", "Other > Part", spans, settings) == "Guide > Other > Part\n"
     assert context_line("json", "", spans, settings) == "json\n"
+    title = " ".join(f"word{n}" for n in range(40))  # cut to 32 word pieces in the line: still the same title
+    assert context_line(title, title, spans, settings) == context_line(title, "", spans, settings)
     long = " > ".join(f"heading{n} words here" for n in range(30))
     assert len(spans(context_line("t", long, spans, settings))) <= 2 + 32  # the title, ">", the path cut
     old = ChunkSettings(max_tokens=100, overlap=10, section_prefix=False)

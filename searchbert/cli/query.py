@@ -137,6 +137,7 @@ def query_cmd(
 ) -> None:
     """Search the index for TEXT and show the best documents with the passage that matched."""
     from ..records import Filters, SearchOptions
+    from ..sections import beneath
 
     filters = Filters(
         paths=paths,
@@ -188,7 +189,7 @@ def query_cmd(
             click.secho(f"{h.rank:>2}. {display_path(h.path)}:{h.start_line}-{h.end_line}", bold=True, nl=False)
             likely = "" if h.relevance is None else f"  relevance {h.relevance:.0%}"
             click.echo(f"  score {h.score:.3f}{likely}  {h.title[:80]}")
-            if h.section:
+            if beneath(h.title, h.section):  # a path that is the title alone says nothing new
                 click.echo(f"    § {h.section}")
             if explain:
                 click.echo(f"    {_explain(h)}")
