@@ -36,7 +36,10 @@ def sb(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPro
 
 
 def top(index: Path, query: str, k: int = 5, *extra: str) -> list[str]:
-    out = sb("query", query, "--index", str(index), "--json", "-k", str(k), "--no-server", *extra)
+    # every hit, weak ones too: what is compared is the ranking, not whether it is a good match
+    out = sb(
+        "query", query, "--index", str(index), "--json", "-k", str(k), "--no-server", "--min-relevance", "0", *extra
+    )
     return [Path(h["path"]).name for h in json.loads(out.stdout)]
 
 
