@@ -127,6 +127,7 @@ def test_nonsense_and_off_topic_queries_say_no_good_match(demo_index: Path, mini
     out = query(demo_index, GOOD, "-k", "3")
     assert out.startswith(" 1. ") and "10165258-gata-3" in out.splitlines()[0]
     assert "No good match" not in out
+    assert query(demo_index, GOOD, "-k", "3", "--show-weak") == out  # weak hits are shown only when none is good
     with Index.open(demo_index, encoder=minilm) as index:
         for mode in ("hybrid", "dense"):  # the API: an empty list when asked for relevant hits only
             floor = index.calibration.threshold

@@ -168,7 +168,7 @@ def query_cmd(
         floor = _default_floor(index_path) if min_relevance is None else min_relevance
     good = [h for h in hits if h.relevance is None or h.relevance >= floor]
     weak = hits if not good else []  # every hit under the threshold: none is a good match
-    hits = weak if show_weak else [replace(h, rank=n) for n, h in enumerate(good, start=1)]
+    hits = weak if weak and show_weak else [replace(h, rank=n) for n, h in enumerate(good, start=1)]
     if as_json:
         click.echo(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False))
     elif as_jsonl:
