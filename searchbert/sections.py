@@ -150,7 +150,7 @@ class Lines:
 def beneath(title: str, section: str) -> str:
     """The heading path without a first heading that is the document's title (the usual top heading)."""
     parts = section.split(SEPARATOR) if section else []
-    if parts and parts[0] == " ".join(title.split()):
+    if parts and parts[0] == _clean(title):  # compared as headings are kept: markup dropped
         parts = parts[1:]
     return SEPARATOR.join(parts)
 

@@ -112,6 +112,8 @@ def test_the_context_line_leaves_out_a_path_that_repeats_the_title() -> None:
     assert context_line("json", "", spans, settings) == "json\n"
     title = " ".join(f"word{n}" for n in range(40))  # cut to 32 word pieces in the line: still the same title
     assert context_line(title, title, spans, settings) == context_line(title, "", spans, settings)
+    marked = "`Gain of function' phenotype"  # the heading path keeps headings without their markup
+    assert context_line(marked, outline(f"# {marked}\n\ntext", "md")[0][1], spans, settings) == f"{marked}\n"
     long = " > ".join(f"heading{n} words here" for n in range(30))
     assert len(spans(context_line("t", long, spans, settings))) <= 2 + 32  # the title, ">", the path cut
     old = ChunkSettings(max_tokens=100, overlap=10, section_prefix=False)
