@@ -31,6 +31,7 @@ def index_paths(
     chunk_size: int | None = None,
     overlap: int | None = None,
     title_prefix: bool | None = None,
+    section_prefix: bool | None = None,
     rebuild: bool = False,
     progress: bool = False,
     commit_chunks: int = COMMIT_CHUNKS,
@@ -71,7 +72,7 @@ def index_paths(
     with lock.held(lock_timeout):
         if (index_path / MANIFEST).exists() and not rebuild:
             index = Index.open(index_path, encoder=encoder, backend=backend, lock=lock, device=device)
-            _check_settings(index, model, index_type, chunk_size, overlap, title_prefix)
+            _check_settings(index, model, index_type, chunk_size, overlap, title_prefix, section_prefix)
             _check_store(index, vector_store, store_options or {})
             index.set_lexical(bm25_k1, bm25_b)
         else:
@@ -82,6 +83,7 @@ def index_paths(
                 chunk_size=chunk_size,
                 overlap=overlap,
                 title_prefix=True if title_prefix is None else title_prefix,
+                section_prefix=True if section_prefix is None else section_prefix,
                 rebuild=rebuild,
                 backend=backend or "auto",
                 index_type=index_type or "auto",
@@ -140,8 +142,10 @@ def _check_settings(
     chunk_size: int | None,
     overlap: int | None,
     title_prefix: bool | None,
+    section_prefix: bool | None = None,
 ) -> None:
-    """Refuse settings an existing index was not built with; a new vector index type is taken up."""
+    """Refuse settings an existing index was not built with (what is not asked for is the index's own); a new
+    vector index type is taken up."""
     m = index.manifest
     if model is not None and resolve_model(model)[0] != m.model_id:
         raise IncompatibleIndex(
@@ -156,5 +160,6 @@ def _check_settings(
         m.chunking.overlap if overlap is None else overlap,
         strategy=m.chunking.strategy,
         title_prefix=m.chunking.title_prefix if title_prefix is None else title_prefix,
+        section_prefix=m.chunking.section_prefix if section_prefix is None else section_prefix,
     )
     check_compatible(m, m.model, asked)

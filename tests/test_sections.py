@@ -7,6 +7,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from searchbert.chunking import ChunkSettings
 from searchbert.index import Index
 from searchbert.loaders import read_document
@@ -168,3 +170,23 @@ def test_adapters_hand_on_the_section(tmp_path: Path) -> None:
         hit = index.search("package linux", mode="bm25", chunks=True, k=1)[0]
     _, meta = passage(hit)
     assert meta["section"] == hit.section == "Guide > Install > On Linux"
+
+
+def test_an_index_made_before_sections_is_indexed_again_and_can_turn_them_on(tmp_path: Path) -> None:
+    from searchbert.errors import IncompatibleIndex
+    from searchbert.folders import index_paths
+
+    docs = write_tree(tmp_path / "docs", {"guide.md": MARKDOWN})
+    encoder = FakeEncoder(max_tokens=24)
+    index_paths(tmp_path / "ix", [docs], encoder=encoder)
+    data = json.loads((tmp_path / "ix" / "manifest.json").read_text())
+    del data["chunking"]["section_prefix"]  # as searchbert wrote it before sections
+    (tmp_path / "ix" / "manifest.json").write_text(json.dumps(data))
+    with sqlite3.connect(tmp_path / "ix" / "index.db") as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'manifest'", [json.dumps(data)])
+    (docs / "more.md").write_text("# More\n\n## Part\n\nwords")
+    assert index_paths(tmp_path / "ix", [docs], encoder=encoder).added == 1  # its settings, as they were
+    with pytest.raises(IncompatibleIndex):  # another setting means another index: refused, as for titles
+        index_paths(tmp_path / "ix", [docs], encoder=encoder, section_prefix=True)
+    report = index_paths(tmp_path / "ix", [docs], encoder=encoder, section_prefix=True, rebuild=True)
+    assert report.added == 2 and Manifest.load(tmp_path / "ix" / "manifest.json").chunking.section_prefix

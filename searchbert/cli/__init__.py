@@ -69,6 +69,11 @@ chunk_options = stack_options(
         default=None,
         help="Embed each chunk with its document's title (default on).",
     ),
+    click.option(
+        "--section-prefix/--no-section-prefix",
+        default=None,
+        help="Embed each chunk with the headings it sits under, after the title (default on; Markdown, reST, HTML).",
+    ),
 )
 BACKEND_HELP = (
     "What runs the model: torch, onnx (the same vectors as torch, faster), openvino (the same vectors, needs the "

@@ -79,6 +79,7 @@ def eval_cmd(
     chunk_size: int | None,
     overlap: int | None,
     title_prefix: bool | None,
+    section_prefix: bool | None,
     cache_dir: Path | None,
     run_file: Path | None,
     bm25_k1: float | None,
@@ -93,7 +94,9 @@ def eval_cmd(
     """
     from ..evaluation import evaluate, write_trec_run
 
-    options = {"chunk_size": chunk_size, "overlap": overlap, "title_prefix": title_prefix}
+    options = {
+        "chunk_size": chunk_size, "overlap": overlap, "title_prefix": title_prefix, "section_prefix": section_prefix
+    }  # fmt: skip
     result = evaluate(
         dataset,
         split=split,

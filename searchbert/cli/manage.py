@@ -112,6 +112,7 @@ def index_cmd(
     chunk_size: int | None,
     overlap: int | None,
     title_prefix: bool | None,
+    section_prefix: bool | None,
     rebuild: bool,
     backend: str | None,
     index_type: str | None,
@@ -155,6 +156,7 @@ def index_cmd(
         chunk_size=chunk_size,
         overlap=overlap,
         title_prefix=title_prefix,
+        section_prefix=section_prefix,
         rebuild=rebuild,
         progress=not quiet,
         commit_chunks=batch_size,
@@ -229,7 +231,7 @@ def status_cmd(index_path: str | None, repair: bool, deep: bool, as_json: bool) 
     click.echo(f"model:      {info.model} ({info.dimension} dimensions)")
     click.echo(
         f"chunking:   {c['strategy']}, {c['max_tokens']} tokens, overlap {c['overlap']}"
-        f"{', title prefix' if c['title_prefix'] else ''}"
+        f"{', title prefix' if c['title_prefix'] else ''}{', section paths' if c.get('section_prefix') else ''}"
     )
     click.echo(f"bm25:       k1 {info.lexical['k1']:g}, b {info.lexical['b']:g}")
     judged = "this model's weights" if info.relevance_model else "words alone (no weights for this model)"
