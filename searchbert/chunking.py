@@ -34,8 +34,9 @@ class ChunkSettings:
     strategy: str = "chunk"
     # measured with `searchbert eval` (chunked): +0.8 nDCG@10 on SciFact, +0.5 on Cranfield, so on by default
     title_prefix: bool = True
-    #: the heading path a chunk sits in, after the title (sections.py); off in indexes made before it existed
-    section_prefix: bool = True
+    #: the heading path a chunk sits in, after the title (sections.py). Off by default: on the Python docs it made
+    #: 30 questions' answers no easier to find, and some a rank or two harder (benchmarks/results/sections.md)
+    section_prefix: bool = False
 
     def __post_init__(self) -> None:
         if self.strategy not in {"chunk", "truncate"}:

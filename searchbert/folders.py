@@ -83,7 +83,7 @@ def index_paths(
                 chunk_size=chunk_size,
                 overlap=overlap,
                 title_prefix=True if title_prefix is None else title_prefix,
-                section_prefix=True if section_prefix is None else section_prefix,
+                section_prefix=bool(section_prefix),
                 rebuild=rebuild,
                 backend=backend or "auto",
                 index_type=index_type or "auto",

@@ -105,7 +105,7 @@ class Index:
         overlap: int | None = None,
         strategy: str = "chunk",
         title_prefix: bool = True,
-        section_prefix: bool = True,
+        section_prefix: bool = False,
         rebuild: bool = False,
         backend: str = "auto",
         index_type: str = "auto",

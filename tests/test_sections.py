@@ -107,7 +107,7 @@ def test_html_headings_are_marked_and_outlined(tmp_path: Path) -> None:
 
 
 def test_the_context_line_leaves_out_a_path_that_repeats_the_title() -> None:
-    settings = ChunkSettings(max_tokens=100, overlap=10)
+    settings = ChunkSettings(max_tokens=100, overlap=10, section_prefix=True)
     spans = FakeEncoder().token_spans
     assert context_line("json", "json > Basic Usage", spans, settings) == "json > Basic Usage\n"
     assert context_line("Guide", "Other > Part", spans, settings) == "Guide > Other > Part\n"
@@ -127,7 +127,7 @@ def test_the_context_line_leaves_out_a_path_that_repeats_the_title() -> None:
 def test_hits_carry_their_section_and_the_model_and_bm25_saw_it(tmp_path: Path) -> None:
     docs = write_tree(tmp_path / "docs", {"guide.md": MARKDOWN, "guide.rst": REST, "notes.txt": "# Not\n\nplain"})
     encoder = FakeEncoder(max_tokens=24)
-    with Index.create(tmp_path / "ix", encoder=encoder) as index:
+    with Index.create(tmp_path / "ix", encoder=encoder, section_prefix=True) as index:
         index.add([docs])
         embedded = encoder.embedded
         assert any(t.startswith("Guide > Install > On Linux\n") and "Use the package" in t for t in embedded)
@@ -141,8 +141,10 @@ def test_hits_carry_their_section_and_the_model_and_bm25_saw_it(tmp_path: Path) 
 
 
 def test_an_index_made_before_sections_keeps_embedding_titles_only(tmp_path: Path) -> None:
+    """Indexes made before sections never had them in front of their chunks: they keep it so (it is also the
+    default now)."""
     docs = write_tree(tmp_path / "docs", {"guide.md": MARKDOWN})
-    with Index.create(tmp_path / "ix", encoder=FakeEncoder(max_tokens=24)):
+    with Index.create(tmp_path / "ix", encoder=FakeEncoder(max_tokens=24), section_prefix=True):
         pass
     manifest = tmp_path / "ix" / "manifest.json"
     data = json.loads(manifest.read_text())
@@ -169,7 +171,7 @@ def test_adapters_hand_on_the_section(tmp_path: Path) -> None:
         index.add([docs])
         hit = index.search("package linux", mode="bm25", chunks=True, k=1)[0]
     _, meta = passage(hit)
-    assert meta["section"] == hit.section == "Guide > Install > On Linux"
+    assert meta["section"] == hit.section and hit.section in _paths(MARKDOWN, "md")  # without the prefix too
 
 
 def test_an_index_made_before_sections_is_indexed_again_and_can_turn_them_on(tmp_path: Path) -> None:
