@@ -66,7 +66,6 @@ def make_server(index: Index | str | os.PathLike[str]) -> MCPServer:
     index."""
     shared = Shared(index)
     server: MCPServer = MCPServer("searchbert", instructions=shared.run(_instructions))
-    floor = shared.run(lambda ix: ix.calibration.threshold)
 
     @server.tool()
     def search(
@@ -85,14 +84,16 @@ def make_server(index: Index | str | os.PathLike[str]) -> MCPServer:
         [any of these]}; rerank: re-score the candidates with a cross-encoder (slower, often better); diverse:
         no near-copies among the k (maximal marginal relevance); max_tokens: the passages fit in this many tokens
         together (the last cut where a sentence ends), counted by `tokenizer` (a Hugging Face id; default: the
-        index's model); min_relevance: only passages at least this likely to be
-        relevant (0 to 1; default: the index's threshold, so a search with no good match returns no hits)."""
+        index's model); min_relevance: only passages at least this likely to be relevant (0 to 1; default: the
+        index's threshold, so a search with no good match returns no hits)."""
         if not 1 <= k <= MAX_K:
             raise ToolError(f"k must be between 1 and {MAX_K}, not {k}")
         try:
+            # the threshold of the index as it is now (a rebuild may have changed its model)
+            floor = shared.run(lambda ix: ix.calibration.threshold) if min_relevance is None else min_relevance
             hits = shared.search(
                 query, k=k, mode=mode, filters=metadata_filters(filters), rerank=rerank or None, diverse=diverse,
-                max_tokens=max_tokens, min_relevance=floor if min_relevance is None else min_relevance,
+                max_tokens=max_tokens, min_relevance=floor,
                 tokenizer=tokenizer,
             )  # fmt: skip
         except SearchbertError as exc:
