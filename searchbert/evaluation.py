@@ -95,6 +95,21 @@ def _qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
                 raise DatasetError(f"{path}:{number}: expected 'query-id<TAB>corpus-id<TAB>score'") from None
 
 
+def load_judgements(folder: str | Path, split: str = "test") -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """A folder's judged queries without its corpus (queries.jsonl and qrels/SPLIT.tsv, as BEIR lays them out):
+    query id -> text, and query id -> {document id: grade}; the documents are an index's own."""
+    folder = Path(folder)
+    queries = {str(row["_id"]): str(row.get("text", "")) for _, row in _jsonl(folder / "queries.jsonl")}
+    qrels: dict[str, dict[str, int]] = {}
+    for number, qid, did, grade in _qrels(folder / "qrels" / f"{split}.tsv"):
+        if qid not in queries:
+            raise DatasetError(
+                f"{folder / 'qrels' / f'{split}.tsv'}:{number}: query id {qid!r} is not in queries.jsonl"
+            )
+        qrels.setdefault(qid, {})[did] = grade
+    return {q: queries[q] for q in qrels if queries[q].strip()}, qrels
+
+
 def load_collection(folder: str | Path, split: str = "test") -> Collection:
     """Read and check a BEIR collection; errors name the file and line."""
     folder = Path(folder)

@@ -562,9 +562,20 @@ class Index:
     @property
     def calibration(self) -> Calibration:
         """The weights that estimate this index's hits' relevance (relevance.py): those fitted for its model."""
-        from .relevance import for_manifest
+        from .relevance import Calibration, for_manifest
 
-        return for_manifest(self.manifest)
+        own = self.manifest.relevance
+        return Calibration.from_dict(own) if own else for_manifest(self.manifest)
+
+    def set_calibration(self, calibration: Calibration | None) -> None:
+        """Estimate relevance here with `calibration` (fitted on this index's judged queries: relevance.calibrate);
+        None goes back to the weights shipped for the model. Nothing is rebuilt."""
+        wanted = calibration.to_dict() if calibration is not None else {}
+        if wanted == self.manifest.relevance:
+            return
+        with self.writing():
+            self.manifest = replace(self.manifest, relevance=wanted, updated=now_iso())
+            self._save_manifest()
 
     def __repr__(self) -> str:
         return f"Index({str(self.path)!r}, model={self.manifest.model_id!r})"

@@ -39,6 +39,8 @@ class Manifest:
     #: where the vectors live besides SQLite: empty for the FAISS file in the folder; {"kind": "milvus", "uri",
     #: "collection"} for Milvus
     vector_store: dict[str, Any] = field(default_factory=dict)
+    #: relevance weights fitted on this index's own judged queries (relevance.Calibration); empty: the shipped ones
+    relevance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def model_id(self) -> str:

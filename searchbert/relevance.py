@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .index import Index
     from .manifest import Manifest
 
 #: the evidence each kind of search weighs. Ranks (1/rank per retriever) are left out: they say how a hit compares
@@ -200,3 +201,38 @@ def expected_calibration_error(pairs: Sequence[tuple[float, bool]], bins: int = 
                 * abs(sum(y for _, y in inside) / len(inside) - sum(p for p, _ in inside) / len(inside))
             )
     return error
+
+
+def judged_samples(
+    hits_per_query: Sequence[Sequence[Any]], relevant: Sequence[set[str]], kind: str, weight: float = 1.0
+) -> list[Sample]:
+    """Fitting rows from the hits of judged queries (Hit objects, best first) and each query's relevant document
+    ids; a hit is relevant when its path is one of them, or ends with "/" and one (ids relative to the folder)."""
+    out = []
+    for hits, wanted in zip(hits_per_query, relevant, strict=True):
+        flags = [h.path in wanted or any(h.path.endswith("/" + w) for w in wanted) for h in hits]
+        first = flags.index(True) if True in flags else None
+        for n, (h, rel) in enumerate(zip(hits, flags)):
+            evidence = Evidence(h.dense_score, h.bm25_fraction, h.dense_rank, h.bm25_rank)
+            out.append(Sample(kind, evidence, rel, weight, n == first))
+    return out
+
+
+def calibrate(index: Index, queries: dict[str, str], qrels: dict[str, dict[str, int]], k: int = 10) -> Calibration:
+    """Weights fitted on an index's own judged queries (query id -> text, query id -> {document id: grade > 0 for
+    relevant}), from the top k of each kind of search; the threshold as the shipped one is chosen. Set them with
+    Index.set_calibration."""
+    from .errors import InvalidArgument
+
+    judged = [q for q in queries if any(g > 0 for g in qrels.get(q, {}).values())]
+    if len(judged) < 10:
+        raise InvalidArgument(f"{len(judged)} judged queries: calibrating needs at least 10 with a relevant document")
+    relevant = [{d for d, g in qrels[q].items() if g > 0} for q in judged]
+    rows: list[Sample] = []
+    for kind in FEATURES:
+        hits = index.search_many([queries[q] for q in judged], k, mode=kind)
+        rows += judged_samples(hits, relevant, kind)
+    found = fit(rows, index.manifest.model_id, fitted_on=f"{len(judged)} judged queries of this index")
+    if "hybrid" not in found.weights:
+        raise InvalidArgument("no judged query found a relevant document in its top hits: nothing to fit on")
+    return replace(found, fingerprint=str(index.manifest.model.get("weights", "")))

@@ -156,3 +156,57 @@ def test_langchain_score_threshold_filters_on_relevance(demo_index: Path) -> Non
     assert retriever.invoke(OFF_TOPIC) == []
     docs = retriever.invoke(GOOD)
     assert docs and docs[0].metadata["relevance"] >= floor
+
+
+def write_judged(folder: Path, rows: list[tuple[str, str, str]]) -> Path:
+    """(query id, text, relevant document id) rows as a BEIR-style folder of judged queries."""
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": x}) + "\n" for q, x, _ in rows))
+    lines = "".join(f"{q}\t{d}\t1\n" for q, _, d in rows)
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + lines)
+    return folder
+
+
+def test_calibrate_fits_an_index_on_its_own_judged_queries(tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    """A model searchbert ships no weights for: dense relevance is unknown until the index is calibrated on judged
+    queries of its own; it stays so after a reopen, until reset."""
+    from searchbert.evaluation import load_judgements
+    from searchbert.relevance import calibrate
+
+    from .conftest import TOPICS, write_tree
+
+    docs = write_tree(tmp_path / "docs", {f"{t}.md": f"# {t}\n\nAll about the {t}, the {t} again." for t in TOPICS})
+    rows = [(f"q{n}-{t}", f"tell me about the {t}" if n else f"{t} facts", f"{t}.md") for t in TOPICS for n in (0, 1)]
+    queries, qrels = load_judgements(write_judged(tmp_path / "judged", rows))
+    with Index.create(tmp_path / "ix", encoder=fake_encoder) as index:
+        index.add([docs])
+        assert index.search("lighthouse", mode="dense")[0].relevance is None
+        index.set_calibration(calibrate(index, queries, qrels))
+    with Index.open(tmp_path / "ix", encoder=fake_encoder) as index:
+        assert index.calibration.model == "fake/hashing" and index.calibration.threshold > 0
+        assert index.search("lighthouse", mode="dense")[0].relevance is not None
+        with pytest.raises(InvalidArgument, match="at least 10"):
+            calibrate(index, dict(list(queries.items())[:4]), qrels)
+        index.set_calibration(None)
+        assert index.calibration.model == "" and index.search("lighthouse", mode="dense")[0].relevance is None
+
+
+@pytest.mark.model
+def test_calibrate_command_on_the_demo_documents(demo_index: Path, tmp_path: Path, minilm) -> None:  # type: ignore[no-untyped-def]
+    """Each document's title as a judged query (ids relative to the folder, as a user writes them)."""
+    with Index.open(demo_index, encoder=minilm) as index:
+        titles = {Path(h.path).name: h.title for h in index.search("stem cells", k=30, mode="bm25")}
+    judged = write_judged(tmp_path / "judged", [(f"q{n}", t, name) for n, (name, t) in enumerate(titles.items())])
+    runner = CliRunner()
+    try:
+        out = runner.invoke(main, ["calibrate", str(judged), "--index", str(demo_index)])
+        assert out.exit_code == 0, out.output
+        assert f"fitted on {len(titles)} judged queries of this index" in out.stdout
+        status = runner.invoke(main, ["status", "--index", str(demo_index), "--json"]).stdout
+        assert json.loads(status)["relevance_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+        bad = runner.invoke(main, ["calibrate", str(tmp_path), "--index", str(demo_index)])
+        assert bad.exit_code != 0 and "queries.jsonl" in bad.output and "Traceback" not in bad.output
+    finally:
+        assert runner.invoke(main, ["calibrate", "--reset", "--index", str(demo_index)]).exit_code == 0
+    with Index.open(demo_index, encoder=minilm) as index:
+        assert index.manifest.relevance == {}

@@ -1,4 +1,5 @@
-"""`searchbert eval`: retrieval quality on a BEIR collection."""
+"""`searchbert eval`: retrieval quality on a BEIR collection; `searchbert calibrate`: relevance fitted on your own
+judged queries."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from . import (
     chunk_options,
     fusion_from,
     fusion_options,
+    index_option,
     main,
     mode_option,
     model_option,
+    open_index,
     reports_errors,
 )
 
@@ -132,4 +135,34 @@ def eval_cmd(
     click.echo(
         "  ".join(f"{name} {value * 100:6.2f}" for name, value in result.metrics.items())
         + f"   ({result.seconds:.0f} s)"
+    )
+
+
+@main.command("calibrate")
+@click.argument("judged", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@index_option
+@click.option("--split", default="test", show_default=True, help="Which qrels/SPLIT.tsv holds the judgements.")
+@click.option("--reset", is_flag=True, help="Go back to the weights shipped for the index's model.")
+@reports_errors
+def calibrate_cmd(judged: Path | None, index_path: str | None, split: str, reset: bool) -> None:
+    """Fit how relevance is estimated here on your own judged queries: JUDGED is a folder with queries.jsonl and
+    qrels/SPLIT.tsv (BEIR's layout) whose document ids are the index's (paths relative to the folder indexed
+    will do). For a model searchbert ships no weights for, and for a folder unlike the collections they were
+    fitted on; at least 10 queries with a relevant document."""
+    from ..evaluation import load_judgements
+    from ..relevance import calibrate
+
+    if judged is None and not reset:
+        raise click.UsageError("give a folder of judged queries, or --reset")
+    with open_index(index_path) as index:
+        if reset:
+            index.set_calibration(None)
+            click.echo(f"relevance: the shipped weights again; threshold {index.calibration.threshold:.0%}")
+            return
+        queries, qrels = load_judgements(judged, split)  # type: ignore[arg-type]
+        found = calibrate(index, queries, qrels)
+        index.set_calibration(found)
+    click.echo(
+        f"relevance: fitted on {found.fitted_on}; hits under {found.threshold:.0%} are no good match "
+        "(`searchbert calibrate --reset` goes back)"
     )
