@@ -336,11 +336,14 @@ class Index:
 
     def set_fusion(self, fusion: Fusion | None) -> None:
         """Make `fusion` this index's default (None: searchbert's own); nothing is rebuilt."""
-        wanted = fusion.to_dict() if fusion is not None else {}
-        if wanted == self.manifest.fusion:
+        self._set_setting("fusion", fusion.to_dict() if fusion is not None else {})
+
+    def _set_setting(self, name: str, wanted: dict[str, Any]) -> None:
+        """Record one of the manifest's search settings (nothing to rebuild), under the write lock."""
+        if wanted == getattr(self.manifest, name):
             return
         with self.writing():
-            self.manifest = replace(self.manifest, fusion=wanted, updated=now_iso())
+            self.manifest = replace(self.manifest, **{name: wanted}, updated=now_iso())  # type: ignore[arg-type]
             self._save_manifest()
 
     def set_lexical(self, k1: float | None = None, b: float | None = None) -> None:
@@ -570,12 +573,7 @@ class Index:
     def set_calibration(self, calibration: Calibration | None) -> None:
         """Estimate relevance here with `calibration` (fitted on this index's judged queries: relevance.calibrate);
         None goes back to the weights shipped for the model. Nothing is rebuilt."""
-        wanted = calibration.to_dict() if calibration is not None else {}
-        if wanted == self.manifest.relevance:
-            return
-        with self.writing():
-            self.manifest = replace(self.manifest, relevance=wanted, updated=now_iso())
-            self._save_manifest()
+        self._set_setting("relevance", calibration.to_dict() if calibration is not None else {})
 
     def __repr__(self) -> str:
         return f"Index({str(self.path)!r}, model={self.manifest.model_id!r})"
