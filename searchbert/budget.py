@@ -60,15 +60,11 @@ def _shortened(hit: Hit, cut: str) -> Hit:
     return replace(hit, text=cut, end_char=hit.start_char + len(cut), end_line=hit.start_line + lines)
 
 
+@lru_cache(maxsize=8)
 def named_counter(name: str) -> Callable[[str], int]:
     """A token counter for another model than the index's own (the LLM a prompt is for): a tokenizer.json file, a
     folder holding one, or a Hugging Face model id whose tokenizer.json is fetched alone (from the cache when
     offline). Loaded once per name."""
-    return _counter(name)
-
-
-@lru_cache(maxsize=8)
-def _counter(name: str) -> Callable[[str], int]:
     from tokenizers import Tokenizer
 
     from .errors import InvalidArgument

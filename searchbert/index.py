@@ -564,11 +564,10 @@ class Index:
 
     @property
     def calibration(self) -> Calibration:
-        """The weights that estimate this index's hits' relevance (relevance.py): those fitted for its model."""
-        from .relevance import Calibration, for_manifest
+        """The weights that estimate this index's hits' relevance (relevance.for_manifest)."""
+        from .relevance import for_manifest
 
-        own = self.manifest.relevance
-        return Calibration.from_dict(own) if own else for_manifest(self.manifest)
+        return for_manifest(self.manifest)
 
     def set_calibration(self, calibration: Calibration | None) -> None:
         """Estimate relevance here with `calibration` (fitted on this index's judged queries: relevance.calibrate);

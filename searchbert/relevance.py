@@ -78,7 +78,6 @@ class Calibration:
     fitted_on: str = ""
     #: the weights' fingerprint (Manifest.model["weights"]) they were fitted for, when known
     fingerprint: str = ""
-    notes: dict[str, Any] = field(default_factory=dict)
 
     def relevance(self, kind: str, evidence: Evidence) -> float | None:
         """P(relevant) of one hit, by the weights of `kind`, falling back to words alone when the hit has no
@@ -99,7 +98,6 @@ class Calibration:
             "fitted_on": self.fitted_on,
             "features": {k: list(v) for k, v in self.features.items() if k in self.weights},
             "weights": {k: list(v) for k, v in self.weights.items()},
-            "notes": self.notes,
         }
 
     @classmethod
@@ -111,14 +109,11 @@ class Calibration:
             features={k: tuple(v) for k, v in data["features"].items()},
             fitted_on=data.get("fitted_on", ""),
             fingerprint=data.get("fingerprint", ""),
-            notes=data.get("notes", {}),
         )
 
 
 @lru_cache(maxsize=1)
 def _shipped() -> tuple[Calibration, ...]:
-    if not SHIPPED.exists():  # only while benchmarks/relevance.py fits the first weights
-        return ()
     data = json.loads(SHIPPED.read_text())
     return tuple(Calibration.from_dict(c) for c in data["calibrations"])
 
@@ -130,12 +125,14 @@ def for_model(model_id: str, fingerprint: str = "") -> Calibration:
     for c in found:
         if c.model == model_id and (not c.fingerprint or not fingerprint or c.fingerprint == fingerprint):
             return c
-    words = next((c for c in found if c.model == ""), None)
-    return words or Calibration(model="", weights={}, threshold=0.0)
+    return next(c for c in found if c.model == "")  # the words-only weights
 
 
 def for_manifest(manifest: Manifest) -> Calibration:
-    """The weights for the model an index was built with (see for_model)."""
+    """The weights an index judges relevance by: its own (`searchbert calibrate`), else those for its model (see
+    for_model)."""
+    if manifest.relevance:
+        return Calibration.from_dict(manifest.relevance)
     return for_model(manifest.model_id, str(manifest.model.get("weights", "")))
 
 

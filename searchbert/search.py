@@ -305,12 +305,10 @@ def search(
     if options.max_tokens is not None:
         from .budget import fit, named_counter
 
-        def count(text: str) -> int:
+        def own(text: str) -> int:  # the index's model's word pieces
             return len(use.encoder().token_spans(text))
 
-        if options.tokenizer is not None:
-            count = named_counter(options.tokenizer)
-
+        count = named_counter(options.tokenizer) if options.tokenizer is not None else own
         hits = [fit(row, options.max_tokens, count) for row in hits]
     return hits
 

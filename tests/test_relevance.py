@@ -210,3 +210,20 @@ def test_calibrate_command_on_the_demo_documents(demo_index: Path, tmp_path: Pat
         assert runner.invoke(main, ["calibrate", "--reset", "--index", str(demo_index)]).exit_code == 0
     with Index.open(demo_index, encoder=minilm) as index:
         assert index.manifest.relevance == {}
+
+
+def test_an_index_calibrated_on_its_own_queries_is_judged_by_them_from_its_manifest_alone(tmp_path: Path) -> None:
+    """What reads the manifest without opening the index (the CLI, when a server answered) sees its own weights."""
+    from searchbert.manifest import Manifest
+    from searchbert.relevance import for_manifest
+
+    own = Calibration("fake/hashing", {"bm25": (-1.0, 2.0)}, 0.25, {"bm25": ("bm25_fraction",)}, "12 judged queries")
+    shipped = for_model("sentence-transformers/all-MiniLM-L6-v2")
+    data = {
+        "model": {"id": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384},
+        "chunking": {"max_tokens": 254, "overlap": 38},
+        "relevance": own.to_dict(),
+    }
+    assert for_manifest(Manifest.parse(json.dumps(data), tmp_path)) == own
+    del data["relevance"]
+    assert for_manifest(Manifest.parse(json.dumps(data), tmp_path)) == shipped

@@ -213,7 +213,7 @@ class SearchbertVectorStore(VectorStore):
         def judged(h: Hit) -> float:
             if not relevance:
                 return h.score
-            return h.relevance if h.relevance is not None else (h.score + 1.0) / 2.0
+            return h.relevance if h.relevance is not None else self._select_relevance_score_fn()(h.score)
 
         return [
             (LCDocument(id=h.path, page_content=by_id[h.path].text, metadata=by_id[h.path].metadata), judged(h))
