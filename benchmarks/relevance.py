@@ -30,10 +30,10 @@ from searchbert.relevance import (
     WITH_RANKS,
     WORDS,
     Calibration,
-    Evidence,
     Sample,
     expected_calibration_error,
     fit,
+    judged_samples,
 )
 
 MODES = tuple(FEATURES)
@@ -46,49 +46,38 @@ def own_queries(name: str) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
-def judged_hits(index, queries: dict[str, str], qrels: dict[str, dict[str, int]], mode: str) -> list[list]:
-    """Per query: (evidence, relevant) of each hit, best first."""
+def judged_hits(index, queries: dict[str, str], qrels: dict[str, dict[str, int]], mode: str) -> list[list[Sample]]:
+    """Per query: each hit as a fitting row (relevance.judged_samples), best first."""
     qids = list(queries)
     found = index.search_many([queries[q] for q in qids], K, mode=mode)
-    return [
-        [
-            (Evidence(h.dense_score, h.bm25_fraction, h.dense_rank, h.bm25_rank), qrels[q].get(h.path, 0) > 0)
-            for h in hits
-        ]
-        for q, hits in zip(qids, found)
-    ]
+    wanted = [{d for d, grade in qrels[q].items() if grade > 0} for q in qids]
+    return [judged_samples([hits], [relevant], mode) for hits, relevant in zip(found, wanted)]
 
 
-def samples(runs: dict[str, list[list]]) -> list[Sample]:
+def samples(runs: dict[str, list[list[Sample]]]) -> list[Sample]:
     """Fitting rows from per-mode runs of one collection, weighted so that the collection counts as one."""
     out = []
-    for mode, per_query in runs.items():
+    for per_query in runs.values():
         rows = sum(len(r) for r in per_query)
-        for hits in per_query:
-            first = next((n for n, (_, rel) in enumerate(hits) if rel), None)
-            out += [Sample(mode, ev, rel, 1000.0 / rows, n == first) for n, (ev, rel) in enumerate(hits)]
+        out += [replace(s, weight=1000.0 / rows) for hits in per_query for s in hits]
     return out
 
 
-def ece(calibration: Calibration, runs: dict[str, list[list]], mode: str) -> float:
-    pairs = [(calibration.relevance(mode, ev), rel) for hits in runs[mode] for ev, rel in hits]
+def ece(calibration: Calibration, runs: dict[str, list[list[Sample]]], mode: str) -> float:
+    pairs = [(calibration.relevance(mode, s.evidence), s.relevant) for hits in runs[mode] for s in hits]
     return expected_calibration_error([(p, rel) for p, rel in pairs if p is not None])
 
 
-def kept_first(calibration: Calibration, runs: dict[str, list[list]], mode: str) -> tuple[int, int]:
+def kept_first(calibration: Calibration, runs: dict[str, list[list[Sample]]], mode: str) -> tuple[int, int]:
     """(queries whose first relevant hit passes the threshold, queries with a relevant hit in the top K)."""
-    kept = total = 0
-    for hits in runs[mode]:
-        first = next((ev for ev, rel in hits if rel), None)
-        if first is not None:
-            total += 1
-            kept += (calibration.relevance(mode, first) or 0.0) >= calibration.threshold
-    return kept, total
+    firsts = [s.evidence for hits in runs[mode] for s in hits if s.first]
+    kept = sum((calibration.relevance(mode, ev) or 0.0) >= calibration.threshold for ev in firsts)
+    return kept, len(firsts)
 
 
-def no_match(calibration: Calibration, runs: dict[str, list[list]], mode: str) -> tuple[int, int]:
+def no_match(calibration: Calibration, runs: dict[str, list[list[Sample]]], mode: str) -> tuple[int, int]:
     """(queries none of whose hits passes the threshold, queries)."""
-    best = [max((calibration.relevance(mode, ev) or 0.0 for ev, _ in hits), default=0.0) for hits in runs[mode]]
+    best = [max((calibration.relevance(mode, s.evidence) or 0.0 for s in hits), default=0.0) for hits in runs[mode]]
     return sum(b < calibration.threshold for b in best), len(best)
 
 
@@ -155,7 +144,7 @@ def main() -> None:
     for name in plan:
         for mode in MODES:
             test = runs[name, "test"]
-            relevant = sum(rel for hits in test[mode] for _, rel in hits) / max(1, sum(len(h) for h in test[mode]))
+            relevant = sum(s.relevant for hits in test[mode] for s in hits) / max(1, sum(len(h) for h in test[mode]))
             report.line(
                 f"| {name} | {mode} | {ece(alone[name], test, mode):.3f} | {ece(alone[other[name]], test, mode):.3f} "
                 f"| {ece(shipped, test, mode):.3f} | {relevant:.3f} |"

@@ -95,19 +95,33 @@ def _qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
                 raise DatasetError(f"{path}:{number}: expected 'query-id<TAB>corpus-id<TAB>score'") from None
 
 
-def load_judgements(folder: str | Path, split: str = "test") -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    """A folder's judged queries without its corpus (queries.jsonl and qrels/SPLIT.tsv, as BEIR lays them out):
-    query id -> text, and query id -> {document id: grade}; the documents are an index's own."""
+def load_judgements(
+    folder: str | Path, split: str = "test", corpus: dict[str, Any] | None = None
+) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """A folder's judged queries (queries.jsonl and qrels/SPLIT.tsv, as BEIR lays them out): query id -> text, and
+    query id -> {document id: grade}; with `corpus`, every judged document must be in it. Errors name the file and
+    line. Without a corpus the documents are an index's own (`searchbert calibrate`)."""
     folder = Path(folder)
     queries = {str(row["_id"]): str(row.get("text", "")) for _, row in _jsonl(folder / "queries.jsonl")}
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    if not qrels_path.exists():
+        splits = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
+        raise DatasetError(f"missing file: {qrels_path} (splits here: {', '.join(splits) or 'none'})")
     qrels: dict[str, dict[str, int]] = {}
-    for number, qid, did, grade in _qrels(folder / "qrels" / f"{split}.tsv"):
+    for number, qid, did, grade in _qrels(qrels_path):
         if qid not in queries:
-            raise DatasetError(
-                f"{folder / 'qrels' / f'{split}.tsv'}:{number}: query id {qid!r} is not in queries.jsonl"
-            )
+            raise DatasetError(f"{qrels_path}:{number}: query id {qid!r} is not in queries.jsonl")
+        if corpus is not None and did not in corpus:
+            raise DatasetError(f"{qrels_path}:{number}: corpus id {did!r} is not in corpus.jsonl")
         qrels.setdefault(qid, {})[did] = grade
-    return {q: queries[q] for q in qrels if queries[q].strip()}, qrels
+    if corpus is not None and not corpus:
+        raise DatasetError(f"{folder / 'corpus.jsonl'} holds no documents")
+    if not qrels:
+        raise DatasetError(f"{qrels_path} judges no queries: nothing to evaluate")
+    empty = [q for q in qrels if not queries[q].strip()]
+    if empty:
+        raise DatasetError(f"{folder / 'queries.jsonl'}: query {empty[0]!r} has no text")
+    return {q: queries[q] for q in qrels}, qrels
 
 
 def load_collection(folder: str | Path, split: str = "test") -> Collection:
@@ -120,26 +134,8 @@ def load_collection(folder: str | Path, split: str = "test") -> Collection:
         if not isinstance(row.get("text"), str):
             raise DatasetError(f"{folder / 'corpus.jsonl'}:{number}: document has no 'text'")
         corpus[str(row["_id"])] = (str(row.get("title") or ""), row["text"])
-    queries = {str(row["_id"]): str(row.get("text", "")) for _, row in _jsonl(folder / "queries.jsonl")}
-    qrels_path = folder / "qrels" / f"{split}.tsv"
-    if not qrels_path.exists():
-        splits = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
-        raise DatasetError(f"missing file: {qrels_path} (splits here: {', '.join(splits) or 'none'})")
-    qrels: dict[str, dict[str, int]] = {}
-    for number, qid, did, grade in _qrels(qrels_path):
-        if qid not in queries:
-            raise DatasetError(f"{qrels_path}:{number}: query id {qid!r} is not in queries.jsonl")
-        if did not in corpus:
-            raise DatasetError(f"{qrels_path}:{number}: corpus id {did!r} is not in corpus.jsonl")
-        qrels.setdefault(qid, {})[did] = grade
-    if not corpus:
-        raise DatasetError(f"{folder / 'corpus.jsonl'} holds no documents")
-    if not qrels:
-        raise DatasetError(f"{qrels_path} judges no queries: nothing to evaluate")
-    empty = [q for q in qrels if not queries[q].strip()]
-    if empty:
-        raise DatasetError(f"{folder / 'queries.jsonl'}: query {empty[0]!r} has no text")
-    return Collection(folder.name, corpus, {q: queries[q] for q in qrels}, qrels)
+    queries, qrels = load_judgements(folder, split, corpus)
+    return Collection(folder.name, corpus, queries, qrels)
 
 
 def measure(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> dict[str, float]:
