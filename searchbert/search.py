@@ -354,13 +354,17 @@ def _judged(
     missing merely because a retriever fetched too few."""
     from .relevance import Evidence
 
-    cosines: dict[tuple[int, int], float] = {}
-    if query_vectors is not None:
-        wanted = {e.chunk_id for r in ranked for e in r if e.dense_score is None}
-        if wanted:
-            ids, vectors = store.vectors_of(sorted(wanted), dimension)
-            found = vectors @ np.asarray(query_vectors, dtype=np.float32).T  # chunks x queries
-            cosines = {(int(c), q): float(found[n, q]) for n, c in enumerate(ids.tolist()) for q in range(len(ranked))}
+    stored: dict[int, np.ndarray] = {}  # the vectors of the hits dense search did not score, read in one go
+    wanted = {e.chunk_id for r in ranked for e in r if e.dense_score is None} if query_vectors is not None else ()
+    if wanted:
+        ids, vectors = store.vectors_of(sorted(wanted), dimension)
+        stored = dict(zip(ids.tolist(), vectors))
+
+    def cosine_of(e: _Scored, q: int) -> float | None:
+        if e.dense_score is not None or e.chunk_id not in stored:
+            return e.dense_score
+        return float(stored[e.chunk_id] @ query_vectors[q])  # type: ignore[index]
+
     out = []
     for q, r in enumerate(ranked):
         shares: list[float | None] = [None] * len(r)
@@ -368,7 +372,7 @@ def _judged(
             shares = list(lexical.share_of_best(queries[q], [e.bm25_chunk or e.chunk_id for e in r]))
         judged = []
         for e, share in zip(r, shares):
-            cosine = e.dense_score if e.dense_score is not None else cosines.get((e.chunk_id, q))
+            cosine = cosine_of(e, q)
             evidence = Evidence(cosine, share, e.dense_rank, e.bm25_rank)
             relevance = calibration.relevance(mode, evidence)
             judged.append(replace(e, dense_score=cosine, bm25_fraction=share, relevance=relevance))
