@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError, Future
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .encoders import checked
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("searchbert")
 
-#: texts per encode call within a batch (a stop waits for at most one: a second or two); a Ray block is one slice
+#: texts per encode call within a batch (after a stop the thread ends within one); a Ray block is one slice
 EMBED_SLICE = 64
 #: times a block that failed on an actor (an error, or the actor's process dying) is sent again before the run stops
 RAY_RETRIES = 3
@@ -43,6 +45,45 @@ class Embedder(Protocol):
     def close(self) -> None:
         """Stop: work not returned yet is dropped (the next run embeds it again)."""
         ...
+
+
+class Workers:
+    """Daemon threads that run calls in the order they come, each call's outcome in its Future (ThreadPoolExecutor's
+    contract). Unlike ThreadPoolExecutor's, the interpreter does not wait for them when it exits: a stop (Ctrl-C,
+    `kill`) leaves behind a slice being embedded or a model being loaded instead of waiting for it, and a call that
+    never returns cannot hang the exit. Safe because nothing they run writes: the writer commits in its own thread."""
+
+    def __init__(self, count: int, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None]
+        self._jobs = queue.SimpleQueue()
+        self._count = count
+        for i in range(count):
+            threading.Thread(target=self._work, name=f"{name}_{i}", daemon=True).start()
+
+    def submit(self, call: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._jobs.put((future, call, args))
+        return future
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, call, args = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call(*args))
+            except BaseException as exc:  # the Future carries it to the writer
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        """Cancel the calls not started; each thread ends after the call it is in."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                job = self._jobs.get_nowait()
+                if job is not None:
+                    job[0].cancel()
+        for _ in range(self._count):
+            self._jobs.put(None)
 
 
 def slices(texts: Sequence[str]) -> tuple[list[int], list[list[int]]]:
@@ -69,17 +110,17 @@ class LocalEmbedder:
 
     def __init__(self, encoder: Encoder, dimension: int, model_id: str) -> None:
         self.encoder, self.dimension, self.model_id = encoder, dimension, model_id
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: Workers | None = None
         self._stopping = False
 
     def submit(self, texts: list[str]) -> Future[np.ndarray]:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="searchbert-embed")
+            self._pool = Workers(1, "searchbert-embed")
         return self._pool.submit(self._embed, texts)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        """A slice at a time, so that a stop (Ctrl-C) waits for one slice, not the whole batch: the interpreter
-        joins the embedding thread before it exits."""
+        """A slice at a time, so that after a stop the thread ends within a slice, not the whole batch (a process
+        that goes on, a notebook or a server, gets its cores back)."""
         if not texts:
             return self.encoder.encode([])
         order, runs = slices(texts)
@@ -94,7 +135,7 @@ class LocalEmbedder:
     def close(self) -> None:
         self._stopping = True
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown()
             self._pool = None
 
 
@@ -154,7 +195,7 @@ class RayEmbedder:
         # enough batches in flight to keep two blocks queued at every actor while the oldest is committed
         self.depth = max(1, -(-2 * workers // max(1, -(-batch // EMBED_SLICE))))
         self._next = 0
-        self._pool = ThreadPoolExecutor(self.depth + 1, thread_name_prefix="searchbert-ray")  # a gatherer a batch
+        self._pool = Workers(self.depth + 1, "searchbert-ray")  # a gatherer a batch
         log.info("embedding on Ray: %d encoder actors (%s)", workers, "a GPU each" if gpus else "a CPU each")
 
     def submit(self, texts: list[str]) -> Future[np.ndarray]:
@@ -196,7 +237,7 @@ class RayEmbedder:
         return assemble(order, parts)  # type: ignore[arg-type]
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
         for actor in self.actors:
             with contextlib.suppress(Exception):  # already gone with its cluster
                 self.ray.kill(actor)

@@ -255,35 +255,83 @@ def test_the_next_batch_is_chunked_while_this_one_is_embedded(tmp_path: Path) ->
 
 
 def test_an_interrupt_stops_the_embedding_thread_within_a_slice(tmp_path: Path) -> None:
+    import signal
     import time
 
     from searchbert.indexing import EMBED_SLICE
 
     files = {f"doc{i:04}.md": f"document number {i} about topic {i % 7}" for i in range(EMBED_SLICE * 8 + 10)}
     root = write_tree(tmp_path / "d", files)
-    started = threading.Event()
+    pressed = threading.Event()
 
     class SlowThenCtrlC(FakeEncoder):
-        def token_spans(self, text: str) -> list[tuple[int, int]]:
-            if started.is_set():  # the user presses Ctrl-C while the first batch is being embedded
-                raise KeyboardInterrupt
-            return super().token_spans(text)
-
         def encode(self, texts, **kw):
-            started.set()
+            if not pressed.is_set():  # the user presses Ctrl-C while the first batch is being embedded
+                pressed.set()
+                os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.005 * len(texts))  # 0.3 s a slice, 2.6 s the whole batch
             return super().encode(texts, **kw)
 
     enc = SlowThenCtrlC()
     ix = Index.create(tmp_path / "ix", encoder=enc)
-    with pytest.raises(KeyboardInterrupt):
-        ix.add([root], commit_chunks=EMBED_SLICE * 8)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # ignored where tests run in the background
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ix.add([root], commit_chunks=EMBED_SLICE * 8)
+    finally:
+        signal.signal(signal.SIGINT, before)
     deadline = time.monotonic() + 2
     while any(t.name.startswith("searchbert-embed") for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(t.name.startswith("searchbert-embed") for t in threading.enumerate())
     assert len(enc.calls) <= 2  # one slice (maybe two), not the batch's eight
     assert ix.count() == {"documents": len(files), "chunks": len(files), "embedded": 0}  # words in, no vector half-in
+
+
+_NEVER_RETURNS = """
+import signal, sys, threading
+from pathlib import Path
+from searchbert import Index
+from tests.conftest import FakeEncoder
+
+class NeverReturns(FakeEncoder):  # a model load or an encode call that hangs (a lock never released, a stuck device)
+    def encode(self, texts, **kw):
+        Path(sys.argv[2]).touch()
+        threading.Event().wait()
+
+def interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+signal.signal(signal.SIGTERM, interrupted)  # as `searchbert watch` does
+Index.create(Path(sys.argv[1]) / "ix", encoder=NeverReturns()).add([Path(sys.argv[1]) / "d"])
+"""
+
+
+def test_a_stop_does_not_wait_for_an_encode_call_that_never_returns(tmp_path: Path) -> None:
+    """The process exits on a stop even while its embedding thread is stuck: the interpreter must not join it (a
+    watcher killed in CI once waited on it past 30 s)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    write_tree(tmp_path / "d", {"a.md": "glaciers carve fjords", "b.md": "lighthouses guide ships"})
+    root = Path(__file__).resolve().parent.parent
+    embedding = tmp_path / "embedding"
+    run = subprocess.Popen([sys.executable, "-c", _NEVER_RETURNS, str(tmp_path), str(embedding)], cwd=root,
+                           env={**os.environ, "PYTHONPATH": str(root)}, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not embedding.exists():
+            assert run.poll() is None and time.monotonic() < deadline, run.stderr.read() if run.stderr else ""
+            time.sleep(0.05)
+        run.send_signal(signal.SIGTERM)
+        run.wait(20)
+    finally:
+        run.kill()
+    assert "KeyboardInterrupt" in run.stderr.read()  # type: ignore[union-attr]
+    ix = Index.open(tmp_path / "ix", encoder=FakeEncoder())
+    assert ix.count() == {"documents": 2, "chunks": 2, "embedded": 0}  # the words are in, no vector half-in
 
 
 def test_each_stored_vector_is_its_own_chunks_embedding(tmp_path: Path) -> None:

@@ -40,7 +40,19 @@ def searchbert(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[
 
 def start(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "searchbert", *args], stderr=subprocess.PIPE, text=True,
-                            env=_env())  # fmt: skip
+                            env={**_env(), "PYTHONFAULTHANDLER": "1"})  # fmt: skip
+
+
+def stop(process: subprocess.Popen[str]) -> int:
+    """SIGTERM (SIGINT is ignored where the tests run in a background job), and its exit status within 30 s; else
+    its threads' stacks (faulthandler, on SIGABRT) in the failure."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        _, stderr = process.communicate(timeout=30)
+        raise AssertionError(f"still running 30 s after SIGTERM:\n{stderr[-6000:]}") from None
 
 
 def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
@@ -70,8 +82,7 @@ def server(indexed: tuple[Path, Path]) -> Iterator[subprocess.Popen[str]]:
     wait_for(lambda: (ix / SERVER_FILE).exists() or process.poll() is not None, 120, "the server to announce itself")
     assert process.poll() is None, process.stderr.read() if process.stderr else ""
     yield process
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(30) == 0
+    assert stop(process) == 0
 
 
 @pytest.mark.model
@@ -109,8 +120,7 @@ def test_a_stopped_server_leaves_no_announcement_and_a_stale_one_is_ignored(inde
     _, ix = indexed
     process = start("serve", "--index", str(ix), "--port", "0")
     wait_for(lambda: (ix / SERVER_FILE).exists(), 120, "the server to announce itself")
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(30) == 0
+    assert stop(process) == 0
     assert not (ix / SERVER_FILE).exists()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = {"pid": int(dead.stdout), "url": "http://127.0.0.1:9", "rerank_model": None}  # its process is gone
@@ -141,5 +151,4 @@ def test_watch_reindexes_a_new_file(tmp_path: Path) -> None:
 
         wait_for(found, 60, "the new file to be searchable")
     finally:
-        watcher.send_signal(signal.SIGTERM)  # SIGINT is ignored where the tests run in a background job
-        watcher.wait(30)  # it stops (raises TimeoutExpired if not)
+        stop(watcher)
