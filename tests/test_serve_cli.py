@@ -99,6 +99,25 @@ def test_query_asks_the_running_server_and_prints_the_same(indexed, server) -> N
         assert served.stdout == alone.stdout
     long = searchbert("-v", "query", "lighthouse " * 300, "--index", str(ix))  # past the server's limits
     assert long.returncode == 0 and "answered by the server" not in long.stderr, long.stderr
+    import httpx  # a page whose name was pointed at 127.0.0.1 (DNS rebinding) is not answered
+
+    port = url.rsplit(":", 1)[1]
+    asked = [httpx.post(f"{url}/search", json={"query": "ships"}, headers={"Host": f"{name}:{port}"}).status_code
+             for name in ("attacker.example", "localhost")]  # fmt: skip
+    assert asked == [400, 200]
+
+
+@pytest.mark.model
+def test_a_copy_of_a_served_index_answers_for_itself(indexed, server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    docs, ix = indexed
+    copy = tmp_path / "copy"
+    shutil.copytree(ix, copy)  # serve.json travels with it
+    assert searchbert("remove", str(docs / "light.md"), "--index", str(copy)).returncode == 0
+    run = searchbert("-v", "query", "ships at night", "--index", str(copy), "--json", "--min-relevance", "0")
+    assert run.returncode == 0 and "answered by the server" not in run.stderr, run.stderr
+    assert "light.md" not in run.stdout  # removed from the copy; the original's server still has it
 
 
 @pytest.mark.model
@@ -128,7 +147,8 @@ def test_a_stopped_server_leaves_no_announcement_and_a_stale_one_is_ignored(inde
     run = searchbert("-v", "query", "lighthouse", "--index", str(ix), "--json")
     assert run.returncode == 0 and json.loads(run.stdout)[0]["path"].endswith("light.md")
     assert "answered by the server" not in run.stderr
-    deaf = {"pid": os.getpid(), "url": "http://127.0.0.1:9", "rerank_model": None}  # alive, but nothing listens
+    here = [str(ix.resolve()), ix.stat().st_dev, ix.stat().st_ino]  # this folder's
+    deaf = {"pid": os.getpid(), "url": "http://127.0.0.1:9", "rerank_model": None, "index": here}  # nothing listens
     (ix / SERVER_FILE).write_text(json.dumps(deaf))
     run = searchbert("-v", "query", "lighthouse", "--index", str(ix), "--json")
     assert run.returncode == 0 and "searching in this process" in run.stderr

@@ -225,3 +225,54 @@ def test_openapi_docs_and_cors_only_when_asked(tmp_path: Path, fake_encoder) -> 
         assert page.status_code == 200 and '<form id="search"' in page.text
         assert httpx.get(f"{url}/static/../app.py").status_code == 404  # the page's own files only
     service.close()
+
+
+def test_on_loopback_only_loopback_names_are_answered(tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    """DNS rebinding: a page at attacker.example whose name now resolves to 127.0.0.1 sends Host: attacker.example.
+    Loopback reads need no key, so such a request must not be answered."""
+    service = Service(_index(tmp_path / "ix", fake_encoder), encoder=fake_encoder)
+    with running(create_app(service, api_key=KEY, hosts=("search.internal",))) as url, httpx.Client(timeout=30) as c:
+        port = url.rsplit(":", 1)[1]
+
+        def sent_to(name: str) -> int:
+            return c.post(f"{url}/search", json={"query": "lava"}, headers={"Host": f"{name}:{port}"}).status_code
+
+        assert [sent_to(n) for n in ("attacker.example", "localhost.attacker.example", "127.0.0.1.nip.io")] == [400] * 3
+        assert c.get(f"{url}/status", headers={"Host": "attacker.example"}).status_code == 400
+        trusted = ("localhost", "127.0.0.1", "docs.localhost", "[::1]", "search.internal")
+        assert [sent_to(n) for n in trusted] == [200] * len(trusted)
+    with running(create_app(service, api_key=KEY, open_reads=False)) as url:  # off loopback the key guards reads
+        keyed = {"Host": "search.example.org", "Authorization": f"Bearer {KEY}"}
+        assert httpx.post(f"{url}/search", json={"query": "lava"}, headers=keyed).status_code == 200
+    service.close()
+
+
+def test_pages_elsewhere_cannot_post(api) -> None:  # type: ignore[no-untyped-def]
+    client, _ = api
+    key = {"Authorization": f"Bearer {KEY}"}
+    record = {"documents": [{"id": "x.md", "text": "basalt"}]}
+    elsewhere = {"Origin": "http://attacker.example"}
+    assert client.post("/search", json={"query": "lava"}, headers=elsewhere).status_code == 403
+    assert client.post("/documents", json=record, headers={**key, **elsewhere}).status_code == 403
+    assert client.delete("/documents/lava.md", headers={**key, **elsewhere}).status_code == 403
+    assert client.post("/search", json={"query": "lava"}, headers={"Origin": "null"}).status_code == 403
+    own = {"Origin": str(client.base_url).rstrip("/")}  # the search page's own requests
+    assert client.post("/search", json={"query": "lava"}, headers=own).status_code == 200
+    assert client.post("/documents", json=record, headers={**key, **own}).status_code == 200
+    assert client.get("/status", headers=elsewhere).status_code == 200  # reads by GET: CORS keeps the answer from it
+
+
+def test_an_announcement_copied_with_its_folder_is_not_trusted(tmp_path: Path) -> None:
+    import shutil
+
+    from searchbert.server.client import announce, find
+
+    original = tmp_path / "ix"
+    original.mkdir()
+    announce(original, "127.0.0.1", 8765, None)  # this process stands for the server: alive
+    assert find(original) is not None
+    shutil.copytree(original, tmp_path / "copy")  # `cp -r ix copy`: serve.json travels with it
+    assert find(tmp_path / "copy") is None
+    original.rename(tmp_path / "ix.old")
+    shutil.copytree(tmp_path / "ix.old", original)  # a copy put where the served folder was
+    assert find(original) is None

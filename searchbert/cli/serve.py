@@ -25,6 +25,12 @@ watch_filters = [
     help="Key clients send as 'Authorization: Bearer KEY'. Writes need it; off loopback, everything does.",
 )
 @click.option("--cors", multiple=True, metavar="ORIGIN", help="Let pages from ORIGIN call the API (off by default).")
+@click.option(
+    "--trusted-host",
+    multiple=True,
+    metavar="NAME",
+    help="On loopback, also answer requests sent to NAME (a proxy's or an alias's host name); others get 400.",
+)
 @click.option("--rerank-model", metavar="ID_OR_PATH", help="Cross-encoder for requests with rerank: true.")
 @click.option("--watch", is_flag=True, help="Re-index the indexed folders as their files change.")
 @watch_filters[0]
@@ -32,8 +38,8 @@ watch_filters = [
 @click.option("--exit-after", type=click.FloatRange(min=0, min_open=True), hidden=True)
 @reports_errors
 def serve_cmd(index_path: str | None, host: str, port: int, api_key: str | None, cors: tuple[str, ...],
-              rerank_model: str | None, watch: bool, include: tuple[str, ...], exclude: tuple[str, ...],
-              exit_after: float | None) -> None:  # fmt: skip
+              trusted_host: tuple[str, ...], rerank_model: str | None, watch: bool, include: tuple[str, ...],
+              exclude: tuple[str, ...], exit_after: float | None) -> None:  # fmt: skip
     """Serve the index over HTTP: a search page at /, the API at /search, /documents, /status, docs at /docs.
 
     \b
@@ -51,8 +57,8 @@ def serve_cmd(index_path: str | None, host: str, port: int, api_key: str | None,
     def ready(url: str) -> None:
         click.echo(f"searchbert: serving {path} at {url} (search page: {url}/, API docs: {url}/docs)", err=True)
 
-    serve(path, host=host, port=port, api_key=api_key, cors=cors, rerank_model=rerank_model, watch=watch,
-          include=include, exclude=exclude, exit_after=exit_after, on_ready=ready)  # fmt: skip
+    serve(path, host=host, port=port, api_key=api_key, cors=cors, trusted_hosts=trusted_host, rerank_model=rerank_model,
+          watch=watch, include=include, exclude=exclude, exit_after=exit_after, on_ready=ready)  # fmt: skip
 
 
 def _interrupted(signum: int, frame: object) -> None:

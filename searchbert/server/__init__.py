@@ -37,6 +37,7 @@ def serve(
     port: int = 8765,
     api_key: str | None = None,
     cors: tuple[str, ...] = (),
+    trusted_hosts: tuple[str, ...] = (),
     rerank_model: str | None = None,
     watch: bool = False,
     include: tuple[str, ...] = (),
@@ -44,7 +45,8 @@ def serve(
     exit_after: float | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve the index until interrupted (or for `exit_after` seconds). A non-loopback `host` needs `api_key`."""
+    """Serve the index until interrupted (or for `exit_after` seconds). A non-loopback `host` needs `api_key`; a
+    loopback one answers requests sent to loopback names, its own address and `trusted_hosts` only."""
     if not is_loopback(host) and not api_key:
         raise InvalidArgument(
             f"serving on {host} opens the index to the network: set an API key (--api-key or SEARCHBERT_API_KEY), "
@@ -63,7 +65,8 @@ def serve(
     path = Path(index_path)
     service = Service(path, rerank_model=rerank_model)
     service.search("warm up", SearchOptions(k=1))  # load the model (and BM25) before the first caller waits
-    app = create_app(service, api_key=api_key, open_reads=is_loopback(host), cors=cors)
+    own = f"[{host}]" if ":" in host else host
+    app = create_app(service, api_key=api_key, open_reads=is_loopback(host), cors=cors, hosts=(own, *trusted_hosts))
     sock = _bind(host, port)
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)

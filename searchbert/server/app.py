@@ -1,8 +1,11 @@
 """The HTTP API and the search page (FastAPI): each route parses, calls one Service method, presents.
 
 Safe by default: the CLI binds to loopback; writes always need the API key, and reads do too when one is set for a
-non-loopback bind. Bodies, queries, k and candidates are bounded, every error is a JSON 4xx/5xx with a `detail`,
-and no request names a file: document ids are looked up in the index, the page's files are the package's own.
+non-loopback bind. Loopback reads need no key, so on loopback only loopback host names are answered: a web page that
+points a name of its own at 127.0.0.1 (DNS rebinding) gets 400, not the index. A request that writes or searches
+from a browser page must come from the server's own origin (or one --cors names). Bodies, queries, k and candidates
+are bounded, every error is a JSON 4xx/5xx with a `detail`, and no request names a file: document ids are looked up
+in the index, the page's files are the package's own.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +30,8 @@ MAX_QUERY, MAX_K, MAX_CANDIDATES = LIMITS["query"], LIMITS["k"], LIMITS["candida
 MAX_SEARCH_BODY = 64 * 1024
 MAX_WRITE_BODY = 16 * 1024 * 1024
 STATIC = files("searchbert.server") / "static"
+#: the names a loopback bind answers to (RFC 6761: every *.localhost name is loopback), besides its own address
+LOOPBACK_HOSTS = ("localhost", "*.localhost", "127.0.0.1", "[::1]")
 
 
 class FilterSpec(BaseModel):
@@ -83,13 +89,24 @@ class Records(BaseModel):
     documents: list[Record] = Field(min_length=1, max_length=10_000)
 
 
-def create_app(service: Service, *, api_key: str | None = None, open_reads: bool = True, cors: tuple = ()) -> FastAPI:
-    """The app over `service`. open_reads: searches and reads need no key (a loopback bind)."""
+def create_app(
+    service: Service,
+    *,
+    api_key: str | None = None,
+    open_reads: bool = True,
+    cors: tuple[str, ...] = (),
+    hosts: tuple[str, ...] = (),
+) -> FastAPI:
+    """The app over `service`. open_reads: searches and reads need no key (a loopback bind), and then only the
+    loopback names and `hosts` (the bound address, names the user trusts) are answered."""
     app = FastAPI(title="searchbert", summary="Semantic search over your own documents", version=_version())
+    app.add_middleware(SameOrigin, allowed=cors)
     if cors:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors), allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])  # fmt: skip
     app.add_middleware(BodyLimit)
+    if open_reads:  # added last: the outermost, so a foreign name is refused before anything else runs
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=[*LOOPBACK_HOSTS, *hosts], www_redirect=False)
 
     def key_checked(request: Request) -> None:
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
@@ -195,6 +212,29 @@ class BodyLimit:
                 await send(message)
 
         await self.app(scope, counted, unless_answered)
+
+
+class SameOrigin:
+    """Refuse (403) a POST or DELETE that a browser sends from another site's page: its Origin must be the server's
+    own (the Host it was sent to) or one CORS allows. Programs send no Origin and pass; a page elsewhere cannot make
+    a visitor's browser search (or, with a key it should not have, write) in the background."""
+
+    def __init__(self, app: Any, allowed: tuple[str, ...] = ()) -> None:
+        self.app, self.allowed = app, {o.rstrip("/").lower() for o in allowed}
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            origin = headers.get("origin")
+            if origin is not None and not self._same(origin.lower(), headers.get("host", "").lower()):
+                body = JSONResponse({"detail": f"requests from pages at {origin} are not accepted"}, status_code=403)
+                return await body(scope, receive, send)
+        await self.app(scope, receive, send)
+
+    def _same(self, origin: str, host: str) -> bool:
+        from urllib.parse import urlsplit
+
+        return origin in self.allowed or (origin != "null" and bool(host) and urlsplit(origin).netloc == host)
 
 
 async def _too_large(send: Any, limit: int) -> None:

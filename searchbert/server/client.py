@@ -1,8 +1,9 @@
 """Finding a running `searchbert serve` for an index, and asking it: what makes `searchbert query` instant.
 
-A server announces itself in SERVER_FILE inside the index folder (its process id, address and reranker), written
-once it listens and removed when it stops. A file whose process is gone, or whose server does not answer, is
-ignored. Standard library only: this runs on the query path, where every import costs time.
+A server announces itself in SERVER_FILE inside the index folder (its process id, address and reranker, and which
+folder it serves: absolute path, device and inode), written once it listens and removed when it stops. A file whose
+process is gone, whose server does not answer, or that names another folder (it travelled with `cp -r`) is ignored.
+Standard library only: this runs on the query path, where every import costs time.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def announce(index_path: str | os.PathLike[str], host: str, port: int, rerank_mo
     """Write SERVER_FILE for this process (atomically: a reader never sees half of it)."""
     reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # where a local client connects
     reach = f"[{reach}]" if ":" in reach else reach
-    data = {"pid": os.getpid(), "url": f"http://{reach}:{port}", "rerank_model": rerank_model}
+    data = {"pid": os.getpid(), "url": f"http://{reach}:{port}", "rerank_model": rerank_model,
+            "index": _identity(index_path)}  # fmt: skip
     path = Path(index_path) / SERVER_FILE
     tmp = path.with_name(f".{SERVER_FILE}.{os.getpid()}")
     tmp.write_text(json.dumps(data))
@@ -55,11 +57,21 @@ def withdraw(index_path: str | os.PathLike[str]) -> None:
         pass
 
 
+def _identity(index_path: str | os.PathLike[str]) -> list[Any]:
+    """Which folder this is: its absolute path, and its device and inode (a copy put where the original was has the
+    path, not the inode)."""
+    folder = Path(index_path).resolve()
+    stat = folder.stat()
+    return [str(folder), stat.st_dev, stat.st_ino]
+
+
 def find(index_path: str | os.PathLike[str]) -> Running | None:
-    """The server announced for this index, if its process is alive."""
+    """The server announced for this index, if its process is alive and it serves this very folder."""
     try:
         data = json.loads((Path(index_path) / SERVER_FILE).read_text())
         running = Running(str(data["url"]), int(data["pid"]), data.get("rerank_model"))
+        if data.get("index") != _identity(index_path):
+            return None  # announced for the folder this one was copied from (or by a server too old to say)
     except (OSError, ValueError, KeyError, TypeError):
         return None
     try:
