@@ -17,7 +17,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import IndexCorrupt, IndexNotFound, IndexReplaced, InvalidArgument, SearchbertError, StorageError
+from .errors import (
+    IndexCorrupt,
+    IndexNotFound,
+    IndexReplaced,
+    InvalidArgument,
+    MissingExtra,
+    ModelNotAvailable,
+    SearchbertError,
+    StorageError,
+)
 
 if TYPE_CHECKING:
     from .encoders import Encoder
@@ -103,7 +112,13 @@ class Service:
             if self._reranker is None:
                 from .rerank import CrossEncoderReranker
 
-                self._reranker = CrossEncoderReranker(self.rerank_model)
+                try:
+                    self._reranker = CrossEncoderReranker(self.rerank_model)
+                except (ModelNotAvailable, MissingExtra) as exc:  # what was asked for is missing: the caller's to fix
+                    raise type(exc)(
+                        f"this service cannot rerank: {exc}. Start it with a cross-encoder it can load "
+                        "(serve --rerank-model DIR), or ask without rerank"
+                    ) from exc
             return self._reranker
 
     def _read(self, work: Any) -> Any:

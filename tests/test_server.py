@@ -276,3 +276,16 @@ def test_an_announcement_copied_with_its_folder_is_not_trusted(tmp_path: Path) -
     original.rename(tmp_path / "ix.old")
     shutil.copytree(tmp_path / "ix.old", original)  # a copy put where the served folder was
     assert find(original) is None
+
+
+def test_rerank_without_a_cross_encoder_is_the_requests_problem(tmp_path: Path, fake_encoder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the default cross-encoder cannot be fetched, as on this machine
+    ix = _index(tmp_path / "ix", fake_encoder)
+    for model in (None, str(tmp_path / "no-such-model")):
+        service = Service(ix, encoder=fake_encoder, rerank_model=model)
+        with running(create_app(service)) as url:
+            answer = httpx.post(f"{url}/search", json={"query": "lava", "rerank": True}, timeout=60)
+            assert answer.status_code == 400, answer.text
+            assert "cannot rerank" in answer.json()["detail"] and "--rerank-model" in answer.json()["detail"]
+            assert httpx.post(f"{url}/search", json={"query": "lava"}).status_code == 200  # and it goes on
+        service.close()

@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import IndexLocked, InvalidArgument, SearchbertError
+from ..errors import IndexLocked, InvalidArgument, MissingExtra, ModelNotAvailable, SearchbertError
 from ..records import FUSIONS, NORMS, Document, Filters, Fusion, SearchOptions
 from ..service import DocumentNotFound, IndexBusy, Service
 from .client import LIMITS
@@ -125,7 +125,10 @@ def create_app(
 
     @app.exception_handler(SearchbertError)
     async def failed(_: Request, exc: SearchbertError) -> JSONResponse:
-        status = {InvalidArgument: 400, DocumentNotFound: 404, IndexBusy: 503, IndexLocked: 503}.get(type(exc), 500)
+        # a model or an extra the request asks for (rerank: true, a tokenizer) that this machine lacks is the
+        # request's to change: 400 with what to do, never a 500
+        asked = {InvalidArgument: 400, ModelNotAvailable: 400, MissingExtra: 400, DocumentNotFound: 404}
+        status = {**asked, IndexBusy: 503, IndexLocked: 503}.get(type(exc), 500)
         headers = {"Retry-After": "2"} if status == 503 else None
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
