@@ -66,7 +66,7 @@ def index_paths(
     # walked once, here, and handed to add()
     found = discover(roots, include, exclude, max_file_bytes=MAX_FILE_BYTES if max_doc_size else None)
     if not found.files and (rebuild or not (index_path / MANIFEST).exists()):
-        raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
+        raise _none_readable(roots, found.errors)
     make_folder(index_path)
     lock = WriteLock(index_path)
     with lock.held(lock_timeout):
@@ -109,7 +109,7 @@ def index_paths(
                 workers=workers,
             )
     if report.indexed == 0 and report.removed == 0:
-        raise NoDocuments(f"found no documents searchbert can read in {', '.join(map(str, roots))}")
+        raise _none_readable(roots, report.errors)
     from .models import prepare_query_encoder
 
     prepare_query_encoder(index.loaded_encoder)  # export the model once, so `query` runs without torch
@@ -163,3 +163,12 @@ def _check_settings(
         section_prefix=m.chunking.section_prefix if section_prefix is None else section_prefix,
     )
     check_compatible(m, m.model, asked)
+
+
+def _none_readable(roots: list[Path], errors: Sequence[tuple[str, str]]) -> NoDocuments:
+    """No document to index, with why the files that were tried could not be read (the first three)."""
+    why = "; ".join(f"{path}: {reason}" for path, reason in errors[:3])
+    more = f" and {len(errors) - 3} more" if len(errors) > 3 else ""
+    return NoDocuments(
+        f"found no documents searchbert can read in {', '.join(map(str, roots))}" + (f" ({why}{more})" if why else "")
+    )

@@ -26,7 +26,7 @@ from .chunking import chunk_many
 from .embedding import EMBED_SLICE, Embedder, LocalEmbedder  # noqa: F401 (EMBED_SLICE: imported from here too)
 from .encoders import BatchTokenizer
 from .errors import DocumentError, EmbeddingFailed
-from .loaders import Discovery, read_bytes, read_document
+from .loaders import Discovery, read_bytes, read_document, size_text
 from .manifest import now_iso
 from .records import Chunk, Document, IndexReport, check_metadata
 from .sections import Lines, markup_of, outline, section_at
@@ -287,7 +287,7 @@ class Writer:
 
 def too_large(limit: int) -> str:
     """The summary's reason for documents over the size limit, saying how to let them in."""
-    return f"text over {limit / 1e6:g} MB (raise --max-doc-size, 0 for no limit)"
+    return f"text over {size_text(limit)} (raise --max-doc-size, 0 for no limit)"
 
 
 def sha256_bytes(data: bytes) -> str:

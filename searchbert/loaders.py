@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import logging
 import os
 import re
 import stat
@@ -14,6 +16,8 @@ from typing import Protocol
 
 from .errors import DocumentError
 from .records import Document
+
+log = logging.getLogger("searchbert")
 
 #: folders never worth indexing, besides hidden ones and virtual environments
 SKIP_DIRS = frozenset({"node_modules", "__pycache__", "site-packages", "venv", "env"})
@@ -65,6 +69,11 @@ HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
 PDF_SUFFIXES = frozenset({".pdf"})
 #: larger files are almost always data dumps or logs, not documents
 MAX_FILE_BYTES = 20 * 1024 * 1024
+
+
+def size_text(n: int) -> str:
+    """A size limit as a person writes it: 20 MiB, 2 MB."""
+    return f"{n >> 20} MiB" if n % (1 << 20) == 0 else f"{n / 1e6:g} MB"
 
 
 LEGACY_ENCODINGS = [
@@ -196,16 +205,39 @@ class PdfReader:
         from pypdf import PdfReader as _Pdf
         from pypdf.errors import PdfReadError
 
-        try:
-            pdf = _Pdf(io.BytesIO(data))
-            if pdf.is_encrypted:
-                raise DocumentError("encrypted PDF")
-            pages = [(page.extract_text() or "").strip() for page in pdf.pages]
-            meta_title = (pdf.metadata.title if pdf.metadata else None) or ""
-        except (PdfReadError, ValueError, KeyError, TypeError) as exc:
-            raise DocumentError(f"unreadable PDF: {exc}") from exc
+        with _kept_from_stderr("pypdf") as said:  # its "EOF marker not found" is this file's error, said once
+            try:
+                pdf = _Pdf(io.BytesIO(data))
+                if pdf.is_encrypted:
+                    raise DocumentError("encrypted PDF")
+                pages = [(page.extract_text() or "").strip() for page in pdf.pages]
+                meta_title = (pdf.metadata.title if pdf.metadata else None) or ""
+            except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+                raise DocumentError(f"unreadable PDF: {exc}") from exc
+        for line in said:
+            log.debug("%s: pypdf: %s", name, line)
         text = "\n\n".join(p for p in pages if p)
         return text, str(meta_title).strip() or _first_line(text)[:200] or name
+
+
+@contextlib.contextmanager
+def _kept_from_stderr(logger_name: str) -> Iterator[list[str]]:
+    """What a library logs while it reads one file, kept (a list of messages) instead of printed: with no handler
+    of the application's, Python's last resort prints its warnings on stderr between the progress lines."""
+    said: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record.getMessage())
+
+    logger, keep = logging.getLogger(logger_name), Keep()
+    logger.addHandler(keep)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield said
+    finally:
+        logger.removeHandler(keep)
+        logger.propagate = propagate
 
 
 READERS: tuple[Reader, ...] = (TextReader(), CodeReader(), HtmlReader(), PdfReader())
@@ -355,7 +387,7 @@ def discover(
             elif (st := _stat(path)) is None or not stat.S_ISREG(st.st_mode):
                 found.skipped["not a regular file"] += 1
             elif limit is not None and st.st_size > limit:
-                found.skipped[f"file over {limit / 1e6:g} MB (--max-doc-size 0 lifts it)"] += 1
+                found.skipped[f"file over {size_text(limit)} (--max-doc-size 0 lifts it)"] += 1
             elif (st.st_dev, st.st_ino) in files_seen:
                 continue  # the same file again, through a link or a second root: indexed once
             else:

@@ -304,10 +304,11 @@ class Store:
         return StoredDocument(*row) if row else None
 
     def documents_under(self, root: str) -> list[StoredDocument]:
-        """Documents whose path is `root` or lies below it."""
+        """Files whose path is `root` or lies below it. Records added as data (root '') are never among them: their
+        ids share the namespace of paths, and a record named /etc/passwd is not a file under /etc."""
         prefix = root.rstrip("/") + "/"
         rows = self.execute(
-            f"SELECT {_DOC_COLUMNS} FROM documents WHERE path = ? OR substr(path, 1, ?) = ?",
+            f"SELECT {_DOC_COLUMNS} FROM documents WHERE root != '' AND (path = ? OR substr(path, 1, ?) = ?)",
             [root, len(prefix), prefix],
         ).fetchall()
         return [StoredDocument(*row) for row in rows]

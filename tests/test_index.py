@@ -170,3 +170,11 @@ def test_removing_the_last_document_leaves_an_empty_searchable_index(tmp_path: P
     index.close()
     with Index.open(tmp_path / "ix", encoder=FakeEncoder()) as again:
         assert again.search("hello", 3) == [] and again.search("hello", 3, mode="bm25") == []
+
+
+def test_a_folder_of_unreadable_files_says_why(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    from searchbert.errors import NoDocuments
+
+    root = write_tree(tmp_path / "d", {"bad.pdf": b"%PDF-1.4 broken", "bin.txt": b"\x00\x01"})
+    with pytest.raises(NoDocuments, match=r"bad\.pdf: unreadable PDF.*bin\.txt"):
+        index_paths(tmp_path / "ix", [root], encoder=fake_encoder)

@@ -61,6 +61,25 @@ def test_unreadable_pdf_is_a_document_error(tmp_path: Path) -> None:
         read_document(tmp_path / "broken.pdf")
 
 
+def test_a_broken_pdf_is_reported_once_not_by_pypdf_on_stderr(tmp_path: Path) -> None:
+    """A process with no logging set up, as the CLI is: pypdf's warnings would reach stderr through Python's last
+    resort handler, between the progress lines (pytest's own handlers hide that in-process)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "broken.pdf").write_bytes(b"hello")
+    code = ("import sys; from searchbert.loaders import read_document; from searchbert.errors import DocumentError\n"
+            "from pathlib import Path\ntry: read_document(Path(sys.argv[1]))\nexcept DocumentError as e: print(e)")  # fmt: skip
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "broken.pdf")], capture_output=True, text=True)
+    assert run.stdout.startswith("unreadable PDF") and run.stderr == "", run.stderr
+
+
+def test_size_limits_read_as_people_write_them() -> None:
+    from searchbert.loaders import MAX_FILE_BYTES, size_text
+
+    assert (size_text(MAX_FILE_BYTES), size_text(2_000_000), size_text(500_000)) == ("20 MiB", "2 MB", "0.5 MB")
+
+
 def test_discover_skips_hidden_vendored_and_unsupported(tmp_path: Path) -> None:
     write_tree(
         tmp_path,

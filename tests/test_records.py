@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from searchbert import Document, Filters, Index
 from searchbert.errors import InvalidArgument
 
-from .conftest import FakeEncoder
+from .conftest import FakeEncoder, write_tree
 from .test_hardening import OverlapReranker
 
 RECORDS = [
@@ -234,3 +234,15 @@ def test_chunks_reranked_are_k_whatever_the_candidates(tmp_path: Path) -> None:
         index.add_documents(docs)
         hits = index.search("volcano", k=10, chunks=True, rerank=OverlapReranker(), candidates=5)
         assert len(hits) == 10 and all(h.rerank_score is not None for h in hits)
+
+
+def test_a_folder_prefix_removes_files_never_records(tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    """Records and file paths share one namespace: a record whose id looks like a path under a folder is not a file
+    in it, neither for `remove FOLDER` nor when that folder is indexed again."""
+    folder = write_tree(tmp_path / "etc", {"hosts.md": "the hosts file maps names"})
+    ix = Index.create(tmp_path / "ix", encoder=fake_encoder)
+    ix.add_documents([Document(str(folder / "passwd"), "a record that only looks like a file under the folder")])
+    ix.add([folder])  # the folder's own pass: the record is not one of its deleted files
+    assert ix.count()["documents"] == 2
+    assert ix.remove([folder]) == 1
+    assert [d.path for d in ix.get([str(folder / "passwd")])] == [str(folder / "passwd")]
