@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import queue
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future
@@ -169,8 +170,16 @@ class RayEmbedder:
     ) -> None:
         """`batch`: about how many texts the writer hands over at once (its commit size)."""
         self.dimension, self.model_id, self.retries = dimension, model_id, retries
-        ray = _import_ray()
-        self._started = _connect(ray, address, workers)
+        running = "ray" in sys.modules and sys.modules["ray"].is_initialized()
+        self._saved = _loopback_only() if address == "local" and not running else {}
+        try:
+            ray = _import_ray()
+            if self._saved:
+                _loopback_node(self._saved)
+            self._started = _connect(ray, address, workers)
+        except BaseException:
+            _restore(self._saved)
+            raise
         self.ray = ray
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
@@ -244,6 +253,7 @@ class RayEmbedder:
         self.actors = []
         if self._started:
             self.ray.shutdown()
+            _restore(self._saved)
 
 
 def _empty(dimension: int) -> np.ndarray:
@@ -264,6 +274,8 @@ def _cause(exc: BaseException) -> str:
 #: starts of a local Ray instance before giving up: Ray waits a fixed 30 s for its raylet to register, which a machine
 #: busy with other work can miss once (seen in make test on 2 cores)
 LOCAL_START_TRIES = 2
+#: how long a local start waits for its GCS server to listen (Ray's default is 30 s; its variable can say otherwise)
+LOCAL_GCS_WAIT_S = 120
 
 
 def _import_ray() -> Any:
@@ -292,8 +304,9 @@ def _connect(ray: Any, address: str, workers: int | None) -> bool:
                 ray.shutdown()  # what it did start goes, before another try
                 if attempt == LOCAL_START_TRIES:
                     raise EmbeddingFailed(
-                        f"could not start a local Ray instance ({attempt} tries; Ray gives its processes 30 s to "
-                        f"start, and a busy machine may need more): {exc}"
+                        f"could not start a local Ray instance on loopback ({attempt} tries; its GCS server may take "
+                        f"{LOCAL_GCS_WAIT_S} s to listen, but Ray gives its raylet a fixed 30 s to register, which a "
+                        f"busy machine can miss): {exc}"
                     ) from exc
                 log.warning("starting a local Ray instance failed (%s); trying again", exc)
     try:
@@ -302,6 +315,53 @@ def _connect(ray: Any, address: str, workers: int | None) -> bool:
         where = "a cluster started with `ray start --head` on this machine" if address == "auto" else address
         raise EmbeddingFailed(f"cannot join the Ray cluster ({where}): {exc}") from exc
     return False
+
+
+def _loopback_only() -> dict[str, str | None]:
+    """Make the local instance Ray is about to start reachable from this machine only, and by this run only; returns
+    what to put back (`_restore`) once it has stopped.
+
+    Ray turns a node address of 127.0.0.1 into the host's reachable address on Linux (for clusters), and then its
+    GCS server, raylet, workers and runtime-env agent listen on every interface, where anyone who reaches a port can
+    run code. Ray's own switch for single-machine use (the one it sets on macOS and Windows) keeps the node on
+    loopback; its servers then bind there. And a fresh token (Ray's token authentication) that only the processes
+    of this run inherit, unless the user set Ray's authentication up already. Set in this process's environment,
+    which the processes Ray starts inherit."""
+    wanted = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    set_up = any(k in os.environ for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"))
+    if not set_up and "ray" not in sys.modules:  # Ray reads how it authenticates when it is imported
+        import secrets
+
+        wanted |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    if "RAY_gcs_server_port_wait_time_s" not in os.environ:
+        wanted["RAY_gcs_server_port_wait_time_s"] = str(LOCAL_GCS_WAIT_S)
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    return saved
+
+
+def _loopback_node(saved: dict[str, str | None]) -> None:
+    """Ray reads its switch for single-machine use when it chooses the node's address, from a constant set when it
+    was imported: set it too (and note what to put back in `saved`)."""
+    import ray._private.ray_constants as constants
+
+    saved[_CLUSTER_CONSTANT] = "1" if constants.ENABLE_RAY_CLUSTER else ""
+    constants.ENABLE_RAY_CLUSTER = False
+
+
+_CLUSTER_CONSTANT = "ray_constants.ENABLE_RAY_CLUSTER"
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if key == _CLUSTER_CONSTANT:
+            import ray._private.ray_constants as constants
+
+            constants.ENABLE_RAY_CLUSTER = bool(value)
+        elif value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def check_workers(ray: str | None, workers: int | None) -> None:

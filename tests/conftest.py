@@ -137,3 +137,16 @@ def write_topic_pairs(path: Path) -> Path:
     ]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def listening(pid: int) -> set[str]:
+    """The addresses a process and its children listen on (TCP)."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    found = set()
+    for process in [parent, *parent.children(recursive=True)]:
+        for c in process.net_connections(kind="tcp"):
+            if c.status == psutil.CONN_LISTEN:
+                found.add(c.laddr.ip.removeprefix("::ffff:"))  # IPv4 mapped into IPv6: the same address
+    return found

@@ -68,8 +68,9 @@ def test_a_broken_pdf_is_reported_once_not_by_pypdf_on_stderr(tmp_path: Path) ->
     import sys
 
     (tmp_path / "broken.pdf").write_bytes(b"hello")
-    code = ("import sys; from searchbert.loaders import read_document; from searchbert.errors import DocumentError\n"
-            "from pathlib import Path\ntry: read_document(Path(sys.argv[1]))\nexcept DocumentError as e: print(e)")  # fmt: skip
+    code = ("import sys; from pathlib import Path\nfrom searchbert.loaders import read_document\n"
+            "from searchbert.errors import DocumentError\n"
+            "try: read_document(Path(sys.argv[1]))\nexcept DocumentError as e: print(e)")  # fmt: skip
     run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "broken.pdf")], capture_output=True, text=True)
     assert run.stdout.startswith("unreadable PDF") and run.stderr == "", run.stderr
 

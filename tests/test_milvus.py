@@ -14,7 +14,7 @@ from searchbert import Index
 from searchbert.errors import IncompatibleIndex, InvalidArgument
 from searchbert.records import Document, Filters
 
-from .conftest import FakeEncoder
+from .conftest import FakeEncoder, listening
 
 
 def _lite(folder: Path) -> dict[str, str]:
@@ -296,19 +296,6 @@ def test_cli_refuses_store_and_ray_flags_that_cannot_work(docs_dir: Path, tmp_pa
     result = CliRunner().invoke(main, ["index", str(docs_dir), "--index", str(tmp_path / "ix"), *args])
     assert result.exit_code in (1, 2) and message in result.output, result.output
     assert not (tmp_path / "ix" / "manifest.json").exists()
-
-
-def listening(pid: int) -> set[str]:
-    """The addresses a process and its children listen on (TCP)."""
-    import psutil
-
-    parent = psutil.Process(pid)
-    found = set()
-    for process in [parent, *parent.children(recursive=True)]:
-        for c in process.net_connections(kind="tcp"):
-            if c.status == psutil.CONN_LISTEN:
-                found.add(c.laddr.ip.removeprefix("::ffff:"))  # IPv4 mapped into IPv6: the same address
-    return found
 
 
 def test_a_milvus_lite_server_gets_an_exact_index_and_answers_as_faiss_does(tmp_path: Path) -> None:
