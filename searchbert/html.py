@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-#: where pages mark their main content, most specific first: HTML5 and ARIA, then the documentation generators'
-#: body containers (Sphinx, Read the Docs, MkDocs Material, Docusaurus, pdoc/rustdoc and common blog themes)
+#: where pages mark their main content, in order of trust: the page's own marks (HTML5, ARIA, a lone article), then
+#: the documentation generators' body containers (Sphinx, Read the Docs, MkDocs Material, Docusaurus, pdoc/rustdoc,
+#: blog themes), then generic names any box may carry
 MAIN_SELECTORS = (
     "main",
     "[role=main]",
+    "article",
     "div[itemprop=articleBody]",
     "div.body",
     "div.md-content",
@@ -24,13 +26,14 @@ MAIN_SELECTORS = (
     "#content",
     "div.content",
 )
-#: never part of the page's own text, wherever they are
+#: a marked region holding less of the page's text than this is not its main content (a "Share this" box that
+#: calls itself .content, an empty <main> a script fills): the next mark is tried, then the whole page
+MIN_SHARE = 0.25
+#: never text
+INVISIBLE = ("script", "style", "noscript", "template", "svg")
+#: never part of the page's own text, wherever they are (unless the page has no other text)
 CHROME = (
-    "script",
-    "style",
-    "noscript",
-    "template",
-    "svg",
+    *INVISIBLE,
     "nav",
     "aside",
     "[role=navigation]",
@@ -107,9 +110,15 @@ def read_html(markup: str, name: str) -> tuple[str, str]:
     if root is None:
         _drop(tree, PAGE_CHROME)
         root = tree.body or tree.root
+    text = text_of(root) if root is not None else ""
+    if not text.strip():  # a page whose only text is in its header or navigation: that is its text, then
+        tree = LexborHTMLParser(markup)
+        _drop(tree, INVISIBLE)
+        root = tree.body or tree.root
+        text = text_of(root) if root is not None else ""
     heading = root.css_first("h1") if root is not None else None
     title = (heading.text(strip=True) if heading else "") or page_title
-    return (text_of(root) if root is not None else ""), title or name
+    return text, title or name
 
 
 def _drop(tree: Any, selectors: tuple[str, ...]) -> None:
@@ -119,13 +128,18 @@ def _drop(tree: Any, selectors: tuple[str, ...]) -> None:
 
 
 def _main(tree: Any) -> Any:
-    """The element holding the page's main content, or None where the page does not mark one."""
+    """The element holding the page's main content: the first mark (in MAIN_SELECTORS' order) that holds at least
+    MIN_SHARE of the page's text; None where no mark does. Several articles (a listing) are not one main content."""
+    page = tree.body or tree.root
+    total = len(page.text(strip=True)) if page is not None else 0
     for selector in MAIN_SELECTORS:
-        node = tree.css_first(selector)
-        if node is not None and node.text(strip=True):
+        nodes = tree.css(selector)
+        if not nodes or (selector == "article" and len(nodes) > 1):
+            continue
+        node = nodes[0]
+        if len(node.text(strip=True)) >= max(1, MIN_SHARE * total):
             return node
-    articles = tree.css("article")
-    return articles[0] if len(articles) == 1 else None
+    return None
 
 
 def text_of(root: Any) -> str:

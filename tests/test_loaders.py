@@ -154,9 +154,42 @@ PLAIN_PAGE = """<html><head><title>My recipes</title></head><body>
 <footer>Copyright me, 2024</footer></body></html>"""
 
 
+BLOG_PAGE = """<html><head><title>Rotating keys</title></head><body>
+<div class="content">Share this</div>
+<article><h1>Rotating keys</h1><p>Rotate the signing keys every ninety days: create the new key, publish it beside
+the old one, switch the signer, then retire the old key once every token it signed has expired.</p></article>
+</body></html>"""
+
+EMPTY_MAIN_PAGE = """<html><head><title>Changelog</title></head><body><main></main>
+<div class="wrapper"><h1>Changelog</h1><p>Version 2.1 fixes the importer for large archives and speeds up the
+reindexing of unchanged folders by a factor of three on slow disks.</p></div><div id="content">ok</div></body></html>"""
+
+HEADER_ONLY_PAGE = """<html><head><title>Hours</title></head><body>
+<header><h1>Opening hours</h1><p>Monday to Friday, nine to five; closed on public holidays.</p></header>
+<nav><a href="/">Home</a></nav></body></html>"""
+
+
 @pytest.mark.parametrize(
     "page, title, wanted, unwanted",
     [
+        (
+            BLOG_PAGE,
+            "Rotating keys",
+            ["Rotate the signing keys every ninety days"],
+            ["Share this"],
+        ),
+        (
+            EMPTY_MAIN_PAGE,
+            "Changelog",
+            ["Version 2.1 fixes the importer"],
+            [],
+        ),
+        (
+            HEADER_ONLY_PAGE,
+            "Opening hours",
+            ["Monday to Friday, nine to five"],
+            [],
+        ),
         (
             SPHINX_PAGE,
             "Dealing with Bugs",
@@ -176,7 +209,7 @@ PLAIN_PAGE = """<html><head><title>My recipes</title></head><body>
             ["Kitchen notes", "home", "about", "Copyright"],
         ),
     ],
-    ids=["sphinx", "mkdocs", "plain"],
+    ids=["article-over-a-small-content-box", "empty-main-then-the-page", "header-only", "sphinx", "mkdocs", "plain"],
 )
 def test_html_keeps_the_page_and_drops_its_chrome(
     tmp_path: Path, page: str, title: str, wanted: list[str], unwanted: list[str]

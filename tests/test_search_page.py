@@ -93,6 +93,8 @@ def test_search_filter_and_open_a_passage_in_a_real_browser(page_url: str, brows
     assert "guides/keys.md:1-3" in hits[0].find_element(By.CSS_SELECTOR, ".where").text
     marked = [m.text.lower() for m in hits[0].find_elements(By.CSS_SELECTOR, ".snippet mark")]
     assert {"rotate", "signing", "keys"} <= set(marked)
+    shown = hits[0].find_element(By.CSS_SELECTOR, ".snippet").text  # as a reader sees it: no Markdown marks
+    assert shown.startswith("Rotating keys To rotate") and "run vault rotate and" in shown, shown
     SHOTS.mkdir(exist_ok=True)
     shot = SHOTS / "search-page.png"
     assert browser.save_screenshot(str(shot))  # the results as a user sees them

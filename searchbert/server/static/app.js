@@ -28,6 +28,25 @@ async function call(path, options = {}) {
   return data;
 }
 
+// a passage as a reader sees it: the marks of Markdown and reST (heading marks and underlines, emphasis, code ticks,
+// links, roles, directives) dropped and their words kept. Code and other files are shown as written.
+const MARKUP = /\.(md|markdown|rst|txt|html?|xhtml)$/i;
+
+function readable(text, path) {
+  if (!MARKUP.test(path)) return text;
+  return text
+    .split("\n")
+    .filter((line) => !/^\s*([=\-~^*#"'`:.+_<>])\1{2,}\s*$/.test(line))
+    .map((line) => line.replace(/^\s{0,3}#{1,6}\s+/, "").replace(/\s+#+\s*$/, "").replace(/^\s*\.\.\s+[\w:-]+::\s*/, ""))
+    .join("\n")
+    .replace(/!?\[([^\]]*)\]\([^)]*\)/g, "$1")
+    .replace(/(?::[\w.-]+)+:`~?([^`<]*?)(?:\s*<[^>]*>)?`/g, "$1")
+    .replace(/`([^`<]+?)\s*<[^>]+>`_{1,2}/g, "$1")
+    .replace(/`+([^`]+)`+_{0,2}/g, "$1")
+    .replace(/(\*\*|__)(\S(?:.*?\S)?)\1/g, "$2")
+    .replace(/(^|[\s(])[*_](\S(?:[^*_]*?\S)?)[*_](?=[\s).,;:!?]|$)/gm, "$1$2");
+}
+
 // the stretch of the text around the first query word, the words marked (escaped first: the text is never HTML)
 function snippet(text, terms, width = 320) {
   const flat = text.replace(/\s+/g, " ").trim();
@@ -113,7 +132,7 @@ function show(hits, terms, ms, weakToo = false) {
       `<div class="title">${escapeHtml(hit.title || hit.path.split("/").pop())}</div>` +
       `<div class="where">${escapeHtml(hit.path)}:${hit.start_line}-${hit.end_line}</div>` +
       (hit.section ? `<div class="section">${escapeHtml(hit.section)}</div>` : "") +
-      `<p class="snippet">${snippet(hit.text, terms)}</p>`;
+      `<p class="snippet">${snippet(readable(hit.text, hit.path), terms)}</p>`;
     const open = () => openPassage(hit, terms);
     item.addEventListener("click", open);
     item.addEventListener("keydown", (e) => { if (e.key === "Enter") open(); });
