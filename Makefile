@@ -8,17 +8,25 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH ?=
-# dev: pytest, ruff and LangChain's standard test suites; openvino: so the test suite covers --backend openvino too;
-# rag: the LangChain, LlamaIndex, Haystack and MCP adapters, all tested; finetune: `searchbert finetune`;
-# serve: `searchbert serve` and `watch`; ray and milvus: `index --ray`, `--vector-store milvus`; static: model2vec
-EXTRAS ?= dev,openvino,rag,finetune,serve,ray,milvus,static
+# `make demo` installs searchbert alone (what `pip install searchbert` gives: index, query, eval, calibrate...);
+# `make test` and `make dev` add every extra, since the tests cover them all. dev: pytest, ruff and LangChain's
+# standard test suites; openvino: --backend openvino; rag: the LangChain, LlamaIndex, Haystack and MCP adapters;
+# finetune: `searchbert finetune`; serve: `searchbert serve` and `watch`; ray and milvus: `index --ray`,
+# `--vector-store milvus`; static: model2vec; plot: `eval --plot`
+EXTRAS ?= dev,openvino,rag,finetune,serve,ray,milvus,static,plot
 DEMO_QUERY ?= which transcription factor keeps blood stem cells dormant
 # a question the abstracts cannot answer: the demo shows it says so
 DEMO_OFF_TOPIC ?= best pizza recipe with mozzarella
 
-.PHONY: install demo test lint bench clean browser netns
+.PHONY: install dev demo test test-install lint bench clean browser netns
 
 install: $(VENV)/.installed
+
+dev: $(VENV)/.installed-dev
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install -qq -e ".[$(EXTRAS)]"
+	touch $@
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,7 +37,8 @@ $(VENV)/.installed: pyproject.toml
 		$(PY) -m pip install -qq "torch==$(TORCH_VERSION)+cpu" 2>/dev/null \
 		|| $(PY) -m pip install -qq "torch==$(TORCH_VERSION)+cpu" --extra-index-url "$(TORCH_CPU_INDEX)"; \
 	else $(PY) -m pip install -qq "torch==$(TORCH_VERSION)"; fi
-	$(PY) -m pip install -qq -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -qq -e .
+	rm -f $(VENV)/.installed-dev
 	touch $@
 
 demo: install
@@ -57,15 +66,19 @@ netns:
 		else echo "make test needs ip (iproute2) and unshare (util-linux)"; exit 1; fi; \
 	fi
 
-test: install browser netns
+test: dev browser netns
 	$(VENV)/bin/ruff check searchbert tests benchmarks
-	SEARCHBERT_REQUIRE_BROWSER=1 $(PY) -m pytest -m "not netns"
+	SEARCHBERT_REQUIRE_BROWSER=1 $(PY) -m pytest -m "not netns and not install"
 	unshare -rn sh -c 'ip link set lo up && SEARCHBERT_IN_NETNS=1 $(PY) -m pytest -m netns -p no:cacheprovider'
 
-lint: install
+# `pip install searchbert` alone, in a fresh virtual environment: index, query, and each extra named when needed
+test-install: dev
+	$(PY) -m pytest -m install
+
+lint: dev
 	$(VENV)/bin/ruff check searchbert tests benchmarks
 
-bench: install
+bench: dev
 	$(PY) benchmarks/indexing_speed.py
 
 clean:

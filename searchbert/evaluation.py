@@ -277,6 +277,51 @@ def evaluate(
     )
 
 
+#: the modes `compare` runs, in the order a chart and a table show them
+COMPARED = ("dense", "bm25", "hybrid")
+
+
+def compare(
+    folder: str | Path,
+    *,
+    split: str = "test",
+    model: str | None = None,
+    encoder: Encoder | None = None,
+    backend: str = "auto",
+    rerank: Any = None,
+    candidates: int = DEPTH,
+    **settings: Any,
+) -> list[tuple[str, EvalResult, list[float]]]:
+    """Every mode on one collection (dense, BM25, hybrid, and hybrid reranked when `rerank` names a cross-encoder),
+    each as (label, result, recall@k for k = 1..DEPTH): what each mode buys on the user's own collection."""
+    if encoder is None:
+        from .models import make_encoder
+
+        encoder = make_encoder(model, backend)  # once for every mode
+    qrels = load_collection(Path(folder), split).qrels
+    out = []
+    for mode in COMPARED:
+        result = evaluate(folder, split=split, mode=mode, encoder=encoder, **settings)
+        out.append((mode, result, recall_curve(qrels, result.run)))
+    if rerank is not None:
+        result = evaluate(folder, split=split, mode="hybrid", encoder=encoder, rerank=rerank, candidates=candidates,
+                          **settings)  # fmt: skip
+        out.append(("hybrid, reranked", result, recall_curve(qrels, result.run)))
+    return out
+
+
+def recall_curve(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]], depth: int = DEPTH) -> list[float]:
+    """Recall@k for k = 1..depth, averaged over every judged query (as `measure` counts them)."""
+    import ir_measures
+    from ir_measures import R
+
+    wanted = [R @ k for k in range(1, depth + 1)]
+    sums = dict.fromkeys(range(1, depth + 1), 0.0)
+    for m in ir_measures.iter_calc(wanted, qrels, {q: r for q, r in run.items() if r}):
+        sums[m.measure.params["cutoff"]] += m.value
+    return [sums[k] / len(qrels) for k in range(1, depth + 1)]
+
+
 def retrieve(
     collection: Collection,
     corpus_file: Path,

@@ -120,3 +120,42 @@ def test_cli_eval_bad_collection_is_a_clear_error(tmp_path: Path) -> None:
     folder = make_collection(tmp_path / "c", qrels=QRELS + "q1\tnope\t1\n")
     result = CliRunner().invoke(main, ["eval", str(folder), "--mode", "bm25"])
     assert result.exit_code == 1 and "corpus id 'nope'" in result.output and "Traceback" not in result.output
+
+
+def test_compare_runs_every_mode_and_draws_them(tmp_path: Path) -> None:
+    from xml.etree import ElementTree
+
+    from searchbert.evaluation import compare
+    from searchbert.plots import plot_modes
+
+    compared = compare(make_collection(tmp_path / "c"), encoder=FakeEncoder(), cache_dir=tmp_path / "cache")
+    assert [label for label, _, _ in compared] == ["dense", "bm25", "hybrid"]
+    for _, result, recall in compared:
+        assert len(recall) == 100 and recall == sorted(recall)  # recall@k never falls as k grows
+        assert recall[-1] == pytest.approx(result.metrics["R@100"])
+    import matplotlib.image
+
+    png = plot_modes(compared, tmp_path / "modes.png")
+    pixels = matplotlib.image.imread(png)
+    assert pixels.shape[0] > 300 and pixels.shape[1] > 800 and pixels.std() > 0.05  # a drawing, not a blank
+    svg = ElementTree.parse(plot_modes(compared, tmp_path / "modes.svg"))
+    words = " ".join(t.text or "" for t in svg.iter() if t.tag.endswith("text"))
+    assert all(w in words for w in ("dense", "bm25", "hybrid", "recall@k", "nDCG@10", "100.0"))
+
+
+def test_cli_compare_prints_one_table_and_refuses_an_unknown_chart_format(tmp_path: Path) -> None:
+    folder = make_collection(tmp_path / "c")
+    bad = CliRunner().invoke(main, ["eval", str(folder), "--plot", str(tmp_path / "chart.gif")])
+    assert bad.exit_code == 2 and "--plot writes .png or .svg" in bad.output
+    assert not (tmp_path / "chart.gif").exists()
+
+
+@pytest.mark.model
+def test_cli_eval_plot_writes_the_chart(tmp_path: Path) -> None:
+    folder = make_collection(tmp_path / "c")
+    chart = tmp_path / "modes.png"
+    result = CliRunner().invoke(main, ["eval", str(folder), "--plot", str(chart), "--cache-dir", str(tmp_path / "x"),
+                                       "-q"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0] for line in result.stdout.splitlines()[2:]}
+    assert rows == {"dense", "bm25", "hybrid"} and chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -62,6 +62,13 @@ from . import (
     help="Where the collection's index is cached. Default: indexes/eval.",
 )
 @click.option("--run-file", type=click.Path(dir_okay=False, path_type=Path), help="Write the run in TREC format.")
+@click.option("--compare", is_flag=True, help="Run every mode (and reranked, with --rerank-model): one table.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="With every mode: recall@1..100 and nDCG@10 per mode, drawn to FILE (.png or .svg; extra: plot).",
+)
 @bm25_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
@@ -85,6 +92,8 @@ def eval_cmd(
     section_prefix: bool | None,
     cache_dir: Path | None,
     run_file: Path | None,
+    compare: bool,
+    plot: Path | None,
     bm25_k1: float | None,
     bm25_b: float | None,
     quiet: bool,
@@ -100,6 +109,14 @@ def eval_cmd(
     options = {
         "chunk_size": chunk_size, "overlap": overlap, "title_prefix": title_prefix, "section_prefix": section_prefix
     }  # fmt: skip
+    if compare or plot:
+        if run_file:
+            raise click.UsageError("--run-file writes one mode's run: leave out --compare and --plot")
+        _compare(dataset, split, plot, as_json, protocol=protocol, model=model, cache_dir=cache_dir,
+                 progress=not quiet, rerank=rerank_model, candidates=candidates, backend=backend,
+                 fusion=fusion_from(fusion, alpha, norm, rrf_k), bm25_k1=bm25_k1, bm25_b=bm25_b,
+                 **{k: v for k, v in options.items() if v is not None})  # fmt: skip
+        return
     result = evaluate(
         dataset,
         split=split,
@@ -136,6 +153,31 @@ def eval_cmd(
         "  ".join(f"{name} {value * 100:6.2f}" for name, value in result.metrics.items())
         + f"   ({result.seconds:.0f} s)"
     )
+
+
+def _compare(dataset: Path, split: str, plot: Path | None, as_json: bool, **settings: object) -> None:
+    from ..evaluation import compare
+
+    if plot is not None:
+        from ..plots import FORMATS
+
+        if plot.suffix.lower() not in FORMATS:  # said before minutes of evaluation, not after
+            raise click.UsageError(f"--plot writes {' or '.join(FORMATS)}, not {plot.name}")
+    compared = compare(dataset, split=split, **settings)  # type: ignore[arg-type]
+    if as_json:
+        click.echo(json.dumps([{"label": label, **r.to_dict()} for label, r, _ in compared], indent=2))
+    else:
+        first = compared[0][1]
+        click.echo(f"{first.dataset} ({first.split}, {first.queries} queries)  protocol={first.protocol}  "
+                   f"model={first.model}")  # fmt: skip
+        names = list(first.metrics)
+        click.echo(f"{'mode':<18}" + "".join(f"{n:>9}" for n in names))
+        for label, result, _ in compared:
+            click.echo(f"{label:<18}" + "".join(f"{result.metrics[n] * 100:9.2f}" for n in names))
+    if plot is not None:
+        from ..plots import plot_modes
+
+        click.echo(f"chart: {plot_modes(compared, plot)}", err=True)
 
 
 @main.command("calibrate")
