@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import SearchbertError
+from .errors import MissingExtra, SearchbertError
 
 if TYPE_CHECKING:
     from .records import IndexReport
@@ -35,6 +35,7 @@ def watch(
 ) -> None:
     """Call `reindex` after each debounced burst of changes under `roots`, until `stop` is set. A failed run is
     logged and the watch goes on (the next change retries)."""
+    require_watchfiles()
     from watchfiles import DefaultFilter
     from watchfiles import watch as changes
 
@@ -52,6 +53,14 @@ def watch(
             continue
         if on_report is not None:
             on_report(report, len(batch))
+
+
+def require_watchfiles() -> None:
+    """Watching needs watchfiles (the serve extra): said before anything starts."""
+    try:
+        import watchfiles  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtra("watching files needs watchfiles: pip install 'searchbert[serve]'") from exc
 
 
 def summary(report: IndexReport, changes: int) -> str:

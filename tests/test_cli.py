@@ -148,3 +148,10 @@ def test_status_and_repair(indexed: tuple[Path, Path]) -> None:
     assert result.exit_code == 0 and json.loads(result.output)["vector_file"].startswith("missing")
     result = run("status", "--index", str(ix), "--repair")
     assert result.exit_code == 0 and "consistent: yes" in result.output and (ix / "vectors.faiss").exists()
+
+
+def test_watch_without_watchfiles_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "watchfiles", None)  # as in `pip install searchbert` alone: not installed
+    result = CliRunner().invoke(main, ["watch", "--index", str(tmp_path / "ix")])
+    assert result.exit_code == 1 and "pip install 'searchbert[serve]'" in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -59,7 +59,7 @@ def test_the_core_alone_indexes_and_answers(core: Path, tmp_path: Path) -> None:
         (["mcp", "--index", "ix"], "mcp"),
         (["finetune", "encoder", "pairs.jsonl", "-o", "out"], "finetune"),
         (["index", "docs", "--index", "ray-ix", "--ray", "local"], "ray"),
-        (["index", "docs", "--index", "milvus-ix", "--vector-store", "milvus"], "milvus"),
+        (["index", "docs", "--index", "milvus-ix", "--vector-store", "milvus", "--milvus-uri", "m.db"], "milvus"),
         (["index", "docs", "--index", "ov-ix", "--backend", "openvino"], "openvino"),
         (["distill", "static-out"], "static"),
     ],

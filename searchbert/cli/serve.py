@@ -76,8 +76,9 @@ def watch_cmd(index_path: str | None, include: tuple[str, ...], exclude: tuple[s
     Changes are gathered for a moment, so a burst of saves is one run; each run is the usual incremental `index`.
     """
     from ..index import Index, locate_index
-    from ..watch import summary, watch, watched_roots
+    from ..watch import require_watchfiles, summary, watch, watched_roots
 
+    require_watchfiles()
     signal.signal(signal.SIGTERM, _interrupted)  # `kill` stops it as Ctrl-C does: between runs, or cut short safely
     path = locate_index(index_path)
     roots = watched_roots(path)
