@@ -13,7 +13,7 @@ from typing import Any
 
 #: where pages mark their main content, in order of trust: the page's own marks (HTML5, ARIA, a lone article), then
 #: the documentation generators' body containers (Sphinx, Read the Docs, MkDocs Material, Docusaurus, pdoc/rustdoc,
-#: blog themes), then generic names any box may carry
+#: blog themes); an empty one (a <main> a script fills) is passed over
 MAIN_SELECTORS = (
     "main",
     "[role=main]",
@@ -23,11 +23,10 @@ MAIN_SELECTORS = (
     "div.md-content",
     "div.theme-doc-markdown",
     "#main-content",
-    "#content",
-    "div.content",
 )
-#: a marked region holding less of the page's text than this is not its main content (a "Share this" box that
-#: calls itself .content, an empty <main> a script fills): the next mark is tried, then the whole page
+#: generic names any box may carry: trusted only when the box holds MIN_SHARE of the page's text (a "Share this"
+#: box that calls itself .content is not the page)
+GENERIC_SELECTORS = ("#content", "div.content")
 MIN_SHARE = 0.25
 #: never text
 INVISIBLE = ("script", "style", "noscript", "template", "svg")
@@ -44,7 +43,7 @@ CHROME = (
     "div.related",
 )
 #: page-level chrome, dropped when no main content is marked (inside an article, a header holds its title)
-PAGE_CHROME = ("header", "footer", "[role=banner]", "[role=contentinfo]")
+PAGE_CHROME = ("header", "footer", "[role=banner]", "[role=contentinfo]", "div.footer", "#footer")
 
 BLOCKS = frozenset(
     (
@@ -128,16 +127,18 @@ def _drop(tree: Any, selectors: tuple[str, ...]) -> None:
 
 
 def _main(tree: Any) -> Any:
-    """The element holding the page's main content: the first mark (in MAIN_SELECTORS' order) that holds at least
-    MIN_SHARE of the page's text; None where no mark does. Several articles (a listing) are not one main content."""
-    page = tree.body or tree.root
-    total = len(page.text(strip=True)) if page is not None else 0
+    """The element holding the page's main content: the first of MAIN_SELECTORS with text, else the first generic
+    box holding MIN_SHARE of the page's text; None where there is none. Several articles (a listing) are not one
+    main content. A short page keeps its marked content even when its footer says more."""
     for selector in MAIN_SELECTORS:
         nodes = tree.css(selector)
-        if not nodes or (selector == "article" and len(nodes) > 1):
-            continue
-        node = nodes[0]
-        if len(node.text(strip=True)) >= max(1, MIN_SHARE * total):
+        if nodes and (selector != "article" or len(nodes) == 1) and nodes[0].text(strip=True):
+            return nodes[0]
+    page = tree.body or tree.root
+    total = len(page.text(strip=True)) if page is not None else 0
+    for selector in GENERIC_SELECTORS:
+        node = tree.css_first(selector)
+        if node is not None and len(node.text(strip=True)) >= max(1, MIN_SHARE * total):
             return node
     return None
 

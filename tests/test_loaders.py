@@ -164,6 +164,12 @@ EMPTY_MAIN_PAGE = """<html><head><title>Changelog</title></head><body><main></ma
 <div class="wrapper"><h1>Changelog</h1><p>Version 2.1 fixes the importer for large archives and speeds up the
 reindexing of unchanged folders by a factor of three on slow disks.</p></div><div id="content">ok</div></body></html>"""
 
+SHORT_PAGE = """<html><head><title>The concurrent package</title></head><body>
+<div class="body" role="main"><h1>The concurrent package</h1><p>One module so far: futures.</p></div>
+<div class="footer">Copyright 2001-2026, the Python Software Foundation. This page is licensed under the Python
+Software Foundation License Version 2. Examples are additionally licensed under the Zero Clause BSD License. Please
+donate. Last updated on October 07, 2026. Found a bug? Created using Sphinx 5.3.0.</div></body></html>"""
+
 HEADER_ONLY_PAGE = """<html><head><title>Hours</title></head><body>
 <header><h1>Opening hours</h1><p>Monday to Friday, nine to five; closed on public holidays.</p></header>
 <nav><a href="/">Home</a></nav></body></html>"""
@@ -183,6 +189,12 @@ HEADER_ONLY_PAGE = """<html><head><title>Hours</title></head><body>
             "Changelog",
             ["Version 2.1 fixes the importer"],
             [],
+        ),
+        (
+            SHORT_PAGE,
+            "The concurrent package",
+            ["One module so far: futures."],
+            ["Copyright", "Sphinx"],
         ),
         (
             HEADER_ONLY_PAGE,
@@ -209,7 +221,15 @@ HEADER_ONLY_PAGE = """<html><head><title>Hours</title></head><body>
             ["Kitchen notes", "home", "about", "Copyright"],
         ),
     ],
-    ids=["article-over-a-small-content-box", "empty-main-then-the-page", "header-only", "sphinx", "mkdocs", "plain"],
+    ids=[
+        "article-over-a-small-content-box",
+        "empty-main-then-the-page",
+        "short-page-long-footer",
+        "header-only",
+        "sphinx",
+        "mkdocs",
+        "plain",
+    ],
 )
 def test_html_keeps_the_page_and_drops_its_chrome(
     tmp_path: Path, page: str, title: str, wanted: list[str], unwanted: list[str]
