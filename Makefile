@@ -56,7 +56,7 @@ browser:
 		else echo "make test needs chromium and chromedriver: sudo apt-get install chromium chromium-driver"; exit 1; fi; \
 	fi
 
-# Ray and the Milvus server listen on every interface whatever they are told: their tests run in a network namespace
+# a Milvus server, `ray start` and a plain ray.init listen on every interface: their tests run in a network namespace
 # of their own, where only loopback exists (unshare -rn: no root needed where user namespaces are allowed)
 netns:
 	@if ! command -v ip >/dev/null 2>&1; then \
