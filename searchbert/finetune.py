@@ -58,6 +58,10 @@ class FinetuneReport:
     dev_after: dict[str, float]
     seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
+    #: the fine-tuned weights' share in the saved model (1: as trained, 0: the base model)
+    blend: float = 1.0
+    #: held-out nDCG@10 at each share in BLENDS (and the one kept): what blending costs on the user's own queries
+    blend_curve: dict[str, float] = field(default_factory=dict)
 
 
 def load_training_data(data: str | Path, split: str = "train") -> TrainingData:
@@ -155,6 +159,19 @@ def mine_negatives(
     return [Pair(p.query, p.positive, (mined[p.query],), p.query_id) if p.query in mined else p for p in pairs]
 
 
+#: the shares of the fine-tuned weights the held-out queries are measured at after training
+BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def blend_weights(base: dict[str, Any], tuned: dict[str, Any], share: float) -> dict[str, Any]:
+    """(1 - share) * base + share * tuned, parameter by parameter (weight-space interpolation, as WiSE-FT and model
+    soups do: the blend keeps more of what the base model knew). Tensors that are not floating point (position ids)
+    are the tuned model's; both must have the same parameters."""
+    if base.keys() != tuned.keys():
+        raise InvalidArgument("the base and the fine-tuned model have different parameters: they cannot be blended")
+    return {k: (1 - share) * base[k].to(v.dtype) + share * v if v.is_floating_point() else v for k, v in tuned.items()}
+
+
 def finetune_encoder(
     data: str | Path,
     output: str | Path,
@@ -168,11 +185,15 @@ def finetune_encoder(
     seed: int = 42,
     device: str | None = None,
     progress: bool = True,
+    blend: float = 1.0,
 ) -> FinetuneReport:
     """Fine-tune a bi-encoder (default: the bundled model) on `data`, keep the epoch best on held-out queries, and
-    save it to `output` with finetune.json and finetune.png."""
+    save it to `output` with finetune.json and finetune.png. `blend`: the fine-tuned weights' share in the saved
+    model, the rest the base model's (`blend_weights`); the held-out queries are measured at each of BLENDS."""
     if epochs < 1 or batch_size < 2 or not 0 <= dev_share < 1:
         raise InvalidArgument("epochs must be >= 1, batch size >= 2, and the dev share in [0, 1)")
+    if not 0 <= blend <= 1:
+        raise InvalidArgument("the blend is the fine-tuned weights' share: between 0 and 1")
     out = Path(output)
     if out.exists() and any(out.iterdir()):
         raise InvalidArgument(f"{out} is not empty: give a new folder for the fine-tuned model")
@@ -210,6 +231,7 @@ def finetune_encoder(
         model=model, args=args, train_dataset=dataset, loss=MultipleNegativesRankingLoss(model), evaluator=evaluator
     )
     trainer.train()
+    curve = _blended(model, SentenceTransformer(str(folder), device="cpu").state_dict(), blend, evaluator)
     after = _scores(evaluator, model) if evaluator else {}
     best_epoch = _best_epoch(trainer.state.log_history, evaluator.name if evaluator else "", epochs)
     model.save(str(out))
@@ -236,6 +258,8 @@ def finetune_encoder(
             "seed": seed,
             "device": str(model.device),
         },
+        blend=blend,
+        blend_curve=curve,
     )
     (out / "finetune.json").write_text(json.dumps(asdict(report) | {"log": trainer.state.log_history}, indent=2))
     key = f"eval_{evaluator.name}_cosine_ndcg@10" if evaluator else ""
@@ -275,6 +299,17 @@ def trainer_settings(
         "report_to": "none",
         "disable_tqdm": not progress,
     }
+
+
+def _blended(model: Any, base: dict[str, Any], share: float, evaluator: Any) -> dict[str, float]:
+    """Measure the held-out queries at each of BLENDS (and `share`), then leave `model` blended at `share`."""
+    tuned = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+    curve = {}
+    for at in sorted({*BLENDS, share}) if evaluator else []:
+        model.load_state_dict(blend_weights(base, tuned, at))
+        curve[f"{at:g}"] = _scores(evaluator, model)["ndcg@10"]
+    model.load_state_dict(blend_weights(base, tuned, share))
+    return curve
 
 
 def _fast_embedder(base: str | None) -> Callable[[list[str]], Any]:

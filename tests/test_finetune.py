@@ -101,6 +101,22 @@ def test_held_out_queries_are_never_trained_on() -> None:
     assert split_queries(data, 0.2, seed=1) == (train, dev)  # the seed decides
 
 
+def test_blending_mixes_floating_weights_and_keeps_the_rest() -> None:
+    import torch
+
+    from searchbert.errors import InvalidArgument
+    from searchbert.finetune import blend_weights
+
+    base = {"w": torch.tensor([0.0, 2.0]), "ids": torch.tensor([0, 1])}
+    tuned = {"w": torch.tensor([1.0, 4.0]), "ids": torch.tensor([0, 1])}
+    assert torch.equal(blend_weights(base, tuned, 0.0)["w"], base["w"])
+    assert torch.equal(blend_weights(base, tuned, 1.0)["w"], tuned["w"])
+    half = blend_weights(base, tuned, 0.5)
+    assert torch.allclose(half["w"], torch.tensor([0.5, 3.0])) and half["ids"].dtype == torch.int64
+    with pytest.raises(InvalidArgument):
+        blend_weights(base, {"w": tuned["w"]}, 0.5)
+
+
 @pytest.mark.model
 def test_finetune_writes_a_model_searchbert_indexes_with(tmp_path: Path) -> None:
     data = write_topic_pairs(tmp_path / "pairs.jsonl")
@@ -108,7 +124,7 @@ def test_finetune_writes_a_model_searchbert_indexes_with(tmp_path: Path) -> None
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run = subprocess.run(
         [sys.executable, "-m", "searchbert", "finetune", "encoder", str(data), "-o", str(tmp_path / "model"),
-         "--epochs", "1", "--batch-size", "4", "--dev-share", "0.25"],
+         "--epochs", "1", "--batch-size", "4", "--dev-share", "0.25", "--blend", "0.5"],
         capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
@@ -118,6 +134,10 @@ def test_finetune_writes_a_model_searchbert_indexes_with(tmp_path: Path) -> None
     assert report["dev_queries"] == 4 and report["train_queries"] == 12 and "ndcg@10" in report["dev_after"]
     assert report["settings"]["loss"] == "MultipleNegativesRankingLoss" and report["settings"]["seed"] == 42
     assert (model / "finetune.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    curve = report["blend_curve"]  # the held-out queries at each share of the fine-tuned weights
+    assert report["blend"] == 0.5 and list(curve) == ["0", "0.25", "0.5", "0.75", "1"]
+    assert curve["0"] == pytest.approx(report["dev_before"]["ndcg@10"], abs=1e-3)  # share 0: the base model
+    assert curve["0.5"] == pytest.approx(report["dev_after"]["ndcg@10"], abs=1e-3)  # what was saved
     docs = tmp_path / "docs"
     docs.mkdir()
     for t in topics:
