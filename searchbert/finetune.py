@@ -230,8 +230,9 @@ def finetune_encoder(
     trainer = SentenceTransformerTrainer(
         model=model, args=args, train_dataset=dataset, loss=MultipleNegativesRankingLoss(model), evaluator=evaluator
     )
+    base_weights = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}  # before it trains
     trainer.train()
-    curve = _blended(model, SentenceTransformer(str(folder), device="cpu").state_dict(), blend, evaluator)
+    curve = _blended(model, base_weights, blend, evaluator)
     after = _scores(evaluator, model) if evaluator else {}
     best_epoch = _best_epoch(trainer.state.log_history, evaluator.name if evaluator else "", epochs)
     model.save(str(out))

@@ -20,6 +20,7 @@ from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers
 
 from ..errors import IndexLocked, InvalidArgument, MissingExtra, ModelNotAvailable, SearchbertError
 from ..records import FUSIONS, NORMS, Document, Filters, Fusion, SearchOptions
@@ -227,7 +228,7 @@ class SameOrigin:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            headers = Headers(scope=scope)
             origin = headers.get("origin")
             if origin is not None and not self._same(origin.lower(), headers.get("host", "").lower()):
                 body = JSONResponse({"detail": f"requests from pages at {origin} are not accepted"}, status_code=403)
