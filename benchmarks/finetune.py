@@ -1,12 +1,23 @@
-"""Fine-tuning on SciFact: train on `train`, score on `test` (nDCG@10), and check Cranfield (never trained on) for
-forgetting. Runs `searchbert finetune encoder`'s library function with its defaults, then `searchbert eval`'s.
+"""Fine-tuning, measured: `searchbert finetune`'s library functions, then `searchbert eval`'s (nDCG@10, standard
+protocol, fp32 ONNX). Models are kept under benchmarks/.cache/finetune (delete them to train again). Three parts:
 
-Rows: dense with the bundled model; dense and hybrid with the fine-tuned encoder; Cranfield dense with both; then
-`searchbert finetune reranker`'s library function, trained to rerank the best of those (hybrid, fine-tuned encoder,
-top 50), scored over it on SciFact's test queries. The models are kept under benchmarks/.cache/finetune (delete them
-to train again). Writes benchmarks/results/finetune.md and prints it.
+    .venv/bin/python benchmarks/finetune.py supervised [--epochs 3] [--reranker-base finetuned|bundled]
+    .venv/bin/python benchmarks/finetune.py blend
+    .venv/bin/python benchmarks/finetune.py unlabelled [--max-pairs 3000]
 
-    .venv/bin/python benchmarks/finetune.py [--epochs 3] [--batch-size 16] [--reranker-base finetuned|bundled]
+supervised (results/finetune.md): trained on SciFact's train split; dense with the bundled model, dense and hybrid
+with the fine-tuned encoder, Cranfield for forgetting; then a cross-encoder reranker trained to rerank the best of
+those (hybrid, fine-tuned encoder, top 50), scored over it on SciFact's test queries.
+
+blend (results/finetune_blend.md): both directions. Trained on SciFact train, tested on SciFact test and Cranfield;
+trained on half of Cranfield's queries (the other half held back), tested on that other half and on SciFact. Each
+fine-tuned model is blended back toward the bundled one at every share `finetune encoder` measures; each blend is
+scored on the held-out training queries, on the general probe that ships with searchbert, and on both collections
+(dense and hybrid); the share `--blend auto` keeps is marked.
+
+unlabelled (results/finetune_unlabelled.md): `finetune encoder --unlabelled` on SciFact's and on Cranfield's corpus
+(as Markdown files, no queries, no qrels), each adapted model scored dense on both collections' test queries; the
+unblended adapted model beside the one the guard keeps.
 """
 
 from __future__ import annotations
@@ -25,12 +36,30 @@ CACHE = REPO / "benchmarks" / ".cache" / "finetune"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--reranker-base", choices=["finetuned", "bundled"], default="finetuned")
-    parser.add_argument("--reranker-epochs", type=int, default=3)
-    parser.add_argument("--negatives", type=int, default=3)
+    parts = parser.add_subparsers(dest="part", required=True)
+    supervised = parts.add_parser("supervised")
+    supervised.add_argument("--epochs", type=int, default=3)
+    supervised.add_argument("--batch-size", type=int, default=16)
+    supervised.add_argument("--reranker-base", choices=["finetuned", "bundled"], default="finetuned")
+    supervised.add_argument("--reranker-epochs", type=int, default=3)
+    supervised.add_argument("--negatives", type=int, default=3)
+    parts.add_parser("blend")
+    unlabelled = parts.add_parser("unlabelled")
+    unlabelled.add_argument("--max-pairs", type=int, default=3000, help="pseudo-queries trained on (CPU time here)")
     args = parser.parse_args()
+    if args.part == "blend":
+        from finetune_blend import blend_both_ways
+
+        blend_both_ways()
+    elif args.part == "unlabelled":
+        from finetune_blend import unlabelled
+
+        unlabelled(args.max_pairs)
+    else:
+        run_supervised(args)
+
+
+def run_supervised(args: argparse.Namespace) -> None:
 
     from searchbert.evaluation import evaluate
     from searchbert.finetune import finetune_encoder
@@ -38,7 +67,7 @@ def main() -> None:
 
     model = CACHE / f"scifact-encoder-e{args.epochs}-b{args.batch_size}"
     if not (model / "finetune.json").exists():
-        finetune_encoder(DATASETS / "scifact", model, epochs=args.epochs, batch_size=args.batch_size)
+        finetune_encoder(DATASETS / "scifact", model, epochs=args.epochs, batch_size=args.batch_size, blend=1.0)
     trained = json.loads((model / "finetune.json").read_text())
 
     def score(dataset: str, mode: str, which: str | None) -> float:

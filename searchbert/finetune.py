@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .blending import BLENDS, BlendPoint, blend_weights, choose, general_evaluator, measure, parse_share
 from .errors import DatasetError, InvalidArgument, SearchbertError
 
 #: passages besides the labelled ones the held-out queries are ranked among after each epoch
@@ -58,10 +59,13 @@ class FinetuneReport:
     dev_after: dict[str, float]
     seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
-    #: the fine-tuned weights' share in the saved model (1: as trained, 0: the base model)
+    #: the fine-tuned weights' share in the saved model (1: as trained, 0: the base model), and how it was chosen
     blend: float = 1.0
-    #: held-out nDCG@10 at each share in BLENDS (and the one kept): what blending costs on the user's own queries
+    blend_chosen: str = "given"
+    #: nDCG@10 at each share measured (blending.BLENDS and the one kept): on the held-out queries (what blending
+    #: costs on the user's own), and on the general probe (what fine-tuning cost on everything else)
     blend_curve: dict[str, float] = field(default_factory=dict)
+    general_curve: dict[str, float] = field(default_factory=dict)
 
 
 def load_training_data(data: str | Path, split: str = "train") -> TrainingData:
@@ -159,21 +163,8 @@ def mine_negatives(
     return [Pair(p.query, p.positive, (mined[p.query],), p.query_id) if p.query in mined else p for p in pairs]
 
 
-#: the shares of the fine-tuned weights the held-out queries are measured at after training
-BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
-
-
-def blend_weights(base: dict[str, Any], tuned: dict[str, Any], share: float) -> dict[str, Any]:
-    """(1 - share) * base + share * tuned, parameter by parameter (weight-space interpolation, as WiSE-FT and model
-    soups do: the blend keeps more of what the base model knew). Tensors that are not floating point (position ids)
-    are the tuned model's; both must have the same parameters."""
-    if base.keys() != tuned.keys():
-        raise InvalidArgument("the base and the fine-tuned model have different parameters: they cannot be blended")
-    return {k: (1 - share) * base[k].to(v.dtype) + share * v if v.is_floating_point() else v for k, v in tuned.items()}
-
-
 def finetune_encoder(
-    data: str | Path,
+    data: str | Path | TrainingData,
     output: str | Path,
     *,
     base: str | None = None,
@@ -185,20 +176,19 @@ def finetune_encoder(
     seed: int = 42,
     device: str | None = None,
     progress: bool = True,
-    blend: float = 1.0,
+    blend: float | str | None = "auto",
+    general: str | Path | None = None,
 ) -> FinetuneReport:
     """Fine-tune a bi-encoder (default: the bundled model) on `data`, keep the epoch best on held-out queries, and
     save it to `output` with finetune.json and finetune.png. `blend`: the fine-tuned weights' share in the saved
-    model, the rest the base model's (`blend_weights`); the held-out queries are measured at each of BLENDS."""
+    model, the rest the base model's, or "auto" to choose it by measurement (`blending.choose`, on the held-out
+    queries and on `general`: the shipped general probe, or a BEIR folder)."""
     if epochs < 1 or batch_size < 2 or not 0 <= dev_share < 1:
         raise InvalidArgument("epochs must be >= 1, batch size >= 2, and the dev share in [0, 1)")
-    if not 0 <= blend <= 1:
-        raise InvalidArgument("the blend is the fine-tuned weights' share: between 0 and 1")
-    out = Path(output)
-    if out.exists() and any(out.iterdir()):
-        raise InvalidArgument(f"{out} is not empty: give a new folder for the fine-tuned model")
+    share = parse_share(blend)
+    out = new_folder(output)
     started = time.monotonic()
-    training = load_training_data(data, split)
+    training = data if isinstance(data, TrainingData) else load_training_data(data, split)
     train_pairs, dev_ids = split_queries(training, dev_share, seed)
     if not train_pairs:
         raise DatasetError("no pairs left to train on once the dev queries are held out: lower --dev-share")
@@ -232,7 +222,9 @@ def finetune_encoder(
     )
     base_weights = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}  # before it trains
     trainer.train()
-    curve = _blended(model, base_weights, blend, evaluator)
+    points, tuned = measure(model, base_weights, [*BLENDS, share or 0.0], evaluator, general_evaluator(general))
+    kept = choose(points) if share is None else share
+    model.load_state_dict(blend_weights(base_weights, tuned, kept))
     after = _scores(evaluator, model) if evaluator else {}
     best_epoch = _best_epoch(trainer.state.log_history, evaluator.name if evaluator else "", epochs)
     model.save(str(out))
@@ -259,13 +251,23 @@ def finetune_encoder(
             "seed": seed,
             "device": str(model.device),
         },
-        blend=blend,
-        blend_curve=curve,
+        blend=kept,
+        blend_chosen="auto" if share is None else "given",
+        blend_curve={f"{p.share:g}": p.held_out for p in points if p.held_out is not None},
+        general_curve={f"{p.share:g}": p.general for p in points},
     )
     (out / "finetune.json").write_text(json.dumps(asdict(report) | {"log": trainer.state.log_history}, indent=2))
     key = f"eval_{evaluator.name}_cosine_ndcg@10" if evaluator else ""
-    plot(out / "finetune.png", trainer.state.log_history, key, before.get("ndcg@10"), after.get("ndcg@10"))
+    plot(out / "finetune.png", trainer.state.log_history, key, before.get("ndcg@10"), after.get("ndcg@10"), points)
     return report
+
+
+def new_folder(output: str | Path) -> Path:
+    """The output folder, refused before any work if it holds something (a model is never written over)."""
+    out = Path(output)
+    if out.exists() and any(out.iterdir()):
+        raise InvalidArgument(f"{out} is not empty: give a new folder for the fine-tuned model")
+    return out
 
 
 def needs_extra(exc: ImportError) -> SearchbertError:
@@ -300,17 +302,6 @@ def trainer_settings(
         "report_to": "none",
         "disable_tqdm": not progress,
     }
-
-
-def _blended(model: Any, base: dict[str, Any], share: float, evaluator: Any) -> dict[str, float]:
-    """Measure the held-out queries at each of BLENDS (and `share`), then leave `model` blended at `share`."""
-    tuned = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
-    curve = {}
-    for at in sorted({*BLENDS, share}) if evaluator else []:
-        model.load_state_dict(blend_weights(base, tuned, at))
-        curve[f"{at:g}"] = _scores(evaluator, model)["ndcg@10"]
-    model.load_state_dict(blend_weights(base, tuned, share))
-    return curve
 
 
 def _fast_embedder(base: str | None) -> Callable[[list[str]], Any]:
@@ -360,14 +351,22 @@ def _remove(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def plot(path: Path, log: list[dict[str, Any]], key: str, before: float | None, after: float | None) -> None:
-    """The training loss by step, and the held-out nDCG@10 (`key` in the trainer's log) by epoch from `before`."""
+def plot(
+    path: Path,
+    log: list[dict[str, Any]],
+    key: str,
+    before: float | None,
+    after: float | None,
+    points: list[BlendPoint] = (),  # type: ignore[assignment]
+) -> None:
+    """The training loss by step; the held-out nDCG@10 (`key` in the trainer's log) by epoch from `before`; and
+    with `points`, nDCG@10 on the held-out queries and on the general probe at each share of the blend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right, *blends) = plt.subplots(1, 3 if points else 2, figsize=(15 if points else 10, 4))
     steps = [(e["step"], e["loss"]) for e in log if "loss" in e and "step" in e]
     if steps:
         left.plot(*zip(*steps))
@@ -379,6 +378,13 @@ def plot(path: Path, log: list[dict[str, Any]], key: str, before: float | None, 
     right.set(xlabel="epoch (0: before)", ylabel="nDCG@10", title="held-out queries")
     if before is not None and after is not None:
         right.set_title(f"held-out queries: nDCG@10 {before:.3f} -> {after:.3f}")
+    for axes in blends:
+        shares = [p.share for p in points]
+        if all(p.held_out is not None for p in points):
+            axes.plot(shares, [p.held_out for p in points], "o-", label="held-out queries")
+        axes.plot(shares, [p.general for p in points], "s-", label="general probe")
+        axes.set(xlabel="share of the fine-tuned weights", ylabel="nDCG@10", title="blend")
+        axes.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

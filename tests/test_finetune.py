@@ -104,8 +104,8 @@ def test_held_out_queries_are_never_trained_on() -> None:
 def test_blending_mixes_floating_weights_and_keeps_the_rest() -> None:
     import torch
 
+    from searchbert.blending import blend_weights
     from searchbert.errors import InvalidArgument
-    from searchbert.finetune import blend_weights
 
     base = {"w": torch.tensor([0.0, 2.0]), "ids": torch.tensor([0, 1])}
     tuned = {"w": torch.tensor([1.0, 4.0]), "ids": torch.tensor([0, 1])}
@@ -117,14 +117,68 @@ def test_blending_mixes_floating_weights_and_keeps_the_rest() -> None:
         blend_weights(base, {"w": tuned["w"]}, 0.5)
 
 
+def test_auto_keeps_the_best_held_out_share_that_forgets_nothing_on_the_probe() -> None:
+    from searchbert.blending import BlendPoint, choose
+
+    points = [
+        BlendPoint(0.0, 0.70, 0.600),
+        BlendPoint(0.5, 0.80, 0.598),  # within the tolerance (0.005) of the base model on the probe
+        BlendPoint(0.75, 0.84, 0.596),  # best of the safe ones
+        BlendPoint(1.0, 0.85, 0.590),  # best on the held-out queries, but forgets
+    ]
+    assert choose(points) == 0.75
+    assert choose(points, tolerance=0.02) == 1.0
+    assert choose([BlendPoint(0.0, 0.7, 0.6), BlendPoint(0.5, 0.8, 0.6), BlendPoint(1.0, 0.8, 0.6)]) == 0.5  # a tie
+    assert choose([BlendPoint(0.0, 0.7, 0.6), BlendPoint(1.0, 0.5, 0.7)]) == 0.0  # training hurt: the base is kept
+    assert choose([BlendPoint(0.0, None, 0.6), BlendPoint(0.5, None, 0.6), BlendPoint(1.0, None, 0.5)]) == 0.5
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "most"])
+def test_a_blend_outside_0_to_1_is_refused_before_anything_loads(tmp_path: Path, value: str) -> None:
+    from click.testing import CliRunner
+
+    from searchbert.cli import main
+
+    data = write_topic_pairs(tmp_path / "pairs.jsonl")
+    result = CliRunner().invoke(main, ["finetune", "encoder", str(data), "-o", str(tmp_path / "m"), "--blend", value])
+    assert result.exit_code != 0 and "between 0 and 1" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "m").exists()
+
+
+def test_the_shipped_general_probe_is_an_inverse_cloze_task() -> None:
+    import gzip
+
+    from searchbert.blending import PROBE
+
+    probe = json.loads(gzip.decompress(PROBE.read_bytes()))
+    corpus, queries = probe["corpus"], probe["queries"]
+    assert len(corpus) >= 1000 and len(queries) >= 250
+    for row in queries.values():  # each sentence was taken out of the one passage it must find
+        assert row["relevant"] in corpus and row["text"] not in corpus[row["relevant"]]
+        assert len(row["text"].split()) >= 8
+
+
+def _general(folder: Path) -> Path:
+    """A small general collection (BEIR layout) the blend is checked against instead of the shipped probe."""
+    (folder / "qrels").mkdir(parents=True)
+    docs = {f"d{i}": f"The {t} has its own page, number {i}." for i, t in enumerate(["harbour", "violin", "orchard"])}
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "text": t}) + "\n" for d, t in docs.items()))
+    queries = {"q0": "a harbour", "q1": "playing the violin", "q2": "apple orchard"}
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items()))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq0\td0\t1\nq1\td1\t1\nq2\td2\t1\n")
+    return folder
+
+
 @pytest.mark.model
 def test_finetune_writes_a_model_searchbert_indexes_with(tmp_path: Path) -> None:
+    from searchbert.blending import BlendPoint, choose
+
     data = write_topic_pairs(tmp_path / "pairs.jsonl")
     topics = TOPICS
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run = subprocess.run(
         [sys.executable, "-m", "searchbert", "finetune", "encoder", str(data), "-o", str(tmp_path / "model"),
-         "--epochs", "1", "--batch-size", "4", "--dev-share", "0.25", "--blend", "0.5"],
+         "--epochs", "1", "--batch-size", "4", "--dev-share", "0.25", "--general", str(_general(tmp_path / "g"))],
         capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
@@ -134,10 +188,13 @@ def test_finetune_writes_a_model_searchbert_indexes_with(tmp_path: Path) -> None
     assert report["dev_queries"] == 4 and report["train_queries"] == 12 and "ndcg@10" in report["dev_after"]
     assert report["settings"]["loss"] == "MultipleNegativesRankingLoss" and report["settings"]["seed"] == 42
     assert (model / "finetune.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    curve = report["blend_curve"]  # the held-out queries at each share of the fine-tuned weights
-    assert report["blend"] == 0.5 and list(curve) == ["0", "0.25", "0.5", "0.75", "1"]
+    curve, general = report["blend_curve"], report["general_curve"]  # nDCG@10 at each share of the tuned weights
+    assert list(curve) == list(general) == ["0", "0.25", "0.5", "0.75", "1"] and report["blend_chosen"] == "auto"
     assert curve["0"] == pytest.approx(report["dev_before"]["ndcg@10"], abs=1e-3)  # share 0: the base model
-    assert curve["0.5"] == pytest.approx(report["dev_after"]["ndcg@10"], abs=1e-3)  # what was saved
+    kept = report["blend"]  # the share the measurements choose, and the model saved at it
+    assert kept == choose([BlendPoint(float(a), curve[a], general[a]) for a in curve])
+    assert curve[f"{kept:g}"] == pytest.approx(report["dev_after"]["ndcg@10"], abs=1e-3)
+    assert f"kept {kept:g} of the fine-tuned weights (chosen by measurement)" in run.stdout
     docs = tmp_path / "docs"
     docs.mkdir()
     for t in topics:

@@ -56,39 +56,66 @@ def finetune_group() -> None:
 
 
 @finetune_group.command("encoder")
-@click.argument("data", type=click.Path(exists=True))
+@click.argument("data", type=click.Path(exists=True), required=False)
+@click.option(
+    "--unlabelled",
+    type=click.Path(exists=True),
+    help="No labelled pairs: adapt to this folder (or its searchbert index) with queries made from its own "
+    "headings and sentences.",
+)
+@click.option(
+    "--max-pairs",
+    default=10_000,
+    show_default=True,
+    help="With --unlabelled: the most pseudo-queries trained on (a random sample of them).",
+)
 @click.option("--output", "-o", required=True, type=click.Path(), help="New folder for the fine-tuned model.")
 @click.option("--base", help="Model to start from (folder or hub id). Default: the bundled all-MiniLM-L6-v2.")
 @click.option("--split", default="train", show_default=True, help="A BEIR folder's qrels split to train on.")
 @click.option(
-    "--epochs", default=3, show_default=True, help="Passes over the pairs; the best on held-out queries is kept."
+    "--epochs",
+    type=click.IntRange(1),
+    help="Passes over the pairs; the best on held-out queries is kept. Default: 3, or 1 with --unlabelled.",
 )
 @click.option("--batch-size", default=16, show_default=True, help="Pairs per step (more: more in-batch negatives).")
 @click.option("--learning-rate", default=2e-5, show_default=True)
-@click.option("--dev-share", default=0.1, show_default=True, help="Share of the queries held out to choose the epoch.")
+@click.option(
+    "--dev-share",
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Share of the queries held out to choose the epoch and the blend. Default: 0.1 (with --unlabelled: about "
+    "200 pseudo-queries).",
+)
 @click.option("--seed", default=42, show_default=True)
 @click.option("--device", help="cpu, cuda, cuda:1, mps... Default: a GPU if there is one.")
 @click.option(
     "--blend",
-    type=click.FloatRange(0, 1),
-    default=1.0,
+    default="auto",
     show_default=True,
-    help="The fine-tuned weights' share in the saved model, the rest the base model's (keeps more of what it knew); "
-    "finetune.json has the held-out nDCG@10 at 0, 0.25, 0.5, 0.75 and 1.",
+    help="The fine-tuned weights' share in the saved model (0 to 1), the rest the base model's, so it keeps what it "
+    "knew. auto: measured at 0, 0.25, 0.5, 0.75 and 1 on the held-out queries and on a general probe shipped with "
+    "searchbert; kept: the best on the held-out queries among those that lose at most 0.5 nDCG@10 on the probe.",
+)
+@click.option(
+    "--general",
+    type=click.Path(exists=True, file_okay=False),
+    help="A BEIR folder of your own (its test split) to stand for everything else, instead of the shipped probe.",
 )
 @reports_errors
 def finetune_encoder_cmd(
-    data: str,
+    data: str | None,
+    unlabelled: str | None,
+    max_pairs: int,
     output: str,
     base: str | None,
     split: str,
-    epochs: int,
+    epochs: int | None,
     batch_size: int,
     learning_rate: float,
-    dev_share: float,
+    dev_share: float | None,
     seed: int,
     device: str | None,
-    blend: float,
+    blend: str,
+    general: str | None,
 ) -> None:
     """Fine-tune the bi-encoder on (query, relevant passage) pairs.
 
@@ -98,32 +125,42 @@ def finetune_encoder_cmd(
     The output folder is a Sentence-Transformers model:
       searchbert finetune encoder ../shared/datasets/scifact -o models/scifact
       searchbert index ./docs --model models/scifact --rebuild
+    With no labels, --unlabelled FOLDER trains on queries the documents make themselves (a heading asks for
+    the text under it, a sentence for the passage it was taken out of), held out and blended the same way:
+      searchbert finetune encoder --unlabelled ./docs -o models/docs
     """
-    from ..finetune import finetune_encoder
+    if (data is None) == (unlabelled is None):
+        raise click.UsageError("give DATA (labelled pairs) or --unlabelled FOLDER, one of the two")
+    settings = dict(
+        base=base, batch_size=batch_size, learning_rate=learning_rate, seed=seed, device=device, blend=blend,
+        general=general,
+    )  # fmt: skip
+    if dev_share is not None:
+        settings["dev_share"] = dev_share
+    if unlabelled is not None:
+        from ..adapt import adapt_encoder
 
-    report = finetune_encoder(
-        data,
-        output,
-        base=base,
-        split=split,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        dev_share=dev_share,
-        seed=seed,
-        device=device,
-        blend=blend,
-    )
+        report = adapt_encoder(unlabelled, output, max_pairs=max_pairs, epochs=epochs or 1, **settings)
+    else:
+        from ..finetune import finetune_encoder
+
+        report = finetune_encoder(data, output, split=split, epochs=epochs or 3, **settings)
     change = ""
     if report.dev_before and report.dev_after:
         change = (
             f"; held-out nDCG@10 {report.dev_before['ndcg@10'] * 100:.2f} -> {report.dev_after['ndcg@10'] * 100:.2f}"
             f" (epoch {report.best_epoch} of {report.epochs})"
         )
+    general_change = ""
+    if report.general_curve:
+        at = report.general_curve[f"{report.blend:g}"] * 100
+        general_change = f"; general probe {report.general_curve['0'] * 100:.2f} -> {at:.2f}"
+    how = "chosen by measurement" if report.blend_chosen == "auto" else "as asked"
     click.echo(
         f"Fine-tuned {report.base} on {report.pairs} pairs ({report.train_queries} queries, {report.dev_queries} held "
-        f"out) in {report.seconds:.0f} s{change}.\nSaved to {display_path(report.output)} (with finetune.json and "
-        f"finetune.png). Use it: searchbert index FOLDER --model {display_path(report.output)} --rebuild"
+        f"out) in {report.seconds:.0f} s{change}{general_change}; kept {report.blend:g} of the fine-tuned weights "
+        f"({how}).\nSaved to {display_path(report.output)} (with finetune.json and finetune.png). Use it: "
+        f"searchbert index FOLDER --model {display_path(report.output)} --rebuild"
     )
 
 
@@ -146,7 +183,9 @@ def finetune_encoder_cmd(
 @click.option("--candidates", default=50, show_default=True, help="Passages reranked per query (as with --rerank).")
 @click.option("--negatives", default=3, show_default=True, help="Hard negatives per pair, from those candidates.")
 @click.option(
-    "--epochs", default=3, show_default=True, help="Passes over the pairs; the best on held-out queries is kept."
+    "--epochs",
+    type=click.IntRange(1),
+    help="Passes over the pairs; the best on held-out queries is kept. Default: 3, or 1 with --unlabelled.",
 )
 @click.option("--batch-size", default=8, show_default=True, help="Pairs per step.")
 @click.option("--learning-rate", default=3e-5, show_default=True)
