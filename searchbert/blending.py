@@ -60,10 +60,9 @@ def choose(points: list[BlendPoint], tolerance: float = FORGET_TOLERANCE) -> flo
     return max(p.share for p in safe)
 
 
-def general_evaluator(general: str | Path | None = None) -> Any:
-    """The "everything else" measure: the shipped probe, or a BEIR folder's test split (all of its corpus)."""
-    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
-
+def general_data(general: str | Path | None = None) -> tuple[dict[str, str], dict[str, str], dict[str, set[str]]]:
+    """(corpus, queries, relevant passage ids) of the "everything else" measure: the shipped probe, or a BEIR
+    folder's test split (all of its corpus)."""
     if general is None:
         with gzip.open(PROBE, "rt", encoding="utf-8") as fh:
             probe = json.load(fh)
@@ -78,6 +77,14 @@ def general_evaluator(general: str | Path | None = None) -> Any:
         queries = dict(collection.queries)
         relevant = {q: {d for d, grade in docs.items() if grade > 0} for q, docs in collection.qrels.items()}
         queries = {q: text for q, text in queries.items() if relevant.get(q)}
+    return corpus, queries, relevant
+
+
+def general_evaluator(general: str | Path | None = None) -> Any:
+    """general_data as sentence-transformers' InformationRetrievalEvaluator (the bi-encoder's measure)."""
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+    corpus, queries, relevant = general_data(general)
     return InformationRetrievalEvaluator(queries, corpus, relevant, name="general", write_csv=False)
 
 

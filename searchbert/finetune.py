@@ -383,7 +383,7 @@ def plot(
         if all(p.held_out is not None for p in points):
             axes.plot(shares, [p.held_out for p in points], "o-", label="held-out queries")
         axes.plot(shares, [p.general for p in points], "s-", label="general probe")
-        axes.set(xlabel="share of the fine-tuned weights", ylabel="nDCG@10", title="blend")
+        axes.set(xlabel="share of the fine-tuned model (a reranker: of the score)", ylabel="nDCG@10", title="blend")
         axes.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -24,11 +24,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .blending import BlendPoint
 from .errors import DatasetError, InvalidArgument
 from .finetune import Pair, TrainingData, load_training_data, needs_extra, plot, split_queries, trainer_settings
 
 #: retrieval weights tried on the held-out queries
 WEIGHTS = tuple(i / 10 for i in range(11))
+#: the general probe's queries are reranked over this many passages each (the cross-encoder reads them all)
+PROBE_CANDIDATES = 20
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,10 @@ class RerankerReport:
     dev: DevScores
     seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
+    #: nDCG@10 at each retrieval weight (1: the search alone), on the held-out queries and on the general probe
+    #: (searched by the retriever, reranked): the weight kept is the best of the first that costs nothing on the second
+    weight_curve: dict[str, float] = field(default_factory=dict)
+    general_curve: dict[str, float] = field(default_factory=dict)
 
     @property
     def used(self) -> bool:
@@ -115,6 +122,49 @@ def dev_scores(
     """Rerank each held-out query's pool with `predict` (pairs -> scores), blended with the retrieval at every
     weight in WEIGHTS, and score each by nDCG@10 (evaluation.measure; a relevant passage outside the pool counts
     as missed, as in real use). The blend chosen is the best one only if it beats the retrieval alone."""
+    found = weight_curve(predict, queries, pools, corpus, relevant)
+    weight = choose_weight(found)
+    return DevScores(found[1.0], found[0.0], found[weight], weight)
+
+
+def choose_weight(held: dict[float, float], general: dict[float, float] | None = None) -> float:
+    """The retrieval weight kept: the best on the held-out queries (the retrieval's side on a tie) among those that
+    lose at most blending.FORGET_TOLERANCE on the general probe against the retrieval alone (weight 1), and only
+    if it beats the retrieval alone on the held-out queries."""
+    from .blending import FORGET_TOLERANCE
+
+    safe = [w for w in WEIGHTS if general is None or general[w] >= general[1.0] - FORGET_TOLERANCE]
+    best = max(safe, key=lambda w: (held[w], w))
+    return best if held[best] > held[1.0] else 1.0
+
+
+def general_pools(
+    retriever: str | None, depth: int, general: str | Path | None = None
+) -> tuple[dict[str, str], Pools, dict[str, str], dict[str, set[str]]]:
+    """The general probe as a reranker meets it: each probe query's top `depth` passages by the `retriever`
+    model (dense, cosine), with (queries, pools, corpus, relevant) as dev_scores takes them."""
+    import numpy as np
+
+    from .blending import general_data
+    from .models import make_encoder
+
+    corpus, queries, relevant = general_data(general)
+    encode = make_encoder(retriever, "auto").encode
+    ids, qids = list(corpus), list(queries)
+    scores = np.asarray(encode([queries[q] for q in qids])) @ np.asarray(encode([corpus[i] for i in ids])).T
+    top = np.argsort(-scores, axis=1)[:, :depth]
+    pools = {q: [(ids[j], float(scores[n, j])) for j in top[n]] for n, q in enumerate(qids)}
+    return queries, pools, corpus, relevant
+
+
+def weight_curve(
+    predict: Callable[[list[tuple[str, str]]], Sequence[float]],
+    queries: dict[str, str],
+    pools: Pools,
+    corpus: dict[str, str],
+    relevant: dict[str, set[str]],
+) -> dict[float, float]:
+    """nDCG@10 of the queries' pools reranked by `predict` blended with the retrieval, at each weight in WEIGHTS."""
     import numpy as np
 
     from .evaluation import measure
@@ -133,9 +183,7 @@ def dev_scores(
     for weight in WEIGHTS:
         run = {q: dict(zip(ids, combine(ce, ret, weight).tolist())) for q, ids, ce, ret in per_query if ids}
         found[weight] = measure(qrels, run)["nDCG@10"]
-    best = max(WEIGHTS, key=lambda w: (found[w], w))  # a tie goes to the retrieval
-    weight = best if found[best] > found[1.0] else 1.0
-    return DevScores(found[1.0], found[0.0], found[weight], weight)
+    return found
 
 
 def finetune_reranker(
@@ -156,10 +204,12 @@ def finetune_reranker(
     seed: int = 42,
     device: str | None = None,
     progress: bool = True,
+    general: str | Path | None = None,
 ) -> RerankerReport:
     """Train a cross-encoder from `base` (default: the bundled MiniLM) to rerank the top `candidates` of the
-    `retriever` model's `mode` search, keep the epoch and retrieval weight best on held-out queries, and save it to
-    `output` with the weight (RERANKER_SETTINGS), finetune.json and finetune.png."""
+    `retriever` model's `mode` search, keep the epoch best on held-out queries and the retrieval weight best there
+    among those that cost nothing on `general` (the shipped general probe, or a BEIR folder: choose_weight), and
+    save it to `output` with the weight (RERANKER_SETTINGS), finetune.json and finetune.png."""
     if epochs < 1 or batch_size < 1 or negatives < 1 or candidates < 2 or max_length < 64:
         raise InvalidArgument("epochs, batch size and negatives must be >= 1, candidates >= 2, max length >= 64")
     if not 0 < dev_share < 1:
@@ -202,7 +252,14 @@ def finetune_reranker(
     trainer.train()
     log = trainer.state.log_history
     best = max((e for e in log if "eval_dev_ndcg@10" in e), key=lambda e: e["eval_dev_ndcg@10"])
-    dev = DevScores(*(best[f"eval_dev_{k}"] for k in ("retrieval", "reranker", "ndcg@10", "weight")))
+
+    def predict(pairs: list[tuple[str, str]]) -> Any:
+        return model.predict(pairs, batch_size=32, show_progress_bar=False, convert_to_numpy=True)
+
+    held = weight_curve(predict, dev_queries, pools, training.corpus, training.relevant)
+    probe = weight_curve(predict, *general_pools(retriever, min(candidates, PROBE_CANDIDATES), general))
+    weight = choose_weight(held, probe)
+    dev = DevScores(held[1.0], held[0.0], held[weight], weight)
     model.save_pretrained(str(out))
     _remove(work)
     report = RerankerReport(
@@ -229,11 +286,14 @@ def finetune_reranker(
             "seed": seed,
             "device": str(model.device),
         },
+        weight_curve={f"{w:g}": v for w, v in held.items()},
+        general_curve={f"{w:g}": v for w, v in probe.items()},
     )
     settings = {"retrieval_weight": dev.weight, "max_length": max_length, "mode": mode, "candidates": candidates}
     (out / RERANKER_SETTINGS).write_text(json.dumps(settings | {"retriever": report.retriever}, indent=2))
     (out / "finetune.json").write_text(json.dumps(asdict(report) | {"log": log}, indent=2))
-    plot(out / "finetune.png", log, "eval_dev_ndcg@10", dev.retrieval, dev.combined)
+    points = [BlendPoint(round(1 - w, 2), held[w], probe[w]) for w in sorted(WEIGHTS, reverse=True)]
+    plot(out / "finetune.png", log, "eval_dev_ndcg@10", dev.retrieval, dev.combined, points)
     return report
 
 

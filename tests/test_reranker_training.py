@@ -14,7 +14,7 @@ import pytest
 from searchbert import Index
 from searchbert.evaluation import _reranked_on_top, evaluate
 from searchbert.finetune import Pair, TrainingData
-from searchbert.finetune_reranker import dev_scores, training_rows
+from searchbert.finetune_reranker import WEIGHTS, choose_weight, dev_scores, training_rows
 from searchbert.records import Document
 from searchbert.rerank import combine
 
@@ -96,6 +96,15 @@ def test_the_weight_chosen_on_held_out_queries_never_loses_to_the_retrieval() ->
     assert bad.weight == 1.0 and bad.combined == bad.retrieval  # no blend beat it: the retrieval stays
 
 
+def test_the_weight_kept_helps_the_held_out_queries_and_costs_nothing_on_the_probe() -> None:
+    held = {w: 0.80 - 0.1 * w for w in WEIGHTS}  # the reranker alone is best on the user's queries
+    flat = dict.fromkeys(WEIGHTS, 0.5)
+    assert choose_weight(held, flat) == 0.0  # nothing lost elsewhere: all of the reranker
+    probe = {w: 0.5 - 0.04 * (1 - w) for w in WEIGHTS}  # each tenth less of the search costs 0.004 on the probe
+    assert choose_weight(held, probe) == 0.9  # 0.8 would lose 0.008 > 0.005: the reranker gets a tenth
+    assert choose_weight({w: 0.7 for w in WEIGHTS}, flat) == 1.0  # no better than the search: left out
+
+
 def test_reranked_documents_go_on_top_and_the_rest_keep_their_order() -> None:
     run = {"q": {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6}}
     merged = _reranked_on_top({"q": {"b": 5.0, "a": 1.0}}, run)
@@ -136,13 +145,24 @@ def test_a_fine_tuned_reranker_is_trained_saved_and_used_by_query_and_eval(tmp_p
                               timeout=600, env=env, cwd=tmp_path)  # fmt: skip
 
     model = tmp_path / "reranker"
+    general = tmp_path / "general"
+    (general / "qrels").mkdir(parents=True)
+    (general / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"d{n}", "text": f"Apples grow in orchard {n}."})
+                                                  + "\n" for n in range(3)))  # fmt: skip
+    (general / "queries.jsonl").write_text(json.dumps({"_id": "q", "text": "where apples grow"}) + "\n")
+    (general / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq\td1\t1\n")
     trained = searchbert("finetune", "reranker", "pairs.jsonl", "-o", str(model), "--epochs", "1", "--batch-size",
-                         "4", "--dev-share", "0.25", "--mode", "bm25", "--max-length", "96")  # fmt: skip
+                         "4", "--dev-share", "0.25", "--mode", "bm25", "--max-length", "96",
+                         "--general", str(general))  # fmt: skip
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "Held-out nDCG@10 (bm25 search, top 50): search" in trained.stdout and "--rerank-model" in trained.stdout
     settings = json.loads((model / "searchbert-reranker.json").read_text())
     report = json.loads((model / "finetune.json").read_text())
     assert settings["max_length"] == 96 and settings["retrieval_weight"] == report["dev"]["weight"]
+    held, probe = report["weight_curve"], report["general_curve"]  # nDCG@10 at each weight, 1: the search alone
+    assert len(held) == len(probe) == len(WEIGHTS) and "General probe nDCG@10: search" in trained.stdout
+    to_floats = {float(w): v for w, v in held.items()}
+    assert report["dev"]["weight"] == choose_weight(to_floats, {float(w): v for w, v in probe.items()})
     assert report["dev_queries"] == 4 and report["train_queries"] == 12 and report["settings"]["negatives"]
     assert (model / "finetune.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -183,9 +183,7 @@ def finetune_encoder_cmd(
 @click.option("--candidates", default=50, show_default=True, help="Passages reranked per query (as with --rerank).")
 @click.option("--negatives", default=3, show_default=True, help="Hard negatives per pair, from those candidates.")
 @click.option(
-    "--epochs",
-    type=click.IntRange(1),
-    help="Passes over the pairs; the best on held-out queries is kept. Default: 3, or 1 with --unlabelled.",
+    "--epochs", default=3, show_default=True, help="Passes over the pairs; the best on held-out queries is kept."
 )
 @click.option("--batch-size", default=8, show_default=True, help="Pairs per step.")
 @click.option("--learning-rate", default=3e-5, show_default=True)
@@ -193,6 +191,11 @@ def finetune_encoder_cmd(
 @click.option("--dev-share", default=0.1, show_default=True, help="Share of the queries held out to choose by.")
 @click.option("--seed", default=42, show_default=True)
 @click.option("--device", help="cpu, cuda, cuda:1, mps... Default: a GPU if there is one.")
+@click.option(
+    "--general",
+    type=click.Path(exists=True, file_okay=False),
+    help="A BEIR folder of your own (its test split) to stand for everything else, instead of the shipped probe.",
+)
 @reports_errors
 def finetune_reranker_cmd(data: str, output: str, **options: object) -> None:
     """Train a BERT cross-encoder to rerank your search, on (query, relevant passage) pairs.
@@ -200,7 +203,9 @@ def finetune_reranker_cmd(data: str, output: str, **options: object) -> None:
     \b
     DATA as for `finetune encoder`. Negatives are drawn from what the search finds (--retriever, --mode), and
     held-out queries decide how much of the search's own score to keep: the reranker is used only where it
-    beats the search it reranks.
+    beats the search it reranks, and only as much as costs nothing on the general probe shipped with searchbert
+    (its queries searched by --retriever, then reranked): a reranker that helps your folder and hurts other text
+    is kept closer to the search.
       searchbert finetune reranker ../shared/datasets/scifact -o models/scifact-reranker
       searchbert query "..." --rerank --rerank-model models/scifact-reranker
     """
@@ -214,6 +219,9 @@ def finetune_reranker_cmd(data: str, output: str, **options: object) -> None:
         f"{report.settings['candidates']}): search {dev.retrieval * 100:.2f}, reranker alone {dev.reranker * 100:.2f}, "
         f"blended {dev.combined * 100:.2f} (retrieval weight {dev.weight:.1f}, epoch {report.best_epoch})."
     )
+    if report.general_curve:
+        probe, kept = report.general_curve, report.general_curve[f"{dev.weight:g}"]
+        click.echo(f"General probe nDCG@10: search {probe['1'] * 100:.2f}, at that weight {kept * 100:.2f}.")
     if not report.used:
         click.echo(
             "It did not beat the search on the held-out queries: --rerank with it keeps the search's order. "
