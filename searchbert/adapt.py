@@ -69,8 +69,7 @@ def read_passages(source: str | Path, base: str | None = None, progress: bool = 
 
 def _chunks(index: Index) -> list[Passage]:
     with index:
-        ids = [row[0] for row in index.store.execute("SELECT id FROM chunks ORDER BY id").fetchall()]
-        rows = index.store.chunks(ids)
+        rows = index.store.chunks(index.store.chunk_ids())
     return [Passage(str(i), r.path, r.title, r.section, r.ordinal, r.text) for i, r in sorted(rows.items())]
 
 
