@@ -69,7 +69,7 @@ def read_passages(source: str | Path, base: str | None = None, progress: bool = 
 
 def _chunks(index: Index) -> list[Passage]:
     with index:
-        rows = index.store.chunks(index.store.chunk_ids())
+        rows = index.store.chunks(int(i) for i in index.store.chunk_ids())  # the embedded ones: all, once indexed
     return [Passage(str(i), r.path, r.title, r.section, r.ordinal, r.text) for i, r in sorted(rows.items())]
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -357,7 +357,7 @@ def plot(
     key: str,
     before: float | None,
     after: float | None,
-    points: list[BlendPoint] = (),  # type: ignore[assignment]
+    points: Sequence[BlendPoint] = (),
 ) -> None:
     """The training loss by step; the held-out nDCG@10 (`key` in the trainer's log) by epoch from `before`; and
     with `points`, nDCG@10 on the held-out queries and on the general probe at each share of the blend."""

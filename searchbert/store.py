@@ -505,10 +505,6 @@ class Store:
         )
         return dict(self.rows_in(sql, chunk_ids, params))
 
-    def chunk_ids(self) -> list[int]:
-        """Every chunk's id, in order."""
-        return [row[0] for row in self.execute("SELECT id FROM chunks ORDER BY id").fetchall()]
-
     def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRow]:
         """Chunk rows by id, with their document's path and title."""
         sql = (
