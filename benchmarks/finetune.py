@@ -2,8 +2,8 @@
 protocol, fp32 ONNX). Models are kept under benchmarks/.cache/finetune (delete them to train again). Three parts:
 
     .venv/bin/python benchmarks/finetune.py supervised [--epochs 3] [--reranker-base finetuned|bundled]
-    .venv/bin/python benchmarks/finetune.py blend
-    .venv/bin/python benchmarks/finetune.py unlabelled [--max-pairs 3000]
+    .venv/bin/python benchmarks/finetune.py blend [--shares 0,0.25,0.5,0.75,1]
+    .venv/bin/python benchmarks/finetune.py unlabelled [--max-pairs 2000]
 
 supervised (results/finetune.md): trained on SciFact's train split; dense with the bundled model, dense and hybrid
 with the fine-tuned encoder, Cranfield for forgetting; then a cross-encoder reranker trained to rerank the best of
@@ -43,14 +43,20 @@ def main() -> None:
     supervised.add_argument("--reranker-base", choices=["finetuned", "bundled"], default="finetuned")
     supervised.add_argument("--reranker-epochs", type=int, default=3)
     supervised.add_argument("--negatives", type=int, default=3)
-    parts.add_parser("blend")
+    blend = parts.add_parser("blend")
+    blend.add_argument(
+        "--shares",
+        default="0,0.25,0.5,0.75,1",
+        help="shares scored on the test collections "
+        "(0, 1 and the one auto keeps always are; the held-out and probe curves have every share)",
+    )
     unlabelled = parts.add_parser("unlabelled")
-    unlabelled.add_argument("--max-pairs", type=int, default=3000, help="pseudo-queries trained on (CPU time here)")
+    unlabelled.add_argument("--max-pairs", type=int, default=2000, help="pseudo-queries trained on (CPU time here)")
     args = parser.parse_args()
     if args.part == "blend":
         from finetune_blend import blend_both_ways
 
-        blend_both_ways()
+        blend_both_ways([float(x) for x in args.shares.split(",")])
     elif args.part == "unlabelled":
         from finetune_blend import unlabelled
 

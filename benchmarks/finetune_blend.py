@@ -87,7 +87,7 @@ def score(folder: Path, mode: str, model: Path | None) -> float:
     return 100 * result.metrics["nDCG@10"]
 
 
-def blend_both_ways() -> None:
+def blend_both_ways(shares: list[float]) -> None:
     from searchbert.blending import FORGET_TOLERANCE, choose
     from searchbert.finetune import finetune_encoder
 
@@ -114,6 +114,9 @@ def blend_both_ways() -> None:
         auto = choose(points)
         rows = []
         for p in points:
+            if p.share not in {0.0, 1.0, auto, *shares}:
+                rows.append((p, None))  # the curves only: scoring a share on both collections takes minutes here
+                continue
             model = blended(tuned, p.share)
             cells = [score(f, m, model) for f in (home_folder, away_folder) for m in MODES]
             rows.append((p, cells))
@@ -126,10 +129,11 @@ def blend_both_ways() -> None:
         for p, cells in rows:
             mark = " (auto)" if p.share == auto else ""
             held = "-" if p.held_out is None else f"{100 * p.held_out:.2f}"
-            report.line(f"| {p.share:g}{mark} | {held} | {100 * p.general:.2f} | "
-                        + " | ".join(f"{c:.2f}" for c in cells) + " |")  # fmt: skip
+            scored = " | ".join(f"{c:.2f}" for c in cells) if cells else "- | - | - | -"
+            report.line(f"| {p.share:g}{mark} | {held} | {100 * p.general:.2f} | {scored} |")
         base, full = rows[0][1], rows[-1][1]
         kept = next(c for p, c in rows if p.share == auto)
+        assert base and full and kept
         gain = (kept[0] - base[0]) / (full[0] - base[0]) if full[0] != base[0] else float("nan")
         report.line()
         report.line(
