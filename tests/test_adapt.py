@@ -1,5 +1,5 @@
-"""`searchbert finetune encoder --unlabelled`: queries made from the documents themselves, never found by copying,
-and a model trained on them that searchbert indexes with."""
+"""searchbert.adapt (measured, not offered by the CLI: see the README's Fine-tuning): queries made from the documents
+themselves, never found by copying, and a model trained on them."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from searchbert.adapt import Passage, heading_of, pseudo_queries, read_passages
-from searchbert.cli import main
 from searchbert.errors import DatasetError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,13 +55,6 @@ def test_short_passages_without_headings_give_nothing_to_train_on() -> None:
         pseudo_queries([_passage("1", "a.md", "", "Too short. Really.", 2)])
 
 
-def test_data_or_unlabelled_one_of_the_two(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["finetune", "encoder", "-o", str(tmp_path / "m")])
-    assert result.exit_code == 2 and "--unlabelled" in result.output
-    both = CliRunner().invoke(main, ["finetune", "encoder", str(tmp_path), "--unlabelled", str(tmp_path), "-o", "m"])
-    assert both.exit_code == 2 and "one of the two" in both.output
-
-
 TOPICS = {
     "glacier": "Glaciers and the ice ages",
     "volcano": "Volcanoes and their eruptions",
@@ -84,7 +76,7 @@ def _folder(root: Path) -> Path:
 
 
 @pytest.mark.model
-def test_unlabelled_adapts_a_model_to_a_folder_from_its_own_text(tmp_path: Path) -> None:
+def test_adapt_trains_a_model_on_a_folders_own_text(tmp_path: Path) -> None:
     docs = _folder(tmp_path / "docs")
     general = tmp_path / "general"
     (general / "qrels").mkdir(parents=True)
@@ -93,19 +85,20 @@ def test_unlabelled_adapts_a_model_to_a_folder_from_its_own_text(tmp_path: Path)
     (general / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq\td\t1\n")
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)}
-    run = subprocess.run(
-        [sys.executable, "-m", "searchbert", "finetune", "encoder", "--unlabelled", str(docs), "-o",
-         str(tmp_path / "model"), "--batch-size", "4", "--general", str(general)],
-        capture_output=True, text=True, timeout=600, env=env,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-2000:]
+    from searchbert.adapt import adapt_encoder
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(scratch))
+        patch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+        assert tempfile.gettempdir() == str(scratch)
+        adapt_encoder(docs, tmp_path / "model", batch_size=4, general=general, progress=False)
     report = json.loads((tmp_path / "model" / "finetune.json").read_text())
     assert report["settings"]["data"] == f"{len(TOPICS)} passages, no labels" and report["epochs"] == 1
     assert report["pairs"] + report["dev_queries"] == 2 * len(TOPICS)  # a title and a sentence from each
     assert report["blend_chosen"] == "auto" and set(report["general_curve"]) == {"0", "0.25", "0.5", "0.75", "1"}
     assert not list(scratch.glob("searchbert-adapt-*"))  # the folder's own index was a temporary one
     index = tmp_path / "ix"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     built = subprocess.run(
         [sys.executable, "-m", "searchbert", "index", str(docs), "--index", str(index), "--model",
          str(tmp_path / "model")],

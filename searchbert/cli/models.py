@@ -56,34 +56,21 @@ def finetune_group() -> None:
 
 
 @finetune_group.command("encoder")
-@click.argument("data", type=click.Path(exists=True), required=False)
-@click.option(
-    "--unlabelled",
-    type=click.Path(exists=True),
-    help="No labelled pairs: adapt to this folder (or its searchbert index) with queries made from its own "
-    "headings and sentences.",
-)
-@click.option(
-    "--max-pairs",
-    default=10_000,
-    show_default=True,
-    help="With --unlabelled: the most pseudo-queries trained on (a random sample of them).",
-)
+@click.argument("data", type=click.Path(exists=True))
 @click.option("--output", "-o", required=True, type=click.Path(), help="New folder for the fine-tuned model.")
 @click.option("--base", help="Model to start from (folder or hub id). Default: the bundled all-MiniLM-L6-v2.")
 @click.option("--split", default="train", show_default=True, help="A BEIR folder's qrels split to train on.")
 @click.option(
-    "--epochs",
-    type=click.IntRange(1),
-    help="Passes over the pairs; the best on held-out queries is kept. Default: 3, or 1 with --unlabelled.",
+    "--epochs", default=3, show_default=True, help="Passes over the pairs; the best on held-out queries is kept."
 )
 @click.option("--batch-size", default=16, show_default=True, help="Pairs per step (more: more in-batch negatives).")
 @click.option("--learning-rate", default=2e-5, show_default=True)
 @click.option(
     "--dev-share",
     type=click.FloatRange(0, 1, max_open=True),
-    help="Share of the queries held out to choose the epoch and the blend. Default: 0.1 (with --unlabelled: about "
-    "200 pseudo-queries).",
+    default=0.1,
+    show_default=True,
+    help="Share of the queries held out to choose the epoch and the blend.",
 )
 @click.option("--seed", default=42, show_default=True)
 @click.option("--device", help="cpu, cuda, cuda:1, mps... Default: a GPU if there is one.")
@@ -102,16 +89,14 @@ def finetune_group() -> None:
 )
 @reports_errors
 def finetune_encoder_cmd(
-    data: str | None,
-    unlabelled: str | None,
-    max_pairs: int,
+    data: str,
     output: str,
     base: str | None,
     split: str,
-    epochs: int | None,
+    epochs: int,
     batch_size: int,
     learning_rate: float,
-    dev_share: float | None,
+    dev_share: float,
     seed: int,
     device: str | None,
     blend: str,
@@ -125,26 +110,13 @@ def finetune_encoder_cmd(
     The output folder is a Sentence-Transformers model:
       searchbert finetune encoder ../shared/datasets/scifact -o models/scifact
       searchbert index ./docs --model models/scifact --rebuild
-    With no labels, --unlabelled FOLDER trains on queries the documents make themselves (a heading asks for
-    the text under it, a sentence for the passage it was taken out of), held out and blended the same way:
-      searchbert finetune encoder --unlabelled ./docs -o models/docs
     """
-    if (data is None) == (unlabelled is None):
-        raise click.UsageError("give DATA (labelled pairs) or --unlabelled FOLDER, one of the two")
-    settings = dict(
-        base=base, batch_size=batch_size, learning_rate=learning_rate, seed=seed, device=device, blend=blend,
-        general=general,
+    from ..finetune import finetune_encoder
+
+    report = finetune_encoder(
+        data, output, base=base, split=split, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+        dev_share=dev_share, seed=seed, device=device, blend=blend, general=general,
     )  # fmt: skip
-    if dev_share is not None:
-        settings["dev_share"] = dev_share
-    if unlabelled is not None:
-        from ..adapt import adapt_encoder
-
-        report = adapt_encoder(unlabelled, output, max_pairs=max_pairs, epochs=epochs or 1, **settings)
-    else:
-        from ..finetune import finetune_encoder
-
-        report = finetune_encoder(data, output, split=split, epochs=epochs or 3, **settings)
     change = ""
     if report.dev_before and report.dev_after:
         change = (
