@@ -15,7 +15,7 @@ fine-tuned model is blended back toward the bundled one at every share `finetune
 scored on the held-out training queries, on the general probe that ships with searchbert, and on both collections
 (dense and hybrid); the share `--blend auto` keeps is marked.
 
-unlabelled (results/finetune_unlabelled.md): `finetune encoder --unlabelled` on SciFact's and on Cranfield's corpus
+unlabelled (results/finetune_unlabelled.md): searchbert.adapt.adapt_encoder on SciFact's and on Cranfield's corpus
 (as Markdown files, no queries, no qrels), each adapted model scored dense on both collections' test queries; the
 unblended adapted model beside the one the guard keeps.
 """

@@ -152,8 +152,8 @@ def unlabelled(max_pairs: int) -> None:
     collections = {"SciFact": DATASETS / "scifact", "Cranfield": DATASETS / "cranfield"}
     report = Report("finetune_unlabelled", "Adapting the encoder to a folder without labels")
     report.line(
-        f"`adapt_encoder(FOLDER, max_pairs={max_pairs})` (`finetune encoder --unlabelled FOLDER --max-pairs "
-        f"{max_pairs}`, 1 epoch) on each collection's corpus written as Markdown files (title heading, then the "
+        f"`searchbert.adapt.adapt_encoder(FOLDER, max_pairs={max_pairs})` (1 epoch, batch 16) on each collection's "
+        f"corpus written as Markdown files (title heading, then the "
         "text); no queries and no qrels are used in training. Pseudo-queries: each heading (here a title) asks "
         "for the text under it, and one sentence of each passage for what is left of it (inverse cloze), with a hard "
         "negative mined by the bundled model; about 200 of them held out. The model is saved unblended, then "
