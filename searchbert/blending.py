@@ -69,14 +69,12 @@ def general_data(general: str | Path | None = None) -> tuple[dict[str, str], dic
         corpus = probe["corpus"]
         queries = {q: row["text"] for q, row in probe["queries"].items()}
         relevant = {q: {row["relevant"]} for q, row in probe["queries"].items()}
-    else:
-        from .evaluation import load_collection
+    else:  # read as fine-tuning reads a BEIR folder: title and text together, relevant when graded above 0
+        from .finetune import load_training_data
 
-        collection = load_collection(Path(general), "test")
-        corpus = {i: f"{t}\n\n{x}".strip() if t else x for i, (t, x) in collection.corpus.items()}
-        queries = dict(collection.queries)
-        relevant = {q: {d for d, grade in docs.items() if grade > 0} for q, docs in collection.qrels.items()}
-        queries = {q: text for q, text in queries.items() if relevant.get(q)}
+        data = load_training_data(Path(general), "test")
+        corpus, relevant = data.corpus, data.relevant
+        queries = {p.query_id: p.query for p in data.pairs}
     return corpus, queries, relevant
 
 

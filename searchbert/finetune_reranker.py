@@ -128,14 +128,14 @@ def dev_scores(
 
 
 def choose_weight(held: dict[float, float], general: dict[float, float] | None = None) -> float:
-    """The retrieval weight kept: the best on the held-out queries (the retrieval's side on a tie) among those that
-    lose at most blending.FORGET_TOLERANCE on the general probe against the retrieval alone (weight 1), and only
-    if it beats the retrieval alone on the held-out queries."""
-    from .blending import FORGET_TOLERANCE
+    """The retrieval weight kept: blending.choose's rule with the reranker's share of the score (1 - weight) as the
+    share, the retrieval alone (weight 1) as the base: the best on the held-out queries (the retrieval's side on a
+    tie, so a reranker no better than the search gets weight 1) among those that lose at most FORGET_TOLERANCE on
+    the general probe."""
+    from .blending import choose
 
-    safe = [w for w in WEIGHTS if general is None or general[w] >= general[1.0] - FORGET_TOLERANCE]
-    best = max(safe, key=lambda w: (held[w], w))
-    return best if held[best] > held[1.0] else 1.0
+    points = [BlendPoint(round(1 - w, 2), held[w], general[w] if general else 0.0) for w in WEIGHTS]
+    return round(1 - choose(points), 2)
 
 
 def general_pools(

@@ -55,6 +55,13 @@ def finetune_group() -> None:
     """Adapt a model to your own data (needs the finetune extra: pip install 'searchbert[finetune]')."""
 
 
+general_option = click.option(
+    "--general",
+    type=click.Path(exists=True, file_okay=False),
+    help="A BEIR folder of your own (its test split) to stand for everything else, instead of the shipped probe.",
+)
+
+
 @finetune_group.command("encoder")
 @click.argument("data", type=click.Path(exists=True))
 @click.option("--output", "-o", required=True, type=click.Path(), help="New folder for the fine-tuned model.")
@@ -82,11 +89,7 @@ def finetune_group() -> None:
     "knew. auto: measured at 0, 0.25, 0.5, 0.75 and 1 on the held-out queries and on a general probe shipped with "
     "searchbert; kept: the best on the held-out queries among those that lose at most 0.5 nDCG@10 on the probe.",
 )
-@click.option(
-    "--general",
-    type=click.Path(exists=True, file_okay=False),
-    help="A BEIR folder of your own (its test split) to stand for everything else, instead of the shipped probe.",
-)
+@general_option
 @reports_errors
 def finetune_encoder_cmd(
     data: str,
@@ -163,11 +166,7 @@ def finetune_encoder_cmd(
 @click.option("--dev-share", default=0.1, show_default=True, help="Share of the queries held out to choose by.")
 @click.option("--seed", default=42, show_default=True)
 @click.option("--device", help="cpu, cuda, cuda:1, mps... Default: a GPU if there is one.")
-@click.option(
-    "--general",
-    type=click.Path(exists=True, file_okay=False),
-    help="A BEIR folder of your own (its test split) to stand for everything else, instead of the shipped probe.",
-)
+@general_option
 @reports_errors
 def finetune_reranker_cmd(data: str, output: str, **options: object) -> None:
     """Train a BERT cross-encoder to rerank your search, on (query, relevant passage) pairs.
