@@ -43,7 +43,7 @@ def eval_index(folder: Path):
     encoder = make_encoder(None, "auto")
     collection = load_collection(folder, "test")
     ident = encoder.model_id + ("|int8" if encoder.fingerprint().get("quantization") else "")
-    path = default_cache_dir() / cache_key(collection, folder, "standard", ident, {})
+    path = default_cache_dir() / cache_key(collection, folder / "corpus.jsonl", "standard", ident, {})
     if not (path / MANIFEST).exists():
         evaluate(folder, encoder=encoder, progress=True)
     return collection, Index.open(path, encoder=encoder)

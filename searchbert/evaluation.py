@@ -157,9 +157,11 @@ def _documents(collection: Collection, protocol: str) -> Iterator[Document]:
 
 
 def cache_key(collection: Collection, corpus_file: Path, protocol: str, model_id: str, extra: dict[str, Any]) -> str:
-    corpus = corpus_file.parent.resolve() / corpus_file.name  # the file itself may be a link: keyed by where it's named
-    stat = corpus.stat()
-    raw = json.dumps([str(corpus), stat.st_size, stat.st_mtime, protocol, model_id, extra], sort_keys=True)
+    # keyed by what the corpus says, not when it was written: a collection copied or unpacked again (a new mtime, the
+    # same bytes) finds its index instead of embedding everything anew; hashing costs far less than reading the JSON
+    with open(corpus_file, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    raw = json.dumps([digest, protocol, model_id, extra], sort_keys=True)
     return f"{collection.name}-{protocol}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,24 @@ def test_dense_eval_uses_the_index_and_caches_it(tmp_path: Path) -> None:
     assert second.metrics == first.metrics
     chunked = evaluate(folder, encoder=FakeEncoder(), cache_dir=tmp_path / "cache", protocol="chunked")
     assert chunked.protocol == "chunked" and len(list((tmp_path / "cache").iterdir())) == 2
+
+
+def test_a_collection_copied_anew_finds_its_cached_index(tmp_path: Path) -> None:
+    """The same corpus written again (a fresh copy, a new mtime) is the same collection: nothing is embedded again;
+    a corpus whose text changed is not."""
+    folder = make_collection(tmp_path / "c")
+    evaluate(folder, encoder=FakeEncoder(), cache_dir=tmp_path / "cache")
+    corpus = folder / "corpus.jsonl"
+    text = corpus.read_bytes()
+    corpus.unlink()
+    corpus.write_bytes(text)
+    os.utime(corpus, (1_000_000_000, 1_000_000_000))
+    enc = FakeEncoder()
+    evaluate(folder, encoder=enc, cache_dir=tmp_path / "cache")
+    assert enc.embedded == [q["text"] for q in QUERIES[:3]], "a copy of the same corpus re-embedded its documents"
+    corpus.write_bytes(text.replace(b"Lava", b"Magma"))
+    evaluate(folder, encoder=FakeEncoder(), cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").iterdir())) == 2
 
 
 @pytest.mark.parametrize(
