@@ -97,8 +97,9 @@ def blend_both_ways(shares: list[float]) -> None:
         "queries held out) and saved unblended; `A` is the fine-tuned weights' share, `(1 - A) * base + A * tuned`, "
         "A = 0 the bundled all-MiniLM-L6-v2. held-out: nDCG@10 on the held-out training queries (recorded by "
         "`finetune encoder`); probe: nDCG@10 on the general probe shipped with searchbert (State of the Union "
-        f"passages, inverse cloze); `auto`: the share `--blend auto` keeps (best held-out among shares within "
-        f"{100 * FORGET_TOLERANCE:.1f} of A = 0 on the probe). Test collections: nDCG@10, standard protocol, fp32 ONNX."
+        f"passages, inverse cloze); `auto`: the share `--blend auto` keeps (best held-out among shares below the "
+        f"first that falls more than {100 * FORGET_TOLERANCE:.1f} under A = 0 on the probe). Test collections: "
+        "nDCG@10, standard protocol, fp32 ONNX."
     )
     halves = cranfield_halves()
     directions = [
@@ -157,9 +158,9 @@ def unlabelled(max_pairs: int) -> None:
         "text); no queries and no qrels are used in training. Pseudo-queries: each heading (here a title) asks "
         "for the text under it, and one sentence of each passage for what is left of it (inverse cloze), with a hard "
         "negative mined by the bundled model; about 200 of them held out. The model is saved unblended, then "
-        f"blended at the share `--blend auto` keeps (best held-out pseudo-query score among shares within "
-        f"{100 * FORGET_TOLERANCE:.1f} of A = 0 on the general probe). nDCG@10 on each collection's test queries, "
-        "dense, standard protocol, fp32 ONNX."
+        f"blended at the share `--blend auto` keeps (best held-out pseudo-query score among "
+        f"shares below the first that falls more than {100 * FORGET_TOLERANCE:.1f} under A = 0 on the general "
+        "probe). nDCG@10 on each collection's test queries, dense, standard protocol, fp32 ONNX."
     )
     report.line()
     report.line("| adapted to | A | held-out pseudo | probe | SciFact dense | Cranfield dense |")

@@ -5,7 +5,8 @@ worse than where it began. Weight-space interpolation (WiSE-FT, model soups) kee
 `(1 - a) * base + a * tuned`. Which share is measured, not guessed: after training, the model is scored at each share
 in BLENDS on two things, the user's held-out queries (what fine-tuning is for) and a general probe that stands for
 everything else, and `--blend auto` keeps the share best on the first among those that lose at most
-FORGET_TOLERANCE on the second against the base model (share 0, the base model itself, always qualifies).
+FORGET_TOLERANCE on the second against the base model, as does every smaller share (share 0, the base model itself,
+always qualifies).
 
 The general probe ships with searchbert (general_probe.json.gz, built by corpora/build_general_probe.py): passages
 of two centuries of State of the Union addresses (public domain), and sentences taken out of them as queries, each
@@ -49,12 +50,17 @@ def blend_weights(base: dict[str, Any], tuned: dict[str, Any], share: float) -> 
 
 
 def choose(points: list[BlendPoint], tolerance: float = FORGET_TOLERANCE) -> float:
-    """The share `auto` keeps: among those whose general score is within `tolerance` of the base model's, the one
-    best on the held-out queries (the smaller share on a tie); without held-out queries, the largest such share."""
+    """The share `auto` keeps: among the shares below the first whose general score falls more than `tolerance`
+    under the base model's, the one best on the held-out queries (the smaller share on a tie); without held-out
+    queries, the largest of them."""
     base = next((p for p in points if p.share == 0), None)
     if base is None:
         raise InvalidArgument("choosing a blend needs the base model (share 0) measured")
-    safe = [p for p in points if p.general >= base.general - tolerance]
+    safe = []
+    for point in sorted(points, key=lambda p: p.share):
+        if point.general < base.general - tolerance:
+            break  # forgetting grows with the share: a larger one that passes after this passes by the probe's noise
+        safe.append(point)
     if all(p.held_out is not None for p in safe):
         return max(safe, key=lambda p: (p.held_out, -p.share)).share
     return max(p.share for p in safe)

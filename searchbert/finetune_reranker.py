@@ -130,8 +130,8 @@ def dev_scores(
 def choose_weight(held: dict[float, float], general: dict[float, float] | None = None) -> float:
     """The retrieval weight kept: blending.choose's rule with the reranker's share of the score (1 - weight) as the
     share, the retrieval alone (weight 1) as the base: the best on the held-out queries (the retrieval's side on a
-    tie, so a reranker no better than the search gets weight 1) among those that lose at most FORGET_TOLERANCE on
-    the general probe."""
+    tie, so a reranker no better than the search gets weight 1) among those, from weight 1 down, before the first
+    that loses more than FORGET_TOLERANCE on the general probe."""
     from .blending import choose
 
     points = [BlendPoint(round(1 - w, 2), held[w], general[w] if general else 0.0) for w in WEIGHTS]

@@ -133,6 +133,23 @@ def test_auto_keeps_the_best_held_out_share_that_forgets_nothing_on_the_probe() 
     assert choose([BlendPoint(0.0, None, 0.6), BlendPoint(0.5, None, 0.6), BlendPoint(1.0, None, 0.5)]) == 0.5
 
 
+def test_auto_stops_at_the_first_share_that_forgets() -> None:
+    """Forgetting grows with the share: a larger share that passes the probe after a smaller one failed it passed by
+    the probe's noise, and is not kept however well it does on the held-out queries."""
+    from searchbert.blending import BlendPoint, choose
+
+    points = [
+        BlendPoint(0.0, 0.80, 0.300),
+        BlendPoint(0.25, 0.83, 0.303),
+        BlendPoint(0.5, 0.85, 0.298),
+        BlendPoint(0.75, 0.87, 0.294),  # loses 0.006 on the probe
+        BlendPoint(1.0, 0.88, 0.299),  # within the tolerance again: noise
+    ]
+    assert choose(points) == 0.5
+    assert choose(list(reversed(points))) == 0.5  # whatever order they come in
+    assert choose([BlendPoint(0.0, None, 0.6), BlendPoint(0.5, None, 0.59), BlendPoint(1.0, None, 0.6)]) == 0.0
+
+
 @pytest.mark.parametrize("value", ["1.5", "-0.1", "most"])
 def test_a_blend_outside_0_to_1_is_refused_before_anything_loads(tmp_path: Path, value: str) -> None:
     from click.testing import CliRunner

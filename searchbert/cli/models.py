@@ -87,7 +87,8 @@ general_option = click.option(
     show_default=True,
     help="The fine-tuned weights' share in the saved model (0 to 1), the rest the base model's, so it keeps what it "
     "knew. auto: measured at 0, 0.25, 0.5, 0.75 and 1 on the held-out queries and on a general probe shipped with "
-    "searchbert; kept: the best on the held-out queries among those that lose at most 0.5 nDCG@10 on the probe.",
+    "searchbert; kept: the best on the held-out queries among the shares below the first that loses over 0.5 "
+    "nDCG@10 on the probe.",
 )
 @general_option
 @reports_errors
