@@ -37,6 +37,32 @@ def scifact_index(exe: str) -> Path:
     return index
 
 
+def per_query_ndcg(folder: Path, run: dict[str, dict[str, float]], split: str = "test") -> dict[str, float]:
+    """nDCG@10 of each judged query of a collection's run (0 for a query the run left unanswered)."""
+    import ir_measures
+    from ir_measures import nDCG
+
+    from searchbert.evaluation import load_collection
+
+    qrels = load_collection(folder, split).qrels
+    scores = dict.fromkeys(qrels, 0.0)
+    for m in ir_measures.iter_calc([nDCG @ 10], qrels, {q: r for q, r in run.items() if r}):
+        scores[m.query_id] = m.value
+    return scores
+
+
+def paired_difference(after: dict[str, float], before: dict[str, float]) -> str:
+    """The mean per-query difference in points, with its 95% confidence interval (paired t): whether a difference
+    between two runs over the same queries is more than the queries' own spread."""
+    from scipy.stats import ttest_rel
+
+    queries = sorted(before)
+    test = ttest_rel([after[q] for q in queries], [before[q] for q in queries])
+    low, high = test.confidence_interval(0.95)
+    mean = sum(after[q] - before[q] for q in queries) / len(queries)
+    return f"{100 * mean:+.2f} (95% CI {100 * low:+.2f} to {100 * high:+.2f})"
+
+
 def machine() -> str:
     """This machine in one line: CPU model, cores this process may use, vector extensions, memory, Python."""
     import platform

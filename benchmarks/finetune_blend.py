@@ -8,7 +8,7 @@ import json
 import random
 from pathlib import Path
 
-from common import DATASETS, REPO, Report, write_corpus_files
+from common import DATASETS, REPO, Report, paired_difference, per_query_ndcg, write_corpus_files
 
 CACHE = REPO / "benchmarks" / ".cache" / "finetune"
 MODES = ("dense", "hybrid")
@@ -79,12 +79,17 @@ def curves(tuned: Path) -> list:
     return [BlendPoint(float(a), held.get(a), general[a]) for a in general]
 
 
-def score(folder: Path, mode: str, model: Path | None) -> float:
+def scored(folder: Path, mode: str, model: Path | None) -> tuple[float, dict[str, float]]:
+    """nDCG@10 (points) of a model on a collection's test queries, and each query's (0-1)."""
     from searchbert.evaluation import evaluate
 
     # fp32 ONNX for every model: the fine-tuned ones were never measured in int8, so `auto` runs them in fp32
     result = evaluate(folder, mode=mode, model=str(model) if model else None, backend="onnx", progress=True)
-    return 100 * result.metrics["nDCG@10"]
+    return 100 * result.metrics["nDCG@10"], per_query_ndcg(folder, result.run)
+
+
+def score(folder: Path, mode: str, model: Path | None) -> float:
+    return scored(folder, mode, model)[0]
 
 
 def blend_both_ways(shares: list[float]) -> None:
@@ -114,13 +119,16 @@ def blend_both_ways(shares: list[float]) -> None:
         points = curves(tuned)
         auto = choose(points)
         rows = []
+        queries: dict[float, list[dict[str, float]]] = {}  # each query's nDCG@10 in each scored cell, by share
         for p in points:
             if p.share not in {0.0, 1.0, auto, *shares}:
                 rows.append((p, None))  # the curves only: scoring a share on both collections takes minutes here
                 continue
             model = blended(tuned, p.share)
-            cells = [score(f, m, model) for f in (home_folder, away_folder) for m in MODES]
+            results = [scored(f, m, model) for f in (home_folder, away_folder) for m in MODES]
+            cells = [mean for mean, _ in results]
             rows.append((p, cells))
+            queries[p.share] = [each for _, each in results]
             print(trained_on, p, cells, flush=True)
         report.line()
         report.line(f"## Trained on {trained_on}")
@@ -142,6 +150,13 @@ def blend_both_ways(shares: list[float]) -> None:
             f"gain ({full[0]:.2f}; target >= 80%); {away}, never trained on: dense {kept[2] - base[2]:+.2f}, hybrid "
             f"{kept[3] - base[3]:+.2f} against the bundled model (unblended: {full[2] - base[2]:+.2f}, "
             f"{full[3] - base[3]:+.2f}; target: no loss beyond 0.5)."
+        )
+        report.line()
+        report.line(
+            f"Against the bundled model, per query (mean difference, paired 95% interval over the test queries): "
+            f"{away} at auto's A = {auto:g}: dense {paired_difference(queries[auto][2], queries[0.0][2])}, hybrid "
+            f"{paired_difference(queries[auto][3], queries[0.0][3])}; {home}: dense "
+            f"{paired_difference(queries[auto][0], queries[0.0][0])}."
         )
     report.save()
 
