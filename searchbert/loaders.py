@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from .builds import build_artifact
 from .errors import DocumentError
 from .records import Document
 
@@ -360,7 +361,8 @@ def discover(
     files_seen: set[tuple[int, int]] = set()
     for root in roots:
         root = root.resolve()
-        if root.is_file():
+        walked = not root.is_file()
+        if not walked:
             candidates: Iterable[tuple[Path, str]] = [(root, root.name)]
             base = root.parent
         else:
@@ -384,6 +386,10 @@ def discover(
                 found.skipped["excluded"] += 1
             elif reader_for(path) is None:
                 found.skipped["unsupported type"] += 1
+            elif (
+                walked and not include and (artifact := build_artifact(path))
+            ):  # a file named, or --include'd, is wanted
+                found.skipped[artifact] += 1
             elif (st := _stat(path)) is None or not stat.S_ISREG(st.st_mode):
                 found.skipped["not a regular file"] += 1
             elif limit is not None and st.st_size > limit:

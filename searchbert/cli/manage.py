@@ -28,7 +28,13 @@ from . import (
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @index_option
 @model_option
-@click.option("--include", multiple=True, metavar="GLOB", help="Index only files matching GLOB (repeatable).")
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="GLOB",
+    help="Index only files matching GLOB (repeatable), even those passed over otherwise as a documentation build's "
+    "own (Sphinx _sources copies, search indexes, minified scripts).",
+)
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
 @chunk_options
 @click.option("--rebuild", is_flag=True, help="Start the index over (needed to change model or chunk settings).")
