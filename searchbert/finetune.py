@@ -301,6 +301,8 @@ def trainer_settings(
         "logging_steps": max(1, rows // batch_size // 10),
         "report_to": "none",
         "disable_tqdm": not progress,
+        # pinned memory speeds copies to a GPU only; without one, torch warns at every epoch that it is unused
+        "dataloader_pin_memory": _device() == "cuda",
     }
 
 

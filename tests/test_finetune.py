@@ -227,3 +227,14 @@ def test_finetune_writes_a_model_searchbert_indexes_with(tmp_path: Path) -> None
         capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
     assert json.loads(query.stdout)[0]["path"].endswith("glacier.md")
+
+
+def test_training_on_the_cpu_does_not_ask_for_pinned_memory(tmp_path: Path) -> None:
+    """Pinned memory only speeds copies to a GPU: asked for on a CPU, torch warns at every epoch that it is unused."""
+    import torch
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    from searchbert.finetune import trainer_settings
+
+    arguments = SentenceTransformerTrainingArguments(**trainer_settings(tmp_path, 100, 1, 16, 2e-5, 0, None, False))
+    assert arguments.dataloader_pin_memory is torch.cuda.is_available()
