@@ -30,19 +30,19 @@ def build_artifact(path: Path) -> str | None:
         return "minified script"
     parents = path.parents
     if name == "search_index.json" and path.parent.name == "search" and (parents[1] / "sitemap.xml").exists():
-        return "a documentation build's search index (MkDocs)"
+        return "search index of an MkDocs build"
     if name == "sitemap.xml" and (path.parent / "search" / "search_index.json").exists():
-        return "a documentation build's site map (MkDocs)"
+        return "sitemap of an MkDocs build"
     for depth, folder in enumerate(parents):
         if folder.name == "_sources" and _is_sphinx_root(folder.parent):
             page = _built_page(folder.parent, path.relative_to(folder))
-            return "a copy of a built page's source (Sphinx _sources)" if page.exists() else None
+            return "page sources copied by Sphinx (_sources)" if page.exists() else None
         if folder.name == "_static" and _is_sphinx_root(folder.parent):
-            return "a documentation theme's static file (Sphinx _static)"
+            return "theme files of a Sphinx build (_static)"
         if depth >= 8:  # pages sit a few folders below a build's root; no need to climb to /
             break
     if name == "searchindex.js" and _is_sphinx_root(path.parent, besides=name):
-        return "a documentation build's search index (Sphinx)"
+        return "search index of a Sphinx build (searchindex.js)"
     return None
 
 

@@ -38,9 +38,9 @@ def test_a_sphinx_build_is_read_as_its_pages(tmp_path: Path) -> None:
         "index.html",
         "library/lava.html",
     ]
-    assert found.skipped["a copy of a built page's source (Sphinx _sources)"] == 2
-    assert found.skipped["a documentation build's search index (Sphinx)"] == 1
-    assert found.skipped["a documentation theme's static file (Sphinx _static)"] == 2
+    assert found.skipped["page sources copied by Sphinx (_sources)"] == 2
+    assert found.skipped["search index of a Sphinx build (searchindex.js)"] == 1
+    assert found.skipped["theme files of a Sphinx build (_static)"] == 2
 
 
 def test_what_looks_like_a_build_without_being_one_is_indexed(tmp_path: Path) -> None:
@@ -79,7 +79,7 @@ def test_mkdocs_search_index_and_minified_scripts_are_passed_over(tmp_path: Path
     )
     found = discover([root])
     assert relative(found, root) == ["index.html"]
-    assert found.skipped["minified script"] == 1 and found.skipped["a documentation build's site map (MkDocs)"] == 1
+    assert found.skipped["minified script"] == 1 and found.skipped["sitemap of an MkDocs build"] == 1
 
 
 def test_each_page_is_found_once_and_an_old_index_drops_the_copies(tmp_path: Path) -> None:
