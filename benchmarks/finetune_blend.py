@@ -138,8 +138,8 @@ def blend_both_ways(shares: list[float]) -> None:
         for p, cells in rows:
             mark = " (auto)" if p.share == auto else ""
             held = "-" if p.held_out is None else f"{100 * p.held_out:.2f}"
-            scored = " | ".join(f"{c:.2f}" for c in cells) if cells else "- | - | - | -"
-            report.line(f"| {p.share:g}{mark} | {held} | {100 * p.general:.2f} | {scored} |")
+            shown = " | ".join(f"{c:.2f}" for c in cells) if cells else "- | - | - | -"
+            report.line(f"| {p.share:g}{mark} | {held} | {100 * p.general:.2f} | {shown} |")
         base, full = rows[0][1], rows[-1][1]
         kept = next(c for p, c in rows if p.share == auto)
         assert base and full and kept
