@@ -36,14 +36,13 @@ K = 10
 
 def eval_index(folder: Path):
     """The evaluation index for SciFact (standard protocol, `auto` backend), built as `searchbert eval` builds it."""
-    from searchbert.evaluation import cache_key, default_cache_dir, evaluate, load_collection
+    from searchbert.evaluation import cache_key, default_cache_dir, evaluate, load_collection, model_ident
     from searchbert.index import MANIFEST, Index
     from searchbert.models import make_encoder
 
     encoder = make_encoder(None, "auto")
     collection = load_collection(folder, "test")
-    ident = encoder.model_id + ("|int8" if encoder.fingerprint().get("quantization") else "")
-    path = default_cache_dir() / cache_key(collection, folder / "corpus.jsonl", "standard", ident, {})
+    path = default_cache_dir() / cache_key(collection, folder / "corpus.jsonl", "standard", model_ident(encoder), {})
     if not (path / MANIFEST).exists():
         evaluate(folder, encoder=encoder, progress=True)
     return collection, Index.open(path, encoder=encoder)

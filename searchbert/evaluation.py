@@ -165,6 +165,15 @@ def cache_key(collection: Collection, corpus_file: Path, protocol: str, model_id
     return f"{collection.name}-{protocol}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
 
 
+def model_ident(encoder: Encoder) -> str:
+    """What names an encoder's vectors in the cache: torch and ONNX fp32 give the same vectors and share it; int8
+    vectors get their own, and so do other weights under the same name (a folder fine-tuned again, a hub model
+    updated)."""
+    fingerprint = encoder.fingerprint()
+    ident = encoder.model_id + ("|int8" if fingerprint.get("quantization") else "")
+    return ident + (f"|{fingerprint['weights']}" if fingerprint.get("weights") else "")
+
+
 def _index_run(
     collection: Collection,
     corpus_file: Path,
@@ -203,9 +212,7 @@ def collection_index(
     lexical = lexical or {"k1": K1, "b": B}
     if protocol == "chunked":  # the cache key names every setting that differs from the standard protocol
         chunk_options = {"title_prefix": True, **chunk_options}
-    # torch and ONNX fp32 give the same vectors and share a cache; int8 vectors get their own
-    ident = encoder.model_id + ("|int8" if encoder.fingerprint().get("quantization") else "")
-    key = cache_key(collection, corpus_file, protocol, ident, chunk_options)
+    key = cache_key(collection, corpus_file, protocol, model_ident(encoder), chunk_options)
     path = cache_dir / key
     if (path / MANIFEST).exists():
         index = Index.open(path, encoder=encoder)

@@ -76,6 +76,28 @@ def test_dense_eval_uses_the_index_and_caches_it(tmp_path: Path) -> None:
     assert chunked.protocol == "chunked" and len(list((tmp_path / "cache").iterdir())) == 2
 
 
+def test_a_model_retrained_under_the_same_name_gets_an_index_of_its_own(tmp_path: Path) -> None:
+    """The cache is keyed by the weights, not only the model's name: a folder fine-tuned again is embedded again
+    (its old vectors would score the new model with the old one's)."""
+
+    class Retrained(FakeEncoder):
+        def __init__(self, weights: str) -> None:
+            super().__init__()
+            self.weights = weights
+
+        def fingerprint(self) -> dict:
+            return super().fingerprint() | {"weights": self.weights}
+
+    folder = make_collection(tmp_path / "c")
+    evaluate(folder, encoder=Retrained("aaa"), cache_dir=tmp_path / "cache")
+    again = Retrained("bbb")
+    evaluate(folder, encoder=again, cache_dir=tmp_path / "cache")
+    assert len(again.embedded) == len(CORPUS) + 3, "the retrained model was scored with the old model's vectors"
+    same = Retrained("bbb")
+    evaluate(folder, encoder=same, cache_dir=tmp_path / "cache")
+    assert same.embedded == [q["text"] for q in QUERIES[:3]]
+
+
 def test_a_collection_copied_anew_finds_its_cached_index(tmp_path: Path) -> None:
     """The same corpus written again (a fresh copy, a new mtime) is the same collection: nothing is embedded again;
     a corpus whose text changed is not."""
