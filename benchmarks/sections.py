@@ -3,7 +3,8 @@
 The folder: Debian's Python 3.11 documentation (apt-get install python3.11-doc), indexed whole twice with the
 default model and settings, once with section_prefix off. The questions (benchmarks/queries/python_docs.tsv) and the
 pages that answer them were written before any search on this folder was seen. A hit counts when its document is
-an answering page or that page's reST source (_sources/PAGE.rst.txt, which the folder holds too).
+an answering page or that page's reST source (_sources/PAGE.rst.txt, which the folder holds too; searchbert has
+passed these copies over since searchbert/builds.py, so only an index made with --include holds them).
 
 SciFact and Cranfield have no headings: checked here, document by document, that the line put in front of their
 chunks is the title alone either way (as Markdown files, "# title" then the text), so their numbers cannot move.
