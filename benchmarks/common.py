@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -39,16 +40,17 @@ def scifact_index(exe: str) -> Path:
 
 def per_query_ndcg(folder: Path, run: dict[str, dict[str, float]], split: str = "test") -> dict[str, float]:
     """nDCG@10 of each judged query of a collection's run (0 for a query the run left unanswered)."""
-    import ir_measures
-    from ir_measures import nDCG
+    from searchbert.evaluation import per_query
 
+    return {q: each["nDCG@10"] for q, each in per_query(_qrels(folder, split), run).items()}
+
+
+@functools.cache
+def _qrels(folder: Path, split: str) -> dict[str, dict[str, int]]:
+    """A collection's judgements, read once per run (reading them parses the whole corpus)."""
     from searchbert.evaluation import load_collection
 
-    qrels = load_collection(folder, split).qrels
-    scores = dict.fromkeys(qrels, 0.0)
-    for m in ir_measures.iter_calc([nDCG @ 10], qrels, {q: r for q, r in run.items() if r}):
-        scores[m.query_id] = m.value
-    return scores
+    return load_collection(folder, split).qrels
 
 
 def paired_difference(after: dict[str, float], before: dict[str, float]) -> str:

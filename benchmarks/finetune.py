@@ -72,6 +72,8 @@ def main() -> None:
 
 def run_supervised(args: argparse.Namespace) -> None:
 
+    from finetune_blend import score, scored  # fp32 ONNX: the fine-tuned models were never measured in int8
+
     from searchbert.evaluation import evaluate
     from searchbert.finetune import finetune_encoder
     from searchbert.finetune_reranker import finetune_reranker
@@ -82,20 +84,14 @@ def run_supervised(args: argparse.Namespace) -> None:
         finetune_encoder(DATASETS / "scifact", model, epochs=args.epochs, batch_size=args.batch_size, blend=1.0)
     trained = json.loads((model / "finetune.json").read_text())
 
-    runs = {}
-
-    def score(dataset: str, mode: str, which: str | None) -> float:
-        # fp32 ONNX for both models: the fine-tuned one was never measured in int8, so `auto` runs it in fp32
-        result = evaluate(DATASETS / dataset, mode=mode, model=which, backend="onnx", progress=True)
-        runs[dataset, mode, which] = per_query_ndcg(DATASETS / dataset, result.run)
-        return result.metrics["nDCG@10"] * 100
-
+    scifact, cranfield = DATASETS / "scifact", DATASETS / "cranfield"
+    hybrid, hybrid_queries = scored(scifact, "hybrid", model)  # the search the reranker is trained to rerank
     rows = [
-        ("SciFact", "dense", "bundled all-MiniLM-L6-v2", score("scifact", "dense", None), "-"),
-        ("SciFact", "dense", "fine-tuned", score("scifact", "dense", str(model)), ">= 68.5"),
-        ("SciFact", "hybrid", "fine-tuned", score("scifact", "hybrid", str(model)), ">= 72.5"),
-        ("Cranfield", "dense", "bundled all-MiniLM-L6-v2", score("cranfield", "dense", None), "-"),
-        ("Cranfield", "dense", "fine-tuned on SciFact", score("cranfield", "dense", str(model)), "within 1 of bundled"),
+        ("SciFact", "dense", "bundled all-MiniLM-L6-v2", score(scifact, "dense", None), "-"),
+        ("SciFact", "dense", "fine-tuned", score(scifact, "dense", model), ">= 68.5"),
+        ("SciFact", "hybrid", "fine-tuned", hybrid, ">= 72.5"),
+        ("Cranfield", "dense", "bundled all-MiniLM-L6-v2", score(cranfield, "dense", None), "-"),
+        ("Cranfield", "dense", "fine-tuned on SciFact", score(cranfield, "dense", model), "within 1 of bundled"),
     ]
     reranker = CACHE / f"scifact-reranker-{args.reranker_base}-e{args.reranker_epochs}-n{args.negatives}"
     if not (reranker / "finetune.json").exists():
@@ -111,12 +107,11 @@ def run_supervised(args: argparse.Namespace) -> None:
     remembered = Remembered(CrossEncoderReranker(str(reranker)))  # each depth scores only the pairs new to it
     for depth in depths:
         reranked = evaluate(
-            DATASETS / "scifact", mode="hybrid", model=str(model), backend="onnx", rerank=remembered,
+            scifact, mode="hybrid", model=str(model), backend="onnx", rerank=remembered,
             candidates=depth, progress=True,
         )  # fmt: skip
         before, after[depth] = reranked.before["nDCG@10"] * 100, reranked.metrics["nDCG@10"] * 100  # type: ignore[index]
-        hybrid = runs["scifact", "hybrid", str(model)]
-        gains[depth] = paired_difference(per_query_ndcg(DATASETS / "scifact", reranked.run), hybrid)
+        gains[depth] = paired_difference(per_query_ndcg(scifact, reranked.run), hybrid_queries)
     for depth in depths:
         mode = f"hybrid + reranker (top {depth})"
         rows.append(("SciFact", mode, "fine-tuned both", after[depth], f">= {before + 1:.2f}"))

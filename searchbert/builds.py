@@ -22,32 +22,41 @@ from pathlib import Path
 SPHINX_MARKS = ("objects.inv", "searchindex.js", "_static/documentation_options.js")
 
 
-def build_artifact(path: Path) -> str | None:
-    """Why `path` is a documentation build's own file rather than a document (the reason shown among the skipped
-    files), or None for a document."""
-    name = path.name
-    if name.endswith((".min.js", ".min.mjs")):
-        return "minified script"
-    parents = path.parents
-    if name == "search_index.json" and path.parent.name == "search" and (parents[1] / "sitemap.xml").exists():
-        return "search index of an MkDocs build"
-    if name == "sitemap.xml" and (path.parent / "search" / "search_index.json").exists():
-        return "sitemap of an MkDocs build"
-    for depth, folder in enumerate(parents):
-        if folder.name == "_sources" and _is_sphinx_root(folder.parent):
-            page = _built_page(folder.parent, path.relative_to(folder))
-            return "page sources copied by Sphinx (_sources)" if page.exists() else None
-        if folder.name == "_static" and _is_sphinx_root(folder.parent):
-            return "theme files of a Sphinx build (_static)"
-        if depth >= 8:  # pages sit a few folders below a build's root; no need to climb to /
-            break
-    if name == "searchindex.js" and _is_sphinx_root(path.parent, besides=name):
-        return "search index of a Sphinx build (searchindex.js)"
-    return None
+class BuildFiles:
+    """Tells a documentation build's own files from documents, over one walk of a folder: whether a folder is the
+    root of a Sphinx build is looked up once, not again for each of its hundreds of files."""
 
+    def __init__(self) -> None:
+        self._sphinx: dict[tuple[Path, str], bool] = {}
 
-def _is_sphinx_root(folder: Path, besides: str = "") -> bool:
-    return any((folder / mark).exists() for mark in SPHINX_MARKS if mark != besides)
+    def reason(self, path: Path) -> str | None:
+        """Why `path` is a documentation build's own file rather than a document (the reason shown among the
+        skipped files), or None for a document."""
+        name = path.name
+        if name.endswith((".min.js", ".min.mjs")):
+            return "minified script"
+        parents = path.parents
+        if name == "search_index.json" and path.parent.name == "search" and (parents[1] / "sitemap.xml").exists():
+            return "search index of an MkDocs build"
+        if name == "sitemap.xml" and (path.parent / "search" / "search_index.json").exists():
+            return "sitemap of an MkDocs build"
+        for depth, folder in enumerate(parents):
+            if folder.name == "_sources" and self._is_sphinx_root(folder.parent):
+                page = _built_page(folder.parent, path.relative_to(folder))
+                return "page sources copied by Sphinx (_sources)" if page.exists() else None
+            if folder.name == "_static" and self._is_sphinx_root(folder.parent):
+                return "theme files of a Sphinx build (_static)"
+            if depth >= 8:  # pages sit a few folders below a build's root; no need to climb to /
+                break
+        if name == "searchindex.js" and self._is_sphinx_root(path.parent, besides=name):
+            return "search index of a Sphinx build (searchindex.js)"
+        return None
+
+    def _is_sphinx_root(self, folder: Path, besides: str = "") -> bool:
+        key = (folder, besides)
+        if key not in self._sphinx:
+            self._sphinx[key] = any((folder / mark).exists() for mark in SPHINX_MARKS if mark != besides)
+        return self._sphinx[key]
 
 
 def _built_page(root: Path, source: Path) -> Path:

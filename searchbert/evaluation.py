@@ -5,6 +5,7 @@ Metrics come from ir-measures (pytrec_eval underneath): nDCG@10, R@100, MRR@10 (
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -140,14 +141,22 @@ def load_collection(folder: str | Path, split: str = "test") -> Collection:
 
 def measure(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> dict[str, float]:
     """nDCG@10, R@100, MRR@10 and MAP (top 100) of a run, averaged over every judged query (unanswered: 0)."""
+    scores = per_query(qrels, run)
+    names = next(iter(scores.values())).keys()
+    return {name: sum(q[name] for q in scores.values()) / len(scores) for name in names}
+
+
+def per_query(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """measure's metrics for each judged query (0 for one the run left unanswered): what two runs over the same
+    queries are compared by."""
     import ir_measures
     from ir_measures import AP, RR, R, nDCG
 
     names = {nDCG @ 10: "nDCG@10", R @ 100: "R@100", RR @ 10: "MRR@10", AP @ DEPTH: "MAP"}
-    per_query: dict[str, dict[str, float]] = {q: dict.fromkeys(names.values(), 0.0) for q in qrels}
+    scores: dict[str, dict[str, float]] = {q: dict.fromkeys(names.values(), 0.0) for q in qrels}
     for m in ir_measures.iter_calc(list(names), qrels, {q: r for q, r in run.items() if r}):
-        per_query[m.query_id][names[m.measure]] = m.value
-    return {name: sum(q[name] for q in per_query.values()) / len(per_query) for name in names.values()}
+        scores[m.query_id][names[m.measure]] = m.value
+    return scores
 
 
 def _documents(collection: Collection, protocol: str) -> Iterator[Document]:
@@ -158,11 +167,20 @@ def _documents(collection: Collection, protocol: str) -> Iterator[Document]:
 
 def cache_key(collection: Collection, corpus_file: Path, protocol: str, model_id: str, extra: dict[str, Any]) -> str:
     # keyed by what the corpus says, not when it was written: a collection copied or unpacked again (a new mtime, the
-    # same bytes) finds its index instead of embedding everything anew; hashing costs far less than reading the JSON
-    with open(corpus_file, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    raw = json.dumps([digest, protocol, model_id, extra], sort_keys=True)
+    # same bytes) finds its index instead of embedding everything anew
+    stat = corpus_file.stat()
+    raw = json.dumps(
+        [_digest(str(corpus_file), stat.st_size, stat.st_mtime_ns), protocol, model_id, extra], sort_keys=True
+    )
     return f"{collection.name}-{protocol}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    """The file's SHA-256, hashed once per process while its size and mtime stay (an evaluation with a reranker, or
+    of every mode, keys the same corpus several times)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def model_ident(encoder: Encoder) -> str:

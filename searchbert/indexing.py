@@ -30,7 +30,7 @@ from .loaders import Discovery, read_bytes, read_document, size_text
 from .manifest import now_iso
 from .records import Chunk, Document, IndexReport, check_metadata
 from .sections import Lines, markup_of, outline, section_at
-from .store import NO_VECTOR
+from .store_schema import NO_VECTOR
 
 if TYPE_CHECKING:
     import numpy as np

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .builds import build_artifact
+from .builds import BuildFiles
 from .errors import DocumentError
 from .records import Document
 
@@ -359,6 +359,7 @@ def discover(
     include, exclude = tuple(include), tuple(exclude)
     found = Discovery()
     files_seen: set[tuple[int, int]] = set()
+    builds = BuildFiles()
     for root in roots:
         root = root.resolve()
         walked = not root.is_file()
@@ -386,9 +387,8 @@ def discover(
                 found.skipped["excluded"] += 1
             elif reader_for(path) is None:
                 found.skipped["unsupported type"] += 1
-            elif (
-                walked and not include and (artifact := build_artifact(path))
-            ):  # a file named, or --include'd, is wanted
+            # a file named as a root, or matched by --include, is wanted whatever a build made it for
+            elif walked and not include and (artifact := builds.reason(path)):
                 found.skipped[artifact] += 1
             elif (st := _stat(path)) is None or not stat.S_ISREG(st.st_mode):
                 found.skipped["not a regular file"] += 1

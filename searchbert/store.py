@@ -18,14 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import storage_error
 from .records import Chunk, Document, extension, relpath
-from .store_reads import ChunkRow, Reads, StoredDocument, condition
-from .store_schema import NO_VECTOR, SCHEMA_VERSION, create, migrate
+from .store_reads import Reads
+from .store_schema import SCHEMA_VERSION, create, migrate
 
 if TYPE_CHECKING:
     import numpy as np
     import sqlite_utils
-
-__all__ = ["NO_VECTOR", "SCHEMA_VERSION", "ChunkRow", "Store", "StoredDocument", "condition"]
 
 
 class Store(Reads):
